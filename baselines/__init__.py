@@ -1,0 +1,1 @@
+"""Baseline translators, one sub-package each; every sub-package registers its methods on import."""

@@ -1,0 +1,236 @@
+"""The ``bench`` command line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from bench.translator import PRESETS
+
+
+class _Cli(click.Group):
+    """Turns our own errors into one clear line and exit status 2 (Ctrl-C: 130), never a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        from bench.data.io import ImageReadError
+        from bench.runner import RunError
+        from bench.suites import SuiteDataError
+        from bench.translator import RegistryError
+        from bench.weights import WeightsMissing
+
+        try:
+            return super().invoke(ctx)
+        except (RunError, SuiteDataError, RegistryError, WeightsMissing, ImageReadError) as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("\ninterrupted: finished work is saved; run the same command again to resume", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=_Cli)
+@click.version_option(package_name="augan-bench")
+def main() -> None:
+    """augan-bench: adverse-condition (night, rain, fog -> day) image translation benchmark.
+
+    \b
+    Example:
+      bench run                      # synthetic-night, quick preset, best device
+      bench list
+    """
+
+
+def _parse_size(value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    try:
+        h, w = (int(v) for v in value.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not HxW, e.g. 128x256") from None
+    if h < 16 or w < 16:
+        raise click.BadParameter("images must be at least 16x16")
+    return h, w
+
+
+def _parse_seeds(value: str) -> tuple[int, ...]:
+    try:
+        if "-" in value and "," not in value:
+            a, b = (int(v) for v in value.split("-"))
+            return tuple(range(a, b + 1))
+        return tuple(int(v) for v in value.split(",") if v.strip())
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: use a comma list (0,1,2) or a range (0-2)") from None
+
+
+@main.command()
+@click.option("--suite", default="synthetic-night", show_default=True, help="Suite name (see `bench list`) or folder:PATH.")
+@click.option("--methods", default="", help="Comma list of methods, or 'all'. Default: the suite's default methods.")
+@click.option("--preset", type=click.Choice(PRESETS), default="quick", show_default=True,
+              help="smoke (seconds, for tests), quick (minutes on a CPU), paper (published schedules).")
+@click.option("--seeds", default="0", show_default=True, help="Training seeds: 0,1,2 or 0-2. Deterministic methods run once.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--data-root", type=click.Path(path_type=Path), default=None, help="Dataset folder for real-data suites.")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("results"), show_default=True, help="Results folder.")
+@click.option("--name", default=None, help="Run folder name (default: the preset). Re-running a name resumes it.")
+@click.option("--size", default=None, help="Image size HxW for synthetic suites (default per preset, quick: 128x256).")
+@click.option("--batch-size", default=16, show_default=True, type=click.IntRange(1), help="Translation/scoring batch size.")
+@click.option("--force", is_flag=True, help="Redo finished cells instead of skipping them.")
+def run(suite, methods, preset, seeds, device, data_root, out, name, size, batch_size, force) -> None:
+    """Train or load each method, translate the suite's test images, score, and write tables and figures.
+
+    \b
+    Examples:
+      bench run
+      bench run --suite synthetic-fog --methods identity,clahe --preset smoke
+      bench run --suite folder:/data/night2day --methods all --device cuda
+    """
+    from bench.runner import RunConfig
+    from bench.runner import run as run_benchmark
+
+    cfg = RunConfig(
+        suite=suite,
+        methods=tuple(m.strip() for m in methods.split(",") if m.strip()),
+        preset=preset,
+        seeds=_parse_seeds(seeds),
+        device=device,
+        data_root=data_root,
+        out=out,
+        name=name,
+        force=force,
+        size=_parse_size(size),
+        batch_size=batch_size,
+    )
+    summary = run_benchmark(cfg)
+    click.echo(f"finished {len(summary.done)} cell(s), reused {len(summary.skipped)} finished cell(s)")
+    click.echo((summary.run_dir / "tables" / "summary.md").read_text())
+    click.echo(f"results: {summary.run_dir}")
+
+
+@main.command(name="list")
+def list_cmd() -> None:
+    """List suites, methods and metrics, each with a one-line description.
+
+    \b
+    Example:
+      bench list
+    """
+    from bench.metrics import METRICS
+    from bench.suites import SUITES
+    from bench.translator import available_methods, broken_methods
+
+    click.echo("Suites:")
+    for s in SUITES.values():
+        click.echo(f"  {s.name:<22} {s.description}")
+    click.echo(f"  {'folder:PATH':<22} your data in the trainA/ trainB/ testA/ testB/ layout")
+    click.echo("Methods:")
+    for m in available_methods().values():
+        kind = "learned" if m.learned else "classical"
+        click.echo(f"  {m.name:<22} [{kind}] {m.description}")
+    for name, why in broken_methods().items():
+        click.echo(f"  {name:<22} [failed to load] {why}")
+    click.echo("Metrics:")
+    for m in METRICS.values():
+        click.echo(f"  {m.name:<22} {m.arrow} {m.description}")
+
+
+@main.group()
+def data() -> None:
+    """Inspect and export datasets.
+
+    \b
+    Example:
+      bench data synth --suite synthetic-rain --out /tmp/rain --n-train 8 --n-test 4
+    """
+
+
+@data.command()
+@click.option("--suite", default="synthetic-night", show_default=True,
+              type=click.Choice(["synthetic-night", "synthetic-rain", "synthetic-fog"]))
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder to write the suite into.")
+@click.option("--n-train", default=16, show_default=True, type=click.IntRange(1), help="Training images per domain.")
+@click.option("--n-test", default=8, show_default=True, type=click.IntRange(1), help="Test scenes (adverse + day twin).")
+@click.option("--size", default="128x256", show_default=True, help="Image size HxW.")
+@click.option("--seed", default=0, show_default=True, help="Data seed (the embedded suites use 0).")
+def synth(suite, out, n_train, n_test, size, seed) -> None:
+    """Write a synthetic suite to a folder: trainA/ trainB/ testA/ testB/ (day twins), testA_labels/, boxes.
+
+    \b
+    Example:
+      bench data synth --suite synthetic-night --out /tmp/night --n-train 8 --n-test 4 --size 128x256
+    """
+    from bench.suites import get_suite
+    from bench.suites.synthetic import materialize
+
+    h, w = _parse_size(size)  # type: ignore[misc]
+    files = materialize(get_suite(suite).condition, n_train, n_test, h, w, seed, root=out)
+    click.echo(f"wrote {len(files.train_a)} + {len(files.train_b)} training and {len(files.test_a)} test scenes to {out}")
+
+
+@main.group()
+def weights() -> None:
+    """Pretrained weight files: what each metric needs, where it goes, whether it is present.
+
+    \b
+    Example:
+      bench weights list
+    """
+
+
+@weights.command(name="list")
+def weights_list() -> None:
+    """Each pretrained file, its expected hash prefix, its URL, and what uses it.
+
+    \b
+    Example:
+      bench weights list
+    """
+    from bench.weights import ALL_WEIGHTS
+
+    for wf in ALL_WEIGHTS:
+        click.echo(f"{wf.key}\n  file:    {wf.filename}\n  sha256:  {wf.sha256_prefix}...\n  url:     {wf.url}\n  used by: {wf.used_by}")
+
+
+@weights.command(name="where")
+def weights_where() -> None:
+    """Where each file is looked for (put it there for offline use).
+
+    \b
+    Example:
+      bench weights where
+    """
+    from bench.weights import ALL_WEIGHTS, candidate_paths
+
+    for wf in ALL_WEIGHTS:
+        click.echo(f"{wf.filename}:")
+        for p in candidate_paths(wf):
+            click.echo(f"  {p}")
+
+
+@weights.command(name="check")
+def weights_check() -> None:
+    """Hash every file that is present; exit 1 if any is missing or not the published file.
+
+    \b
+    Example:
+      bench weights check
+    """
+    from bench.weights import ALL_WEIGHTS, WeightsMissing, resolve
+
+    ok = True
+    for wf in ALL_WEIGHTS:
+        try:
+            r = resolve(wf, download=False)
+        except WeightsMissing as exc:
+            ok = False
+            click.echo(f"MISSING   {wf.filename}: {exc.fix}")
+            continue
+        status = "ok" if r.verified else "MISMATCH"
+        ok &= r.verified
+        click.echo(f"{status:<9} {r.path} sha256 {r.sha256[:16]}... (expected {wf.sha256_prefix}...)")
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()

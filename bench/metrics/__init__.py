@@ -1,0 +1,72 @@
+"""Metric metadata, declared once: direction, unit and what a metric needs drive the tables.
+
+Each metric's computation lives in its own module (``fid_kid``, ``lpips_metric``, ``paired``);
+this registry is what the runner, the tables and ``bench list`` read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bench.translator import unknown_name_message
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    name: str
+    description: str
+    higher_is_better: bool
+    unit: str = ""
+    needs: str = "reference-set"  # 'reference-set': target-domain test images; 'twins': pixel-aligned day twins
+    per_image: bool = False  # a mean over per-image values (bootstrap CI over images)
+
+    @property
+    def arrow(self) -> str:
+        return "↑" if self.higher_is_better else "↓"
+
+
+METRICS: dict[str, MetricInfo] = {
+    m.name: m
+    for m in (
+        MetricInfo(
+            "fid",
+            "Fréchet Inception Distance (torch-fidelity, Inception-v3 2015-12-05 pool3) of the translations "
+            "vs. the target domain's test images",
+            higher_is_better=False,
+        ),
+        MetricInfo(
+            "kid",
+            "Kernel Inception Distance (torch-fidelity: cubic polynomial kernel, 100 subsets of min(1000, N)), "
+            "same features as fid",
+            higher_is_better=False,
+        ),
+        MetricInfo(
+            "lpips",
+            "LPIPS v0.1 (AlexNet) between each translation and its pixel-aligned day twin",
+            higher_is_better=False,
+            needs="twins",
+            per_image=True,
+        ),
+        MetricInfo(
+            "psnr",
+            "PSNR (8-bit, peak 255) between each translation and its pixel-aligned day twin",
+            higher_is_better=True,
+            unit="dB",
+            needs="twins",
+            per_image=True,
+        ),
+        MetricInfo(
+            "ssim",
+            "SSIM (Wang et al. 2004: Gaussian window sigma 1.5, K1 0.01, K2 0.03, 8-bit) to the day twin",
+            higher_is_better=True,
+            needs="twins",
+            per_image=True,
+        ),
+    )
+}
+
+
+def metric_info(name: str) -> MetricInfo:
+    if name not in METRICS:
+        raise KeyError(unknown_name_message("metric", name, METRICS))
+    return METRICS[name]

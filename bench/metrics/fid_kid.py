@@ -1,0 +1,129 @@
+"""FID and KID exactly as torch-fidelity computes them, with a content-addressed feature cache.
+
+Features come from torch-fidelity's own ``FeatureExtractorInceptionV3`` (its TF-compatible
+bilinear resize to 299 x 299 included), fed the same uint8 tensors its image-folder loader
+makes (PIL -> RGB -> uint8 CHW). The statistics and the metric values come from
+torch-fidelity's functions. The one thing we do differently is loading the weights: we load
+them with ``weights_only=True`` and hand the state dict over, where torch-fidelity would
+unpickle the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from bench.cache import cache_dir
+from bench.data.io import read_rgb
+from bench.weights import INCEPTION_V3, ResolvedWeights, resolve
+
+FEATURE_LAYER = "2048"
+KID_SUBSETS = 100
+KID_SUBSET_SIZE = 1000
+
+
+class _Uint8Images(Dataset):
+    def __init__(self, files: Sequence[Path]) -> None:
+        self.files = list(files)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return torch.from_numpy(read_rgb(self.files[i])).permute(2, 0, 1).contiguous()
+
+
+@contextmanager
+def _state_dict_instead_of_download(state: dict) -> Iterator[None]:
+    import torch_fidelity.feature_extractor_inceptionv3 as fe
+
+    original = fe.load_state_dict_from_url
+    fe.load_state_dict_from_url = lambda *a, **k: state
+    try:
+        yield
+    finally:
+        fe.load_state_dict_from_url = original
+
+
+class InceptionExtractor:
+    """torch-fidelity's Inception-v3 feature extractor on ``device``, weights loaded safely."""
+
+    def __init__(self, weights: ResolvedWeights | None = None, device: str = "cpu") -> None:
+        from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+        self.weights = weights or resolve(INCEPTION_V3)
+        with _state_dict_instead_of_download(self.weights.load_state_dict()):
+            self.model = FeatureExtractorInceptionV3("inception-v3-compat", [FEATURE_LAYER])
+        self.device = torch.device(device)
+        self.model.to(self.device)
+        self.id = f"{self.weights.spec.key}:{self.weights.sha256[:16]}:{FEATURE_LAYER}"
+
+    @torch.no_grad()
+    def __call__(self, batch_uint8: torch.Tensor) -> torch.Tensor:
+        (feats,) = self.model(batch_uint8.to(self.device))
+        return feats.cpu()
+
+
+def files_digest(files: Sequence[Path]) -> str:
+    """Content hash of an ordered image list (names do not matter, bytes and order do)."""
+    h = hashlib.sha256()
+    for f in files:
+        h.update(hashlib.sha256(Path(f).read_bytes()).digest())
+    return h.hexdigest()
+
+
+def extract_features(
+    files: Sequence[Path],
+    extractor: InceptionExtractor,
+    batch_size: int = 32,
+    num_workers: int = 0,
+    use_cache: bool = True,
+    desc: str = "features",
+) -> torch.Tensor:
+    """N x 2048 features of ``files``, cached under the cache folder by content hash."""
+    if len(files) == 0:
+        raise ValueError("cannot compute features of an empty image list")
+    key = hashlib.sha256(f"{extractor.id}|{files_digest(files)}".encode()).hexdigest()[:32]
+    path = cache_dir("features") / f"{key}.safetensors"
+    if use_cache and path.is_file():
+        from safetensors.torch import load_file
+
+        return load_file(str(path))["features"]
+    loader = DataLoader(_Uint8Images(files), batch_size=batch_size, num_workers=num_workers,
+                        pin_memory=extractor.device.type == "cuda")
+    chunks = [extractor(batch) for batch in tqdm(loader, desc=desc, unit="batch", leave=False)]
+    feats = torch.cat(chunks).to(torch.float32)
+    if use_cache:
+        from safetensors.torch import save
+
+        from bench.atomic import atomic_write_bytes
+
+        atomic_write_bytes(path, save({"features": feats.contiguous()}))
+    return feats
+
+
+def fid_from_features(f1: torch.Tensor, f2: torch.Tensor) -> float:
+    from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_features_to_statistics, fid_statistics_to_metric
+
+    s1, s2 = fid_features_to_statistics(f1), fid_features_to_statistics(f2)
+    return float(fid_statistics_to_metric(s1, s2, verbose=False)[KEY_METRIC_FID])
+
+
+def kid_subset_size(n1: int, n2: int) -> int:
+    return min(KID_SUBSET_SIZE, n1, n2)
+
+
+def kid_from_features(f1: torch.Tensor, f2: torch.Tensor) -> tuple[float, float]:
+    """KID mean and its std over subsets, torch-fidelity's defaults (subset size capped at the set sizes)."""
+    from torch_fidelity.metric_kid import KEY_METRIC_KID_MEAN, KEY_METRIC_KID_STD, kid_features_to_metric
+
+    out = kid_features_to_metric(
+        f1, f2, kid_subsets=KID_SUBSETS, kid_subset_size=kid_subset_size(len(f1), len(f2)), verbose=False
+    )
+    return float(out[KEY_METRIC_KID_MEAN]), float(out[KEY_METRIC_KID_STD])

@@ -1,0 +1,125 @@
+"""Score one method's translations of a suite's test split: every metric the suite declares.
+
+Models (Inception, LPIPS) and the reference features are built once per run and shared by
+all cells. A metric whose weights are missing becomes a skipped record whose note says why
+and how to fix it; it is never replaced by a number from other weights.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from bench.data.io import read_rgb, to_tensor
+from bench.metrics import METRICS
+from bench.metrics.bootstrap import bootstrap_mean_ci
+from bench.metrics.paired import psnr, ssim
+from bench.results import MetricRecord
+from bench.suites.base import SuiteFiles
+from bench.weights import WeightsMissing
+
+
+class Scorer:
+    def __init__(self, suite_name: str, files: SuiteFiles, metrics: Sequence[str], device: str = "cpu",
+                 batch_size: int = 16) -> None:
+        self.suite_name = suite_name
+        self.files = files
+        self.metrics = [m for m in metrics if METRICS[m].needs != "twins" or files.twins is not None]
+        self.device = device
+        self.batch_size = batch_size
+        self._inception = None
+        self._lpips = None
+        self._reference: torch.Tensor | None = None
+        self.skipped: dict[str, WeightsMissing] = {}
+        self.weights_used: dict[str, str] = {}  # label -> sha256
+
+    # Models are built lazily so that a run without FID never loads Inception.
+    def inception(self):
+        if self._inception is None and "inception" not in self.skipped:
+            from bench.metrics.fid_kid import InceptionExtractor
+
+            try:
+                self._inception = InceptionExtractor(device=self.device)
+                self.weights_used[self._inception.weights.label] = self._inception.weights.sha256
+            except WeightsMissing as exc:
+                self.skipped["inception"] = exc
+        return self._inception
+
+    def lpips(self):
+        if self._lpips is None and "lpips" not in self.skipped:
+            from bench.metrics.lpips_metric import LpipsAlex
+
+            try:
+                self._lpips = LpipsAlex(device=self.device)
+                self.weights_used[self._lpips.weights.label] = self._lpips.weights.sha256
+            except WeightsMissing as exc:
+                self.skipped["lpips"] = exc
+        return self._lpips
+
+    def score(self, method: str, seed: int, translated: Sequence[Path]) -> list[MetricRecord]:
+        n = len(translated)
+        records: list[MetricRecord] = []
+
+        def rec(metric: str, value: float, lo: float = math.nan, hi: float = math.nan, extractor: str = "",
+                note: str = "") -> None:
+            records.append(MetricRecord(self.suite_name, method, seed, metric, value, lo, hi, n, extractor, note))
+
+        if "fid" in self.metrics or "kid" in self.metrics:
+            self._distribution_metrics(translated, rec)
+        if self.files.twins is not None:
+            self._paired_metrics(translated, rec)
+        return records
+
+    def _distribution_metrics(self, translated: Sequence[Path], rec) -> None:
+        from bench.metrics.fid_kid import extract_features, fid_from_features, kid_from_features
+
+        ext = self.inception()
+        if ext is None:
+            for m in ("fid", "kid"):
+                if m in self.metrics:
+                    rec(m, math.nan, note=self.skipped["inception"].one_line)
+            return
+        if self._reference is None:
+            self._reference = extract_features(self.files.test_b, ext, self.batch_size, desc="reference features")
+        feats = extract_features(translated, ext, self.batch_size, desc="features")
+        if "fid" in self.metrics:
+            rec("fid", fid_from_features(feats, self._reference), extractor=ext.weights.label)
+        if "kid" in self.metrics:
+            mean, std = kid_from_features(feats, self._reference)
+            rec("kid", mean, extractor=ext.weights.label, note=f"std over subsets {std:.6g}")
+
+    def _paired_metrics(self, translated: Sequence[Path], rec) -> None:
+        twins = self.files.twins
+        assert twins is not None
+        want_lpips = "lpips" in self.metrics
+        model = self.lpips() if want_lpips else None
+        vals: dict[str, list[float]] = {"psnr": [], "ssim": [], "lpips": []}
+        for start in range(0, len(translated), self.batch_size):
+            outs = [read_rgb(p) for p in translated[start:start + self.batch_size]]
+            refs = [read_rgb(p) for p in twins[start:start + self.batch_size]]
+            for o, r in zip(outs, refs):
+                vals["psnr"].append(psnr(o, r))
+                vals["ssim"].append(ssim(o, r))
+            if model is not None:
+                for o, r in zip(outs, refs):  # one at a time: test images may differ in size
+                    vals["lpips"].append(float(model(to_tensor(o)[None], to_tensor(r)[None])[0]))
+        for metric in ("lpips", "psnr", "ssim"):
+            if metric not in self.metrics:
+                continue
+            if metric == "lpips" and model is None:
+                rec("lpips", math.nan, note=self.skipped["lpips"].one_line)
+                continue
+            v = np.asarray(vals[metric], dtype=np.float64)
+            # Identical images have infinite PSNR; cap at 100 dB so a mean stays defined (and say so).
+            note = ""
+            if metric == "psnr" and np.isinf(v).any():
+                note = f"{int(np.isinf(v).sum())} identical image(s) counted as 100 dB"
+                v = np.minimum(v, 100.0)
+            lo, hi = bootstrap_mean_ci(v)
+            extractor = model.weights.label if metric == "lpips" else ""
+            rec(metric, float(v.mean()), lo, hi, extractor=extractor, note=note)
+

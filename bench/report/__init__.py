@@ -1,0 +1,1 @@
+"""Tables and figures, built only from a run's result files."""

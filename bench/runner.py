@@ -1,0 +1,251 @@
+"""A run: suite x methods x seeds -> fit or load -> translate the test split -> score -> write.
+
+Layout of ``<out>/<suite>/<run-name>/``::
+
+    manifest.json           config, seeds, versions, git commit, device, weights ids, cells
+    metrics.csv             long format (bench.results)
+    tables/summary.md       methods x metrics, best in bold
+    figures/qualitative.png input | each method | day twin
+    cells/<method>/seed<k>/ checkpoint.safetensors, translations/*.png, metrics.json
+
+A cell is finished when its ``metrics.json`` exists; every file is written atomically, so a
+run killed at any point resumes where it stopped: finished cells are skipped, a cell's
+checkpoint and each translated image already on disk are reused. ``force`` redoes cells.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from bench.atomic import atomic_write_bytes, atomic_write_text
+from bench.data.io import read_rgb, to_tensor, to_uint8, write_png
+from bench.metrics.scorer import Scorer
+from bench.report.figures import qualitative_grid
+from bench.report.tables import summary_markdown
+from bench.results import (
+    MetricRecord,
+    git_commit,
+    read_cell_metrics,
+    versions,
+    write_cell_metrics,
+    write_manifest,
+    write_metrics_csv,
+)
+from bench.suites import get_suite
+from bench.translator import PRESETS, TrainBudget, Translator, available_methods, build_translator, method_info
+
+QUALITATIVE_ROWS = 4
+
+
+class RunError(RuntimeError):
+    """A problem with the run's inputs or environment, reported to the user without a traceback."""
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    suite: str = "synthetic-night"
+    methods: tuple[str, ...] = ()  # empty: the suite's defaults; ("all",): every registered method
+    preset: str = "quick"
+    seeds: tuple[int, ...] = (0,)
+    device: str = "auto"
+    data_root: Path | None = None
+    out: Path = Path("results")
+    name: str | None = None  # run folder name; default: the preset
+    force: bool = False
+    size: tuple[int, int] | None = None  # H, W override for synthetic suites
+    batch_size: int = 16
+    max_steps: int | None = None
+
+
+@dataclass
+class RunSummary:
+    run_dir: Path
+    done: list[tuple[str, int]] = field(default_factory=list)
+    skipped: list[tuple[str, int]] = field(default_factory=list)
+    records: list[MetricRecord] = field(default_factory=list)
+
+
+def resolve_device(device: str) -> str:
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RunError("--device cuda was asked for, but torch sees no CUDA GPU; use --device cpu or auto")
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise RunError(f"unknown device {device!r}; use auto, cpu or cuda")
+    return device
+
+
+def resolve_methods(requested: tuple[str, ...], default: tuple[str, ...]) -> list[str]:
+    registered = available_methods()
+    if not requested:
+        names = list(default)
+    elif requested == ("all",):
+        names = list(registered)
+    else:
+        names = list(dict.fromkeys(requested))
+    for name in names:
+        try:
+            method_info(name)
+        except LookupError as exc:
+            raise RunError(str(exc.args[0])) from None
+    return names
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _prepare_out(run_dir: Path) -> None:
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-test"
+        atomic_write_text(probe, "ok")
+        probe.unlink()
+    except OSError as exc:
+        raise RunError(
+            f"cannot write results to {run_dir}: {exc.strerror or exc}. Choose a writable folder with --out"
+        ) from None
+
+
+def run(cfg: RunConfig) -> RunSummary:
+    if cfg.preset not in PRESETS:
+        raise RunError(f"unknown preset {cfg.preset!r}; choose one of {', '.join(PRESETS)}")
+    try:
+        suite = get_suite(cfg.suite)
+    except KeyError as exc:
+        raise RunError(str(exc.args[0])) from None
+    methods = resolve_methods(cfg.methods, suite.default_methods)
+    device = resolve_device(cfg.device)
+    run_dir = Path(cfg.out) / suite.name.replace(":", "_").replace("/", "_") / (cfg.name or cfg.preset)
+    _prepare_out(run_dir)
+
+    files = suite.prepare(cfg.preset, cfg.data_root, cfg.size)
+    scorer = Scorer(suite.name, files, suite.metrics, device=device, batch_size=cfg.batch_size)
+    summary = RunSummary(run_dir)
+    started = time.time()
+
+    cells = []
+    for method in methods:
+        seeds = cfg.seeds if method_info(method).learned else cfg.seeds[:1]  # deterministic: one cell
+        cells += [(method, s) for s in seeds]
+    bar = tqdm(cells, desc=f"{suite.name} [{cfg.preset}]", unit="cell")
+    for method, seed in bar:
+        bar.set_postfix_str(f"{method} seed {seed}")
+        cell_dir = run_dir / "cells" / method / f"seed{seed}"
+        if cfg.force and cell_dir.exists():
+            shutil.rmtree(cell_dir)
+        if (cell_dir / "metrics.json").is_file():
+            summary.skipped.append((method, seed))
+            continue
+        translator = build_translator(method, preset=cfg.preset, device=device)
+        _fit_or_load(translator, files, cell_dir, TrainBudget(cfg.preset, seed, device, cfg.max_steps), seed)
+        translated = _translate_all(translator, files.test_a, cell_dir / "translations", device, cfg.batch_size)
+        write_cell_metrics(cell_dir / "metrics.json", scorer.score(method, seed, translated))
+        summary.done.append((method, seed))
+
+    summary.records = _write_outputs(run_dir, suite.name, files, cfg, device, scorer, started, methods)
+    return summary
+
+
+def _fit_or_load(translator: Translator, files, cell_dir: Path, budget: TrainBudget, seed: int) -> None:
+    from safetensors.torch import load_file, save
+
+    ckpt = cell_dir / "checkpoint.safetensors"
+    if ckpt.is_file():
+        translator.load_state_dict(load_file(str(ckpt)))
+        return
+    _seed_everything(seed)
+    translator.fit(files.unpaired(), budget, cell_dir / "train")
+    state = {k: v.detach().cpu().contiguous() for k, v in translator.state_dict().items()}
+    atomic_write_bytes(ckpt, save(state))
+
+
+@torch.no_grad()
+def _translate_all(translator: Translator, inputs, out_dir: Path, device: str, batch_size: int) -> list[Path]:
+    """Translate every test image at its native size; images already written are kept (resume)."""
+    outputs = [out_dir / (Path(p).stem + ".png") for p in inputs]
+    todo = [(p, o) for p, o in zip(inputs, outputs) if not o.is_file()]
+    batch: list[tuple[Path, np.ndarray]] = []
+
+    def flush() -> None:
+        if not batch:
+            return
+        x = torch.stack([to_tensor(img) for _, img in batch]).to(device)
+        y = translator.translate(x)
+        if y.shape != x.shape:
+            raise RunError(f"{getattr(translator, 'name', translator)} returned {tuple(y.shape)} for input {tuple(x.shape)}")
+        for (o, _), img in zip(batch, y):
+            write_png(o, to_uint8(img))
+        batch.clear()
+
+    for src, dst in tqdm(todo, desc="translate", unit="img", leave=False):
+        img = read_rgb(src)
+        # Batches hold images of one size only: no resizing, no cropping at test time.
+        if batch and (batch[0][1].shape != img.shape or len(batch) >= batch_size):
+            flush()
+        batch.append((dst, img))
+    flush()
+    return outputs
+
+
+def _write_outputs(run_dir: Path, suite: str, files, cfg: RunConfig, device: str, scorer: Scorer,
+                   started: float, methods: list[str]) -> list[MetricRecord]:
+    """Rebuild metrics.csv, the summary table, the figure and the manifest from every finished cell."""
+    records: list[MetricRecord] = []
+    cells = sorted(run_dir.glob("cells/*/seed*/metrics.json"))
+    for path in cells:
+        records += read_cell_metrics(path)
+    # Identity (the raw adverse input) first, then this run's methods in the order asked, then earlier ones.
+    found = {r.method for r in records}
+    order = [m for m in dict.fromkeys(["identity", *methods, *sorted(found)]) if m in found]
+    write_metrics_csv(run_dir / "metrics.csv", records)
+    atomic_write_text(run_dir / "tables" / "summary.md", summary_markdown(records, suite, order))
+
+    idx = np.linspace(0, len(files.test_a) - 1, min(QUALITATIVE_ROWS, len(files.test_a))).round().astype(int)
+    rows = []
+    for i in sorted(set(idx.tolist())):
+        name = Path(files.test_a[i]).stem + ".png"
+        row = {"input": files.test_a[i]}
+        for method in order:
+            seed_dirs = sorted((run_dir / "cells" / method).glob("seed*"))
+            if seed_dirs and (seed_dirs[0] / "translations" / name).is_file():
+                row[method] = seed_dirs[0] / "translations" / name
+        if files.twins is not None:
+            row["day twin"] = files.twins[i]
+        rows.append(row)
+    columns = ["input"] + order + (["day twin"] if files.twins is not None else [])
+    qualitative_grid(rows, columns, run_dir / "figures" / "qualitative.png")
+
+    manifest_path = run_dir / "manifest.json"
+    previous = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    cfg_dict = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()}
+    write_manifest(manifest_path, {
+        "schema": 1,
+        "suite": suite,
+        "config": cfg_dict,
+        "seeds": list(cfg.seeds),
+        "device": device,
+        "device_name": torch.cuda.get_device_name() if device.startswith("cuda") else "cpu",
+        "versions": versions(),
+        "git_commit": git_commit(),
+        "suite_root": str(files.root),
+        "n_test": len(files.test_a),
+        "image_size": [files.height, files.width],
+        "weights": {**previous.get("weights", {}), **scorer.weights_used},
+        "skipped_metrics": {k: v.one_line for k, v in scorer.skipped.items()},
+        "cells": [str(p.parent.relative_to(run_dir)) for p in cells],
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    })
+    return records

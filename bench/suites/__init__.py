@@ -1,0 +1,20 @@
+"""The suite registry: the embedded synthetic suites, and ``folder:PATH`` for user data."""
+
+from __future__ import annotations
+
+from bench.suites.base import Suite, SuiteFiles
+from bench.suites.folder import SuiteDataError, folder_suite
+from bench.suites.synthetic import SUITES as _SYNTHETIC
+from bench.translator import unknown_name_message
+
+SUITES: dict[str, Suite] = {s.name: s for s in _SYNTHETIC}
+
+__all__ = ["SUITES", "Suite", "SuiteFiles", "SuiteDataError", "get_suite"]
+
+
+def get_suite(name: str) -> Suite:
+    if name.startswith("folder:"):
+        return folder_suite(name[len("folder:"):])
+    if name not in SUITES:
+        raise KeyError(unknown_name_message("suite", name, list(SUITES) + ["folder:PATH"]))
+    return SUITES[name]

@@ -1,0 +1,41 @@
+"""What a suite is: a frozen description, and the file lists it resolves to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.translator import UnpairedData
+
+
+@dataclass(frozen=True)
+class SuiteFiles:
+    """A suite made concrete: image files per split, ready for training and scoring."""
+
+    root: Path
+    train_a: tuple[Path, ...]
+    train_b: tuple[Path, ...]
+    test_a: tuple[Path, ...]
+    test_b: tuple[Path, ...]  # target-domain test images: the FID/KID reference set
+    twins: tuple[Path, ...] | None = None  # pixel-aligned day twin of each test_a image
+    labels: tuple[Path, ...] | None = None  # semantic label map (Cityscapes train ids) per test_a image
+    boxes: Path | None = None  # COCO-style JSON of car/person boxes of test_a
+    height: int = 0
+    width: int = 0
+
+    def unpaired(self) -> UnpairedData:
+        return UnpairedData(self.train_a, self.train_b, self.height, self.width)
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    description: str
+    condition: str  # night | rain | fog (the adverse domain A)
+    metrics: tuple[str, ...]
+    default_methods: tuple[str, ...]
+    needs_data_root: bool = False
+    presets: dict[str, dict] = field(default_factory=dict)
+
+    def prepare(self, preset: str, data_root: Path | None, size: tuple[int, int] | None = None) -> SuiteFiles:
+        raise NotImplementedError  # each suite family overrides this

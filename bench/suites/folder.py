@@ -1,0 +1,50 @@
+"""``folder:PATH``: the CycleGAN/ForkGAN/AU-GAN layout ``trainA/ trainB/ testA/ testB/``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.data.io import list_images
+from bench.suites.base import Suite, SuiteFiles
+
+EXPECTED_TREE = """PATH/
+  trainA/   adverse training images (night, rain, fog)
+  trainB/   normal (day) training images
+  testA/    adverse test images, translated and scored
+  testB/    normal test images: the FID/KID reference set"""
+
+
+class SuiteDataError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class FolderSuite(Suite):
+    path: Path = Path(".")
+
+    def prepare(self, preset: str, data_root: Path | None = None, size: tuple[int, int] | None = None) -> SuiteFiles:
+        root = self.path
+        if not root.is_dir():
+            raise SuiteDataError(f"folder suite: {root} is not a folder. Expected layout:\n{EXPECTED_TREE}")
+        split = {}
+        for sub in ("trainA", "trainB", "testA", "testB"):
+            d = root / sub
+            if not d.is_dir():
+                raise SuiteDataError(f"folder suite: {d} is missing. Expected layout:\n{EXPECTED_TREE}")
+            split[sub] = tuple(list_images(d))
+            if not split[sub]:
+                raise SuiteDataError(f"folder suite: {d} holds no images ({', '.join(('.png', '.jpg'))} ...)")
+        h, w = size if size is not None else (0, 0)  # 0: native size; methods crop/pad as they need
+        return SuiteFiles(root, split["trainA"], split["trainB"], split["testA"], split["testB"], height=h, width=w)
+
+
+def folder_suite(path: str) -> FolderSuite:
+    return FolderSuite(
+        name=f"folder:{path}",
+        description="user data in the trainA/trainB/testA/testB layout",
+        condition="adverse",
+        metrics=("fid", "kid"),
+        default_methods=("identity", "gamma", "clahe", "histmatch"),
+        path=Path(path).expanduser(),
+    )

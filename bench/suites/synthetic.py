@@ -1,0 +1,144 @@
+"""The embedded suites: procedural driving scenes under night, rainy night and fog.
+
+A suite is rendered once per (condition, preset, size, seed, renderer version) into the cache
+folder, in the CycleGAN/ForkGAN layout plus labels, so every later run (and every method)
+reads the same PNG files. Rendering resumes file by file if it is interrupted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from bench.atomic import atomic_write_json
+from bench.cache import cache_dir
+from bench.data.io import write_png
+from bench.data.scene import BOX_CATEGORIES, CLASS_NAMES
+from bench.data.synthetic import RENDERER_VERSION, render_sample
+from bench.suites.base import Suite, SuiteFiles
+
+SYNTHETIC_PRESETS: dict[str, dict] = {
+    # n_train images per domain, n_test adverse test images (each with its day twin)
+    "smoke": {"n_train": 24, "n_test": 12, "height": 64, "width": 128},
+    "quick": {"n_train": 400, "n_test": 100, "height": 128, "width": 256},
+    "paper": {"n_train": 2000, "n_test": 500, "height": 128, "width": 256},
+}
+DATA_SEED = 0  # the suite's content is fixed; method seeds vary training, not the data
+
+
+@dataclass(frozen=True)
+class SyntheticSuite(Suite):
+    def spec(self, preset: str, size: tuple[int, int] | None) -> dict:
+        p = dict(self.presets[preset])
+        if size is not None:
+            p["height"], p["width"] = size
+        return p
+
+    def prepare(self, preset: str, data_root: Path | None = None, size: tuple[int, int] | None = None) -> SuiteFiles:
+        p = self.spec(preset, size)
+        return materialize(self.condition, p["n_train"], p["n_test"], p["height"], p["width"], DATA_SEED)
+
+
+def materialize(condition: str, n_train: int, n_test: int, height: int, width: int, seed: int,
+                root: Path | None = None) -> SuiteFiles:
+    """Render (or reuse) a synthetic suite as PNG files; returns its file lists."""
+    key = json.dumps([condition, n_train, n_test, height, width, seed, RENDERER_VERSION])
+    if root is None:
+        digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+        root = cache_dir("suites") / f"synthetic-{condition}-{height}x{width}-{n_train}-{n_test}-{digest}"
+    files = _layout(root, n_train, n_test, height, width)
+    done = root / "complete.json"
+    if done.is_file():
+        return files
+    jobs = [("trainA", i) for i in range(n_train)] + [("trainB", i) for i in range(n_train)]
+    jobs += [("test", i) for i in range(n_test)]
+    boxes: dict[str, list] = {}
+    for stream, i in tqdm(jobs, desc=f"rendering synthetic-{condition}", unit="img", leave=False):
+        name = f"{i:05d}.png"
+        if stream == "trainA":
+            if not (root / "trainA" / name).is_file():
+                s = render_sample(condition, stream, i, seed, height, width, want_day=False)
+                write_png(root / "trainA" / name, s.adverse)
+        elif stream == "trainB":
+            if not (root / "trainB" / name).is_file():
+                s = render_sample(condition, stream, i, seed, height, width, want_adverse=False)
+                write_png(root / "trainB" / name, s.day)
+        else:
+            # Boxes are re-derived on resume (cheap); images are skipped when present.
+            s = render_sample(condition, stream, i, seed, height, width)
+            for sub, arr in (("testA", s.adverse), ("testB", s.day), ("testA_labels", s.label)):
+                if not (root / sub / name).is_file():
+                    write_png(root / sub / name, arr)
+            boxes[name] = s.boxes
+    _write_boxes(root / "testA_boxes.json", boxes)
+    atomic_write_json(done, {"condition": condition, "n_train": n_train, "n_test": n_test, "height": height,
+                             "width": width, "seed": seed, "renderer_version": RENDERER_VERSION})
+    return files
+
+
+def _layout(root: Path, n_train: int, n_test: int, height: int, width: int) -> SuiteFiles:
+    names = lambda n: tuple(f"{i:05d}.png" for i in range(n))  # noqa: E731
+    return SuiteFiles(
+        root=root,
+        train_a=tuple(root / "trainA" / n for n in names(n_train)),
+        train_b=tuple(root / "trainB" / n for n in names(n_train)),
+        test_a=tuple(root / "testA" / n for n in names(n_test)),
+        # The day twins double as the target-domain reference set: same scenes, same count.
+        test_b=tuple(root / "testB" / n for n in names(n_test)),
+        twins=tuple(root / "testB" / n for n in names(n_test)),
+        labels=tuple(root / "testA_labels" / n for n in names(n_test)),
+        boxes=root / "testA_boxes.json",
+        height=height,
+        width=width,
+    )
+
+
+def _write_boxes(path: Path, boxes: dict[str, list]) -> None:
+    """COCO-format detection ground truth of the test split."""
+    images, annotations = [], []
+    for img_id, (name, items) in enumerate(sorted(boxes.items()), start=1):
+        images.append({"id": img_id, "file_name": name})
+        for b in items:
+            annotations.append({"id": len(annotations) + 1, "image_id": img_id, "category_id": b["category_id"],
+                                "bbox": b["bbox"], "area": b["area"], "iscrowd": 0, "depth": b["depth"]})
+    atomic_write_json(path, {
+        "images": images,
+        "annotations": annotations,
+        "categories": [{"id": k, "name": v} for k, v in BOX_CATEGORIES.items()],
+        "semantic_classes": {str(k): v for k, v in CLASS_NAMES.items()},
+    })
+
+
+_CLASSICAL = ("identity", "gamma", "clahe", "histmatch")
+_METRICS = ("fid", "kid", "lpips", "psnr", "ssim")
+
+SUITES = [
+    SyntheticSuite(
+        name="synthetic-night",
+        description="procedural driving scenes, night (street lamps, headlights, sensor noise) -> day; pixel-aligned twins",
+        condition="night",
+        metrics=_METRICS,
+        default_methods=_CLASSICAL,
+        presets=SYNTHETIC_PRESETS,
+    ),
+    SyntheticSuite(
+        name="synthetic-rain",
+        description="procedural driving scenes, rainy night (streaks, wet-road reflections, droplets) -> day",
+        condition="rain",
+        metrics=_METRICS,
+        default_methods=_CLASSICAL,
+        presets=SYNTHETIC_PRESETS,
+    ),
+    SyntheticSuite(
+        name="synthetic-fog",
+        description="procedural driving scenes, depth-dependent fog (Koschmieder, visibility 33-86 m) -> clear day",
+        condition="fog",
+        metrics=_METRICS,
+        default_methods=_CLASSICAL,
+        presets=SYNTHETIC_PRESETS,
+    ),
+]

@@ -1,0 +1,143 @@
+"""Where pretrained weights come from, and how they are checked.
+
+Lookup order for a file: ``$AUGAN_BENCH_WEIGHTS/<file>``, then the torch hub cache
+(``$TORCH_HOME/hub/checkpoints/<file>``, default ``~/.cache/torch/hub/checkpoints``), then a
+download into the hub cache (skipped when ``AUGAN_BENCH_OFFLINE=1``). Every file is hashed;
+a file whose SHA-256 does not start with the published prefix is still usable but every
+number computed with it is labelled as coming from substitute weights.
+Files are always loaded with ``torch.load(..., weights_only=True)``: nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+
+@dataclass(frozen=True)
+class WeightsFile:
+    key: str
+    filename: str
+    url: str
+    sha256_prefix: str
+    used_by: str
+
+
+INCEPTION_V3 = WeightsFile(
+    key="inception-v3-2015-12-05",
+    filename="weights-inception-2015-12-05-6726825d.pth",
+    url="https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth",
+    sha256_prefix="6726825d",
+    used_by="fid, kid (torch-fidelity's Inception-v3 port of the TF 2015-12-05 graph)",
+)
+ALEXNET = WeightsFile(
+    key="alexnet-torchvision",
+    filename="alexnet-owt-7be5be79.pth",
+    url="https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",
+    sha256_prefix="7be5be79",
+    used_by="lpips (AlexNet trunk; the linear layers v0.1 ship inside the lpips package)",
+)
+ALL_WEIGHTS = (INCEPTION_V3, ALEXNET)
+
+
+class WeightsMissing(FileNotFoundError):
+    def __init__(self, wf: WeightsFile, searched: list[Path], reason: str) -> None:
+        self.weights = wf
+        self.fix = f"download {wf.url} and put it at {searched[-1]} (or in $AUGAN_BENCH_WEIGHTS)"
+        self.summary = f"weights file {wf.filename} ({wf.key}, sha256 {wf.sha256_prefix}...) is not available: {reason}."
+        where = "\n  ".join(str(p) for p in searched)
+        super().__init__(f"{self.summary}\nSearched:\n  {where}\nFix: {self.fix}")
+
+    @property
+    def one_line(self) -> str:
+        return f"{self.summary} Fix: {self.fix}"
+
+
+@dataclass(frozen=True)
+class ResolvedWeights:
+    spec: WeightsFile
+    path: Path
+    sha256: str
+
+    @property
+    def verified(self) -> bool:
+        return self.sha256.startswith(self.spec.sha256_prefix)
+
+    @property
+    def label(self) -> str:
+        """What the results say produced a number: the weights id, or a loud substitute marker."""
+        if self.verified:
+            return self.spec.key
+        return f"{self.spec.key}[SUBSTITUTE sha256 {self.sha256[:8]}: not the published weights]"
+
+    def load_state_dict(self) -> dict[str, torch.Tensor]:
+        try:
+            state = torch.load(self.path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise ValueError(
+                f"{self.path}: cannot load as a weights-only state dict ({type(exc).__name__}: {exc}). "
+                f"Replace it with the file from {self.spec.url}"
+            ) from exc
+        if not isinstance(state, dict):
+            raise ValueError(f"{self.path}: expected a state dict, found {type(state).__name__}")
+        return state
+
+
+def hub_checkpoints_dir() -> Path:
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def offline() -> bool:
+    return os.environ.get("AUGAN_BENCH_OFFLINE", "") not in ("", "0") or os.environ.get("HF_HUB_OFFLINE", "") == "1"
+
+
+def candidate_paths(wf: WeightsFile) -> list[Path]:
+    paths = []
+    if os.environ.get("AUGAN_BENCH_WEIGHTS"):
+        paths.append(Path(os.environ["AUGAN_BENCH_WEIGHTS"]) / wf.filename)
+    paths.append(hub_checkpoints_dir() / wf.filename)
+    return paths
+
+
+@lru_cache(maxsize=32)
+def _sha256(path: Path, mtime_ns: int, size: int) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    st = path.stat()
+    return _sha256(path, st.st_mtime_ns, st.st_size)
+
+
+def find(wf: WeightsFile) -> Path | None:
+    for p in candidate_paths(wf):
+        if p.is_file():
+            return p
+    return None
+
+
+def resolve(wf: WeightsFile, download: bool = True) -> ResolvedWeights:
+    """Locate (or download, unless offline) ``wf`` and hash it; raises :class:`WeightsMissing`."""
+    searched = candidate_paths(wf)
+    path = find(wf)
+    if path is None:
+        if not download or offline():
+            raise WeightsMissing(wf, searched, "offline (AUGAN_BENCH_OFFLINE is set)" if offline() else "not found")
+        dst = searched[-1]
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            # hash_prefix makes torch verify the download before it is moved into place.
+            torch.hub.download_url_to_file(wf.url, str(dst), hash_prefix=wf.sha256_prefix, progress=True)
+        except Exception as exc:  # noqa: BLE001 - any network failure means "not available"
+            raise WeightsMissing(wf, searched, f"download failed ({type(exc).__name__}: {exc})") from None
+        path = dst
+    return ResolvedWeights(wf, path, file_sha256(path))
