@@ -100,7 +100,7 @@ def _glare(L: SceneLayers, lights: list[Light], scale: float) -> np.ndarray:
         if L.depth[int(py), int(px)] < z - 0.5:
             continue
         strength = light.glow * min(1.0, 12.0 / z)
-        sprites[int(py), int(px)] += np.asarray(light.color, np.float32) * strength * 12.0
+        sprites[int(py), int(px)] += np.asarray(light.color, np.float32) * strength * 5.0
     core = _blur(sprites, 0.8 * scale)
     halo = _blur(sprites, 4.0 * scale)
     wide = _blur(sprites, 12.0 * scale)
@@ -212,9 +212,9 @@ def camera(
         sigma = np.sqrt(np.maximum(x, 0) * shot + read**2)
         x = x + rng.standard_normal(x.shape).astype(np.float32) * sigma
     x = np.clip((x - black) / (1 - black), 0, None)
-    y = np.power(x, 1 / 2.2)
     if shoulder > 0:
-        y = y * (1 + shoulder) / (y + shoulder)
+        x = x / (1 + shoulder * x)  # compresses highlights only: ~identity for dark values
+    y = np.power(x, 1 / 2.2)
     return np.round(np.clip(y, 0, 1) * 255) / 255.0
 
 
@@ -227,12 +227,12 @@ def render_condition(scene: Scene, L: SceneLayers, condition: str, rng: np.rando
         return camera(day_radiance(scene, L), rng, read=0.003)
     if condition == "night":
         rad = night_radiance(scene, L, rng)
-        gain = float(rng.uniform(1.5, 3.0))  # auto-exposure pushes the gain, and with it the noise
-        return camera(rad, rng, exposure=gain, shot=0.004 * gain, read=0.004 * gain, black=0.002, shoulder=0.3)
+        gain = float(rng.uniform(2.0, 4.0))  # auto-exposure pushes the gain, and with it the noise
+        return camera(rad, rng, exposure=gain, shot=0.003 * gain, read=0.0012 * gain, black=0.003, shoulder=0.5)
     if condition == "rain":
         rad = _rain(L, night_radiance(scene, L, rng, wet=True), rng)
-        gain = float(rng.uniform(1.5, 3.0))
-        return camera(rad, rng, exposure=gain, shot=0.005 * gain, read=0.005 * gain, black=0.002, shoulder=0.3)
+        gain = float(rng.uniform(2.0, 4.0))
+        return camera(rad, rng, exposure=gain, shot=0.004 * gain, read=0.0015 * gain, black=0.003, shoulder=0.5)
     if condition == "fog":
         return camera(fog_radiance(scene, L, rng), rng, shot=0.002, read=0.006)
     raise ValueError(f"unknown condition {condition!r}; expected one of {', '.join(CONDITIONS)}")

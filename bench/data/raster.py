@@ -286,8 +286,8 @@ def _ground(scene: Scene, L: SceneLayers, tex_fine: np.ndarray, tex_coarse: np.n
 def _building(scene: Scene, L: SceneLayers, canvas: _Canvas, b, tex_coarse: np.ndarray) -> None:
     xp = scene.sidewalk_outer(b.side) + b.side * b.setback
     tables = np.random.default_rng(b.window_seed).random((2, 64, 128))
-    lit, brightness = tables[0] < 0.35, tables[1]
-    window_color = np.asarray((0.95, 0.75, 0.45), np.float32) * 0.35  # warm interior light (linear)
+    lit, brightness = tables[0] < 0.25, tables[1]
+    window_color = np.asarray((0.95, 0.75, 0.45), np.float32) * 0.15  # warm interior light (linear)
     # Facade along the street: a vertical plane X = xp; each column sees one depth.
     xa, _ = L.project(xp, 0.0, b.z1)
     xb_, _ = L.project(xp, 0.0, b.z0)

@@ -1,0 +1,83 @@
+"""Shared fixtures: an isolated cache, offline mode, and locally made weight files.
+
+No test downloads anything. Metric tests use weight files of the right architecture made from
+random initialisation, re-initialised with Kaiming-normal convolutions so that features do
+not vanish (with PyTorch's default init Inception's 2048-d features have std ~5e-8 and every
+FID would be ~0, so a test would pass while checking nothing).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from unittest import mock
+
+import pytest
+import torch
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_env(tmp_path_factory):
+    root = tmp_path_factory.mktemp("env")
+    saved = dict(os.environ)
+    os.environ["AUGAN_BENCH_OFFLINE"] = "1"
+    os.environ["AUGAN_BENCH_CACHE"] = str(root / "cache")
+    os.environ["TORCH_HOME"] = str(root / "torch-home-empty")
+    os.environ.pop("AUGAN_BENCH_WEIGHTS", None)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def _kaiming(module: torch.nn.Module, seed: int) -> None:
+    g = torch.Generator().manual_seed(seed)
+    for m in module.modules():
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
+            std = (2.0 / (m.weight[0].numel())) ** 0.5  # Kaiming-normal, fan_in, ReLU gain
+            with torch.no_grad():
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * std)
+                if m.bias is not None:
+                    m.bias.zero_()
+
+
+@pytest.fixture(scope="session")
+def weights_dir(tmp_path_factory) -> Path:
+    """A folder with test-only Inception and AlexNet files under their published names."""
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+    from torchvision.models import alexnet
+
+    from bench.weights import ALEXNET, INCEPTION_V3
+
+    d = tmp_path_factory.mktemp("weights")
+    with mock.patch.object(FeatureExtractorInceptionV3, "load_state_dict", lambda self, sd, **k: None), \
+            mock.patch("torch_fidelity.feature_extractor_inceptionv3.load_state_dict_from_url", lambda *a, **k: {}):
+        net = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+    _kaiming(net, 0)
+    torch.save(net.state_dict(), d / INCEPTION_V3.filename)
+    alex = alexnet(weights=None)
+    _kaiming(alex, 1)
+    torch.save(alex.state_dict(), d / ALEXNET.filename)
+    return d
+
+
+@pytest.fixture
+def with_weights(weights_dir, monkeypatch) -> Path:
+    """Test weights visible where our code and the reference packages look (TORCH_HOME hub cache)."""
+    torch_home = weights_dir.parent / (weights_dir.name + "-torch-home")
+    ckpt = torch_home / "hub" / "checkpoints"
+    if not ckpt.is_dir():
+        ckpt.mkdir(parents=True)
+        for f in weights_dir.iterdir():
+            (ckpt / f.name).symlink_to(f)
+    monkeypatch.setenv("TORCH_HOME", str(torch_home))
+    return ckpt
+
+
+@pytest.fixture(scope="session")
+def smoke_suite():
+    """The synthetic-night smoke suite, rendered once per session."""
+    from bench.suites import get_suite
+
+    return get_suite("synthetic-night").prepare("smoke", None)

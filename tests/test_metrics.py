@@ -1,0 +1,147 @@
+"""Every metric against its reference implementation, on the same images."""
+
+import numpy as np
+import pytest
+import torch
+
+from bench.data.io import read_rgb, to_tensor
+from bench.metrics.bootstrap import bootstrap_mean_ci
+from bench.metrics.paired import psnr, ssim
+from bench.weights import ALEXNET, INCEPTION_V3, WeightsMissing, resolve
+
+
+@pytest.fixture(scope="module")
+def extractor(weights_dir):
+    from bench.metrics.fid_kid import InceptionExtractor
+    from bench.weights import ResolvedWeights, file_sha256
+
+    path = weights_dir / INCEPTION_V3.filename
+    return InceptionExtractor(ResolvedWeights(INCEPTION_V3, path, file_sha256(path)))
+
+
+def _fidelity(dir1, dir2, weights_dir, n):
+    import torch_fidelity
+
+    return torch_fidelity.calculate_metrics(
+        input1=str(dir1), input2=str(dir2), fid=True, kid=True, kid_subset_size=n, cuda=False,
+        feature_extractor_weights_path=str(weights_dir / INCEPTION_V3.filename), save_cpu_ram=True,
+        cache=False, verbose=False,
+    )
+
+
+def test_fid_kid_equal_torch_fidelity(smoke_suite, extractor, weights_dir):
+    from bench.metrics.fid_kid import extract_features, fid_from_features, kid_from_features
+
+    fa = extract_features(smoke_suite.test_a, extractor, use_cache=False)
+    fb = extract_features(smoke_suite.test_b, extractor, use_cache=False)
+    ref = _fidelity(smoke_suite.root / "testA", smoke_suite.root / "testB", weights_dir, len(fa))
+    fid = fid_from_features(fa, fb)
+    kid, _ = kid_from_features(fa, fb)
+    assert fid == pytest.approx(ref["frechet_inception_distance"], rel=1e-4)
+    assert kid == pytest.approx(ref["kernel_inception_distance_mean"], rel=1e-4)
+    # The test weights must make the check meaningful: night vs day is far apart, a set vs itself is not.
+    assert fid > 1.0 and kid > 1e-3
+    assert abs(fid_from_features(fa, fa)) < 1e-3 * fid
+
+
+def test_features_do_not_depend_on_batch_size(smoke_suite, extractor):
+    from bench.metrics.fid_kid import extract_features, fid_from_features
+
+    f1 = extract_features(smoke_suite.test_a, extractor, batch_size=1, use_cache=False)
+    f7 = extract_features(smoke_suite.test_a, extractor, batch_size=7, use_cache=False)
+    fb = extract_features(smoke_suite.test_b, extractor, use_cache=False)
+    assert torch.allclose(f1, f7, rtol=1e-4, atol=1e-5)
+    assert fid_from_features(f1, fb) == pytest.approx(fid_from_features(f7, fb), rel=1e-4)
+
+
+def test_feature_cache_is_keyed_by_content(smoke_suite, extractor, tmp_path, monkeypatch):
+    from bench.metrics import fid_kid
+
+    calls = []
+    original = fid_kid.InceptionExtractor.__call__
+    monkeypatch.setattr(fid_kid.InceptionExtractor, "__call__", lambda self, b: calls.append(len(b)) or original(self, b))
+    files = list(smoke_suite.test_a[:3])
+    first = fid_kid.extract_features(files, extractor)
+    n_calls = len(calls)
+    assert torch.equal(fid_kid.extract_features(files, extractor), first) and len(calls) == n_calls
+    # Same bytes under another name: still a hit. Different bytes under the same name: a miss.
+    copy = tmp_path / "renamed.png"
+    copy.write_bytes(files[0].read_bytes())
+    fid_kid.extract_features([copy, *files[1:]], extractor)
+    assert len(calls) == n_calls
+    copy.write_bytes(smoke_suite.test_b[0].read_bytes())
+    fid_kid.extract_features([copy, *files[1:]], extractor)
+    assert len(calls) > n_calls
+
+
+def test_lpips_equals_the_lpips_package(smoke_suite, with_weights):
+    import lpips
+
+    from bench.metrics.lpips_metric import LpipsAlex
+
+    ours = LpipsAlex()
+    ref = lpips.LPIPS(net="alex", version="0.1", verbose=False)  # loads the trunk from TORCH_HOME's hub cache
+    x = torch.stack([to_tensor(read_rgb(p)) for p in smoke_suite.test_a[:4]])
+    y = torch.stack([to_tensor(read_rgb(p)) for p in smoke_suite.test_b[:4]])
+    expected = ref(x * 2 - 1, y * 2 - 1).flatten()
+    got = ours(x, y)
+    assert torch.allclose(got, expected, rtol=1e-5, atol=1e-6)
+    assert (got > 0.01).all()
+    assert torch.allclose(ours(x, x), torch.zeros(4), atol=1e-6)
+
+
+def test_psnr_and_ssim_equal_scikit_image(smoke_suite):
+    from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+
+    for a_path, b_path in list(zip(smoke_suite.test_a, smoke_suite.test_b))[:4]:
+        a, b = read_rgb(a_path), read_rgb(b_path)
+        assert psnr(a, b) == pytest.approx(peak_signal_noise_ratio(b, a, data_range=255), rel=1e-10)
+        ref = structural_similarity(a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
+                                    data_range=255, channel_axis=-1)
+        assert ssim(a, b) == pytest.approx(ref, abs=1e-9)
+    img = read_rgb(smoke_suite.test_a[0])
+    assert psnr(img, img) == float("inf") and ssim(img, img) == pytest.approx(1.0)
+
+
+def test_paired_metrics_reject_mismatched_sizes():
+    with pytest.raises(ValueError, match="one size"):
+        psnr(np.zeros((20, 20, 3), np.uint8), np.zeros((20, 21, 3), np.uint8))
+    with pytest.raises(ValueError, match="at least 11"):
+        ssim(np.zeros((8, 40, 3), np.uint8), np.zeros((8, 40, 3), np.uint8))
+
+
+def test_bootstrap_ci_brackets_the_mean_and_is_deterministic():
+    v = np.random.default_rng(0).normal(5, 1, 200)
+    lo, hi = bootstrap_mean_ci(v)
+    assert lo < v.mean() < hi and (lo, hi) == bootstrap_mean_ci(v)
+    # Roughly the normal-theory width 2 * 1.96 * sd / sqrt(n).
+    assert hi - lo == pytest.approx(2 * 1.96 * v.std() / np.sqrt(len(v)), rel=0.2)
+
+
+def test_missing_weights_name_file_hash_and_path(monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty"))
+    with pytest.raises(WeightsMissing) as err:
+        resolve(INCEPTION_V3)
+    msg = str(err.value)
+    assert INCEPTION_V3.filename in msg and "6726825d" in msg and str(tmp_path / "empty") in msg
+    assert INCEPTION_V3.url in msg
+
+
+def test_substitute_weights_are_labelled(with_weights):
+    r = resolve(ALEXNET)
+    assert not r.verified and "SUBSTITUTE" in r.label
+
+
+def test_weights_are_loaded_without_unpickling(with_weights, tmp_path, monkeypatch):
+    import pickle
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    bad = tmp_path / ALEXNET.filename
+    with open(bad, "wb") as fh:
+        pickle.dump({"x": Evil()}, fh)
+    monkeypatch.setenv("AUGAN_BENCH_WEIGHTS", str(tmp_path))
+    with pytest.raises(ValueError, match="weights-only"):
+        resolve(ALEXNET).load_state_dict()

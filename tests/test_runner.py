@@ -1,0 +1,231 @@
+"""The runner end to end on the smoke suite: outputs, numbers, resume, and failure behaviour."""
+
+import csv
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.data.io import read_rgb
+from bench.results import COLUMNS, read_metrics_csv
+from bench.runner import RunConfig, RunError, run
+
+METHODS = ("identity", "gamma", "clahe", "histmatch")
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory, weights_dir):
+    out = tmp_path_factory.mktemp("results")
+    torch_home = tmp_path_factory.mktemp("th")
+    (torch_home / "hub" / "checkpoints").mkdir(parents=True)
+    for f in weights_dir.iterdir():
+        (torch_home / "hub" / "checkpoints" / f.name).symlink_to(f)
+    old = os.environ["TORCH_HOME"]
+    os.environ["TORCH_HOME"] = str(torch_home)
+    try:
+        summary = run(RunConfig(preset="smoke", methods=METHODS, out=out, device="cpu"))
+    finally:
+        os.environ["TORCH_HOME"] = old
+    return summary, weights_dir, torch_home
+
+
+def test_run_writes_the_documented_layout(smoke_run):
+    summary, _, _ = smoke_run
+    d = summary.run_dir
+    assert d.name == "smoke" and d.parent.name == "synthetic-night"
+    for rel in ("manifest.json", "metrics.csv", "tables/summary.md", "figures/qualitative.png"):
+        assert (d / rel).is_file(), rel
+    assert not list(d.rglob(".*.tmp-*")), "temporary files left behind"
+    with open(d / "metrics.csv") as fh:
+        assert next(csv.reader(fh)) == COLUMNS
+    records = read_metrics_csv(d / "metrics.csv")
+    assert {r.method for r in records} == set(METHODS)
+    assert {r.metric for r in records} == {"fid", "kid", "lpips", "psnr", "ssim"}
+    assert all(not r.skipped and r.n == 12 for r in records)
+    manifest = json.loads((d / "manifest.json").read_text())
+    assert manifest["versions"]["torch"] and "git_commit" in manifest and manifest["seeds"] == [0]
+    assert any("SUBSTITUTE" in k for k in manifest["weights"])  # test weights are labelled as such
+    assert all("SUBSTITUTE" in r.extractor for r in records if r.metric in ("fid", "kid", "lpips"))
+    fig = read_rgb(d / "figures" / "qualitative.png")
+    assert fig.shape[1] > fig.shape[0]  # 6 columns (input, 4 methods, twin) x 4 rows
+
+
+def test_summary_table_bolds_the_true_best(smoke_run):
+    summary, _, _ = smoke_run
+    records = read_metrics_csv(summary.run_dir / "metrics.csv")
+    table = (summary.run_dir / "tables" / "summary.md").read_text()
+    rows = {line.split("|")[1].strip(): line for line in table.splitlines() if line.startswith("| ") and "---" not in line}
+    for metric, higher in (("psnr", True), ("fid", False), ("ssim", True)):
+        vals = {r.method: r.value for r in records if r.metric == metric}
+        best = (max if higher else min)(vals, key=vals.get)
+        col = ["method", "fid", "kid", "lpips", "psnr", "ssim"].index(metric) + 1
+        assert rows[best].split("|")[col].strip().startswith("**"), (metric, best)
+        others = [m for m in vals if m != best]
+        assert not any(rows[m].split("|")[col].strip().startswith("**") for m in others)
+    assert "FID ↓" in table and "psnr ↑" in table
+
+
+def test_runner_numbers_equal_direct_reference_calls(smoke_run, smoke_suite):
+    import lpips
+    import torch
+    import torch_fidelity
+    from skimage.metrics import peak_signal_noise_ratio
+
+    summary, weights_dir, torch_home = smoke_run
+    records = {(r.method, r.metric): r for r in read_metrics_csv(summary.run_dir / "metrics.csv")}
+    trans = summary.run_dir / "cells" / "gamma" / "seed0" / "translations"
+    ref = torch_fidelity.calculate_metrics(
+        input1=str(trans), input2=str(smoke_suite.root / "testB"), fid=True, kid=True, kid_subset_size=12,
+        cuda=False, feature_extractor_weights_path=str(weights_dir / "weights-inception-2015-12-05-6726825d.pth"),
+        save_cpu_ram=True, cache=False, verbose=False,
+    )
+    assert records[("gamma", "fid")].value == pytest.approx(ref["frechet_inception_distance"], rel=1e-4)
+    assert records[("gamma", "kid")].value == pytest.approx(ref["kernel_inception_distance_mean"], rel=1e-4)
+
+    os.environ["TORCH_HOME"], old = str(torch_home), os.environ["TORCH_HOME"]
+    try:
+        model = lpips.LPIPS(net="alex", version="0.1", verbose=False)
+    finally:
+        os.environ["TORCH_HOME"] = old
+    outs = sorted(trans.glob("*.png"))
+    d, p = [], []
+    for o, t in zip(outs, smoke_suite.twins):
+        a, b = read_rgb(o), read_rgb(t)
+        ta = torch.from_numpy(a).permute(2, 0, 1)[None].float() / 127.5 - 1
+        tb = torch.from_numpy(b).permute(2, 0, 1)[None].float() / 127.5 - 1
+        d.append(float(model(ta, tb)))
+        p.append(peak_signal_noise_ratio(b, a, data_range=255))
+    assert records[("gamma", "lpips")].value == pytest.approx(np.mean(d), rel=1e-5)
+    assert records[("gamma", "psnr")].value == pytest.approx(np.mean(p), rel=1e-10)
+    r = records[("gamma", "psnr")]
+    assert r.ci_low < r.value < r.ci_high
+
+
+def test_rerun_skips_finished_cells_and_force_redoes_them(smoke_run):
+    summary, _, torch_home = smoke_run
+    out = summary.run_dir.parent.parent
+    metrics = summary.run_dir / "cells" / "identity" / "seed0" / "metrics.json"
+    before = metrics.stat().st_mtime_ns
+    again = run(RunConfig(preset="smoke", methods=METHODS, out=out, device="cpu"))
+    assert again.done == [] and len(again.skipped) == 4
+    assert metrics.stat().st_mtime_ns == before
+    # The tables survive a re-run unchanged (the weights are not even needed to rebuild them).
+    assert len(read_metrics_csv(summary.run_dir / "metrics.csv")) == 20
+    forced = run(RunConfig(preset="smoke", methods=("identity",), out=out, device="cpu", force=True))
+    assert forced.done == [("identity", 0)] and metrics.stat().st_mtime_ns != before
+
+
+def test_unknown_names_list_the_valid_ones(tmp_path):
+    with pytest.raises(RunError, match="unknown suite 'synthetic-nite'.*Did you mean 'synthetic-night'.*synthetic-fog"):
+        run(RunConfig(suite="synthetic-nite", out=tmp_path))
+    with pytest.raises(RunError, match="unknown method 'clahee'.*Did you mean 'clahe'.*histmatch"):
+        run(RunConfig(methods=("clahee",), out=tmp_path, preset="smoke"))
+    with pytest.raises(RunError, match="unknown preset"):
+        run(RunConfig(preset="fast", out=tmp_path))
+
+
+def test_unwritable_output_folder_is_reported(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(RunError, match="cannot write results to .*--out"):
+        run(RunConfig(preset="smoke", methods=("identity",), out=blocker / "results"))
+
+
+def test_full_disk_leaves_no_half_written_file_and_the_run_resumes(tmp_path, monkeypatch):
+    import bench.atomic as atomic
+
+    real_fsync = os.fsync
+    calls = {"n": 0}
+
+    def failing_fsync(fd):
+        calls["n"] += 1
+        if calls["n"] > 10:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_fsync(fd)
+
+    monkeypatch.setattr(atomic.os, "fsync", failing_fsync)
+    with pytest.raises(OSError, match="No space"):
+        run(RunConfig(preset="smoke", methods=("identity", "gamma"), out=tmp_path))
+    assert not list(tmp_path.rglob(".*.tmp-*"))
+    for png in tmp_path.rglob("*.png"):
+        read_rgb(png)  # every file that exists is whole
+    monkeypatch.setattr(atomic.os, "fsync", real_fsync)
+    summary = run(RunConfig(preset="smoke", methods=("identity", "gamma"), out=tmp_path))
+    assert len(read_metrics_csv(summary.run_dir / "metrics.csv")) == 10
+
+
+def test_interrupt_during_a_write_removes_the_temporary_file(tmp_path, monkeypatch):
+    import bench.atomic as atomic
+
+    def interrupted(fd):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(atomic.os, "fsync", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        atomic.atomic_write_text(tmp_path / "x.json", "{}")
+    assert list(tmp_path.iterdir()) == []
+
+
+SLOW_PLUGIN = textwrap.dedent('''
+    import time
+
+    class Slow:
+        """identity that takes 0.3 s per image (for the kill-and-resume test)"""
+        name = "slow"
+        learned = True
+
+        def __init__(self, preset="quick", device="cpu"):
+            pass
+
+        def fit(self, data, budget, out_dir):
+            pass
+
+        def translate(self, images):
+            time.sleep(0.3 * len(images))
+            return images.clone()
+
+        def state_dict(self):
+            return {}
+
+        def load_state_dict(self, state):
+            pass
+''')
+
+
+def test_a_killed_run_resumes_and_completes(tmp_path):
+    site = tmp_path / "site"
+    (site / "slow_plugin-0.1.dist-info").mkdir(parents=True)
+    (site / "slow_plugin.py").write_text(SLOW_PLUGIN)
+    (site / "slow_plugin-0.1.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: slow-plugin\nVersion: 0.1\n")
+    (site / "slow_plugin-0.1.dist-info" / "entry_points.txt").write_text("[augan_bench.translators]\nslow = slow_plugin:Slow\n")
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    cmd = [sys.executable, "-m", "bench.cli", "run", "--preset", "smoke", "--methods", "identity,slow",
+           "--seeds", "0,1", "--batch-size", "1", "--out", str(tmp_path / "out")]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    trans = tmp_path / "out" / "synthetic-night" / "smoke" / "cells" / "slow" / "seed0" / "translations"
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(trans.glob("*.png"))) < 3:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial = {p.name: p.stat().st_mtime_ns for p in trans.glob("*.png")}
+    assert 3 <= len(partial) < 12, "the run was not killed mid-way"
+    assert not (trans.parent / "metrics.json").exists()
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "finished 2 cell(s), reused 1" in done.stdout
+    # Images written before the kill were kept, not redone; the run is complete.
+    assert all((trans / n).stat().st_mtime_ns == t for n, t in partial.items())
+    records = read_metrics_csv(tmp_path / "out" / "synthetic-night" / "smoke" / "metrics.csv")
+    assert {(r.method, r.seed) for r in records} == {("identity", 0), ("slow", 0), ("slow", 1)}
+    # slow is the identity: its scores equal identity's exactly.
+    psnr = {(r.method, r.seed): r.value for r in records if r.metric == "psnr"}
+    assert psnr[("slow", 0)] == psnr[("slow", 1)] == psnr[("identity", 0)]
