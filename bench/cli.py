@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import errno
 import sys
 from pathlib import Path
 
 import click
 
 from bench.translator import PRESETS
+
+
+_USER_FIXABLE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS, errno.EPERM}
 
 
 class _Cli(click.Group):
@@ -25,6 +29,12 @@ class _Cli(click.Group):
         except (RunError, SuiteDataError, RegistryError, WeightsMissing, ImageReadError) as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
+        except OSError as exc:
+            if exc.errno not in _USER_FIXABLE_ERRNOS:
+                raise
+            click.echo(f"error: {exc.strerror}: {exc.filename or ''} — no half-written file was left; "
+                       "free space or fix permissions, then run the same command again to resume", err=True)
+            sys.exit(1)
         except KeyboardInterrupt:
             click.echo("\ninterrupted: finished work is saved; run the same command again to resume", err=True)
             sys.exit(130)

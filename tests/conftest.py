@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from unittest import mock
 
 import pytest
 import torch
@@ -31,35 +30,12 @@ def _isolated_env(tmp_path_factory):
     os.environ.update(saved)
 
 
-def _kaiming(module: torch.nn.Module, seed: int) -> None:
-    g = torch.Generator().manual_seed(seed)
-    for m in module.modules():
-        if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
-            std = (2.0 / (m.weight[0].numel())) ** 0.5  # Kaiming-normal, fan_in, ReLU gain
-            with torch.no_grad():
-                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * std)
-                if m.bias is not None:
-                    m.bias.zero_()
-
-
 @pytest.fixture(scope="session")
 def weights_dir(tmp_path_factory) -> Path:
     """A folder with test-only Inception and AlexNet files under their published names."""
-    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
-    from torchvision.models import alexnet
+    from bench.substitute_weights import make_substitute_weights
 
-    from bench.weights import ALEXNET, INCEPTION_V3
-
-    d = tmp_path_factory.mktemp("weights")
-    with mock.patch.object(FeatureExtractorInceptionV3, "load_state_dict", lambda self, sd, **k: None), \
-            mock.patch("torch_fidelity.feature_extractor_inceptionv3.load_state_dict_from_url", lambda *a, **k: {}):
-        net = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
-    _kaiming(net, 0)
-    torch.save(net.state_dict(), d / INCEPTION_V3.filename)
-    alex = alexnet(weights=None)
-    _kaiming(alex, 1)
-    torch.save(alex.state_dict(), d / ALEXNET.filename)
-    return d
+    return make_substitute_weights(tmp_path_factory.mktemp("weights"))
 
 
 @pytest.fixture

@@ -1,0 +1,45 @@
+"""Random-initialised weight files of the right architectures, for tests and offline timing only.
+
+Numbers computed with these are NOT the metrics: the results label them ``SUBSTITUTE`` because
+their hashes differ from the published files. Convolutions are re-initialised Kaiming-normal
+(fan_in, ReLU gain): with PyTorch's default init Inception's 2048-d features have std ~5e-8,
+every FID comes out ~0, and a test comparing FIDs would check nothing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from unittest import mock
+
+import torch
+
+from bench.weights import ALEXNET, INCEPTION_V3
+
+
+def kaiming_reinit(module: torch.nn.Module, seed: int) -> None:
+    g = torch.Generator().manual_seed(seed)
+    for m in module.modules():
+        if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
+            std = (2.0 / m.weight[0].numel()) ** 0.5
+            with torch.no_grad():
+                m.weight.copy_(torch.randn(m.weight.shape, generator=g) * std)
+                if m.bias is not None:
+                    m.bias.zero_()
+
+
+def make_substitute_weights(folder: Path) -> Path:
+    """Write substitute Inception-v3 (torch-fidelity layout) and AlexNet files under their published names."""
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+    from torchvision.models import alexnet
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with mock.patch.object(FeatureExtractorInceptionV3, "load_state_dict", lambda self, sd, **k: None), \
+            mock.patch("torch_fidelity.feature_extractor_inceptionv3.load_state_dict_from_url", lambda *a, **k: {}):
+        net = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
+    kaiming_reinit(net, 0)
+    torch.save(net.state_dict(), folder / INCEPTION_V3.filename)
+    alex = alexnet(weights=None)
+    kaiming_reinit(alex, 1)
+    torch.save(alex.state_dict(), folder / ALEXNET.filename)
+    return folder

@@ -1,0 +1,104 @@
+"""The command line: help texts, listings, errors a user sees, and `bench data synth`."""
+
+import errno
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from bench.cli import main
+from bench.data.io import list_images, read_rgb
+
+COMMANDS = [[], ["run"], ["list"], ["data"], ["data", "synth"], ["weights"], ["weights", "list"],
+            ["weights", "where"], ["weights", "check"]]
+
+
+@pytest.mark.parametrize("cmd", COMMANDS, ids=lambda c: " ".join(c) or "bench")
+def test_every_command_has_help_with_an_example(cmd):
+    res = CliRunner().invoke(main, [*cmd, "--help"])
+    assert res.exit_code == 0 and "Example" in res.output
+
+
+def test_list_shows_suites_methods_and_metrics():
+    res = CliRunner().invoke(main, ["list"])
+    assert res.exit_code == 0
+    for name in ("synthetic-night", "synthetic-rain", "synthetic-fog", "folder:PATH", "identity", "gamma", "clahe",
+                 "histmatch", "fid", "kid", "lpips", "psnr", "ssim"):
+        assert name in res.output
+
+
+def test_bad_names_exit_2_with_one_clear_line(tmp_path):
+    res = CliRunner().invoke(main, ["run", "--suite", "bdd100k-nigth", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "error: unknown suite 'bdd100k-nigth'" in res.output
+    assert "synthetic-night" in res.output and "Traceback" not in res.output
+    res = CliRunner().invoke(main, ["run", "--methods", "identity,cyclegann", "--preset", "smoke", "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "unknown method 'cyclegann'" in res.output
+    res = CliRunner().invoke(main, ["run", "--seeds", "a,b"])
+    assert res.exit_code == 2 and "comma list" in res.output
+    res = CliRunner().invoke(main, ["run", "--size", "12x"])
+    assert res.exit_code == 2 and "HxW" in res.output
+
+
+def test_missing_folder_suite_shows_the_expected_tree(tmp_path):
+    res = CliRunner().invoke(main, ["run", "--suite", f"folder:{tmp_path}/nope", "--out", str(tmp_path / "r")])
+    assert res.exit_code == 2 and "trainA/" in res.output and "testB/" in res.output
+
+
+def test_ctrl_c_exits_130_with_a_resume_hint(monkeypatch):
+    import bench.runner
+
+    def interrupted(cfg):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bench.runner, "run", interrupted)
+    res = CliRunner().invoke(main, ["run"])
+    assert res.exit_code == 130 and "run the same command again to resume" in res.output
+
+
+def test_full_disk_is_one_line_not_a_traceback(monkeypatch):
+    import bench.runner
+
+    def full(cfg):
+        raise OSError(errno.ENOSPC, "No space left on device", "/results/x.png")
+
+    monkeypatch.setattr(bench.runner, "run", full)
+    res = CliRunner().invoke(main, ["run"])
+    assert res.exit_code == 1 and "No space left on device" in res.output and "resume" in res.output
+
+
+def test_run_options_change_behaviour(tmp_path):
+    out = tmp_path / "r"
+    res = CliRunner().invoke(main, ["run", "--preset", "smoke", "--methods", "identity", "--suite", "synthetic-fog",
+                                    "--size", "48x96", "--name", "mine", "--out", str(out), "--device", "cpu",
+                                    "--seeds", "3"])
+    assert res.exit_code == 0, res.output
+    run_dir = out / "synthetic-fog" / "mine"
+    assert (run_dir / "cells" / "identity" / "seed3" / "metrics.json").is_file()
+    img = read_rgb(next((run_dir / "cells" / "identity" / "seed3" / "translations").glob("*.png")))
+    assert img.shape == (48, 96, 3)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["config"]["size"] == [48, 96] and manifest["device"] == "cpu"
+    assert "lpips" in (run_dir / "tables" / "summary.md").read_text()  # skipped offline, with the reason
+    res = CliRunner().invoke(main, ["run", "--preset", "smoke", "--methods", "identity", "--suite", "synthetic-fog",
+                                    "--size", "48x96", "--name", "mine", "--out", str(out), "--seeds", "3"])
+    assert "reused 1 finished cell" in res.output
+
+
+def test_data_synth_writes_an_inspectable_suite(tmp_path):
+    res = CliRunner().invoke(main, ["data", "synth", "--suite", "synthetic-rain", "--out", str(tmp_path),
+                                    "--n-train", "3", "--n-test", "2", "--size", "32x64"])
+    assert res.exit_code == 0, res.output
+    for sub, n in (("trainA", 3), ("trainB", 3), ("testA", 2), ("testB", 2), ("testA_labels", 2)):
+        files = list_images(tmp_path / sub)
+        assert len(files) == n
+    assert read_rgb(tmp_path / "testA" / "00000.png").shape == (32, 64, 3)
+    label = np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(tmp_path / "testA_labels" / "00000.png"))
+    assert label.shape == (32, 64) and label.dtype == np.uint8
+    coco = json.loads((tmp_path / "testA_boxes.json").read_text())
+    assert {c["name"] for c in coco["categories"]} == {"car", "person"} and len(coco["images"]) == 2
+
+
+def test_weights_check_reports_missing_files_with_the_fix():
+    res = CliRunner().invoke(main, ["weights", "check"])
+    assert res.exit_code == 1 and "MISSING" in res.output and "download https://" in res.output
