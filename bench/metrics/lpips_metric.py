@@ -8,6 +8,8 @@ torchvision download it at construction time.
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from bench.weights import ALEXNET, ResolvedWeights, resolve
@@ -21,7 +23,10 @@ class LpipsAlex:
         import lpips
 
         self.weights = weights or resolve(ALEXNET)
-        self.model = lpips.LPIPS(net="alex", version="0.1", pretrained=True, pnet_rand=True, verbose=False)
+        with warnings.catch_warnings():
+            # lpips builds the trunk through torchvision's deprecated `pretrained=` argument.
+            warnings.filterwarnings("ignore", category=UserWarning, module="torchvision")
+            self.model = lpips.LPIPS(net="alex", version="0.1", pretrained=True, pnet_rand=True, verbose=False)
         trunk = {}
         for key, value in self.weights.load_state_dict().items():
             if not key.startswith("features."):

@@ -1,0 +1,48 @@
+"""The README's commands are the ones that work: CI runs the second, this test runs the first's job."""
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _quick_start_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"## Quick start.*?```bash\n(.*?)```", text, re.S)
+    assert block, "README has no Quick start code block"
+    return [line for line in block.group(1).splitlines() if line.strip()]
+
+
+def test_readme_has_two_commands_and_ci_runs_the_second():
+    setup_and_run, setup_and_test = _quick_start_commands()
+    assert setup_and_run.endswith("bench run") and "pip install -e ." in setup_and_run
+    assert "pytest" in setup_and_test
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert setup_and_test in ci
+
+
+def test_readme_figure_exists():
+    for ref in re.findall(r"!\[[^\]]*\]\(([^)]+)\)", (ROOT / "README.md").read_text()):
+        assert (ROOT / ref).is_file(), ref
+
+
+@pytest.mark.slow
+def test_readme_first_command_produces_the_run_folder(tmp_path, with_weights):
+    """`bench run` with no options: synthetic-night, quick preset, the default methods."""
+    job = _quick_start_commands()[0].split("&&")[-1].strip()  # ".venv/bin/bench run"
+    args = job.split()[1:]
+    bench = Path(sys.executable).with_name("bench")
+    res = subprocess.run([str(bench), *args], cwd=tmp_path, env=dict(os.environ), capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-3000:]
+    run_dir = tmp_path / "results" / "synthetic-night" / "quick"
+    for rel in ("manifest.json", "metrics.csv", "tables/summary.md", "figures/qualitative.png"):
+        assert (run_dir / rel).is_file()
+    table = (run_dir / "tables" / "summary.md").read_text()
+    for method in ("identity", "gamma", "clahe", "histmatch"):
+        assert f"| {method} |" in table
+    assert "skipped" not in table.split("↑ higher")[0]  # with weights present, every metric is computed
