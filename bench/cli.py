@@ -21,12 +21,12 @@ class _Cli(click.Group):
         from bench.data.io import ImageReadError
         from bench.runner import RunError
         from bench.suites import SuiteDataError
-        from bench.translator import RegistryError
+        from bench.translator import RegistryError, TranslatorError
         from bench.weights import WeightsMissing
 
         try:
             return super().invoke(ctx)
-        except (RunError, SuiteDataError, RegistryError, WeightsMissing, ImageReadError) as exc:
+        except (RunError, SuiteDataError, RegistryError, TranslatorError, WeightsMissing, ImageReadError) as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
         except OSError as exc:
@@ -116,6 +116,48 @@ def run(suite, methods, preset, seeds, device, data_root, out, name, size, batch
     click.echo(f"finished {len(summary.done)} cell(s), reused {len(summary.skipped)} finished cell(s)")
     click.echo((summary.run_dir / "tables" / "summary.md").read_text())
     click.echo(f"results: {summary.run_dir}")
+
+
+@main.command()
+@click.option("--method", required=True, help="Method name (see `bench list`).")
+@click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="A .safetensors checkpoint (e.g. results/<suite>/<run>/cells/<method>/seed0/checkpoint.safetensors).")
+@click.option("--input", "input_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
+              help="Folder of adverse images (any size).")
+@click.option("--output", "output_dir", type=click.Path(path_type=Path), required=True, help="Folder for the translations.")
+@click.option("--save-uncertainty", is_flag=True, help="Also write <name>_sigma.npy and a <name>_sigma.png view (AU-GAN).")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--batch-size", default=8, show_default=True, type=click.IntRange(1))
+def translate(method, checkpoint, input_dir, output_dir, save_uncertainty, device, batch_size) -> None:
+    """Translate a folder of adverse images with a trained checkpoint, at each image's own size.
+
+    \b
+    Example:
+      bench translate --method augan --checkpoint ckpt.safetensors --input night/ --output day/ --save-uncertainty
+    """
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from bench.data.io import list_images
+    from bench.runner import RunError, resolve_device, translate_folder
+    from bench.translator import build_translator
+
+    try:
+        state = load_file(str(checkpoint))
+    except (SafetensorError, OSError) as exc:
+        raise RunError(f"{checkpoint}: not a readable .safetensors checkpoint ({exc})") from None
+    dev = resolve_device(device)
+    translator = build_translator(method, device=dev)
+    if hasattr(translator, "configure_from_state"):
+        translator.configure_from_state(state)  # the checkpoint, not a preset, decides the architecture
+    translator.load_state_dict(state)
+    inputs = list_images(input_dir)
+    if not inputs:
+        raise RunError(f"{input_dir} holds no images")
+    if save_uncertainty and not hasattr(translator, "uncertainty"):
+        raise RunError(f"method {method!r} has no uncertainty map")
+    translate_folder(translator, inputs, output_dir, dev, batch_size, uncertainty=save_uncertainty)
+    click.echo(f"translated {len(inputs)} image(s) into {output_dir}")
 
 
 @main.command(name="list")

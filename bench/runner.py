@@ -15,6 +15,7 @@ checkpoint and each translated image already on disk are reused. ``force`` redoe
 
 from __future__ import annotations
 
+import io
 import json
 import random
 import shutil
@@ -150,7 +151,7 @@ def run(cfg: RunConfig) -> RunSummary:
             continue
         translator = build_translator(method, preset=cfg.preset, device=device)
         _fit_or_load(translator, files, cell_dir, TrainBudget(cfg.preset, seed, device, cfg.max_steps), seed)
-        translated = _translate_all(translator, files.test_a, cell_dir / "translations", device, cfg.batch_size)
+        translated = translate_folder(translator, files.test_a, cell_dir / "translations", device, cfg.batch_size)
         write_cell_metrics(cell_dir / "metrics.json", scorer.score(method, seed, translated))
         summary.done.append((method, seed))
 
@@ -172,8 +173,13 @@ def _fit_or_load(translator: Translator, files, cell_dir: Path, budget: TrainBud
 
 
 @torch.no_grad()
-def _translate_all(translator: Translator, inputs, out_dir: Path, device: str, batch_size: int) -> list[Path]:
-    """Translate every test image at its native size; images already written are kept (resume)."""
+def translate_folder(translator: Translator, inputs, out_dir: Path, device: str, batch_size: int,
+                     uncertainty: bool = False) -> list[Path]:
+    """Translate every image at its native size; images already written are kept (resume).
+
+    With ``uncertainty`` the method's sigma map is also written, as ``<name>_sigma.npy`` (float32)
+    and a ``<name>_sigma.png`` view scaled to each image's maximum.
+    """
     outputs = [out_dir / (Path(p).stem + ".png") for p in inputs]
     todo = [(p, o) for p, o in zip(inputs, outputs) if not o.is_file()]
     batch: list[tuple[Path, np.ndarray]] = []
@@ -185,8 +191,16 @@ def _translate_all(translator: Translator, inputs, out_dir: Path, device: str, b
         y = translator.translate(x)
         if y.shape != x.shape:
             raise RunError(f"{getattr(translator, 'name', translator)} returned {tuple(y.shape)} for input {tuple(x.shape)}")
-        for (o, _), img in zip(batch, y):
-            write_png(o, to_uint8(img))
+        sigma = translator.uncertainty(x) if uncertainty else None  # type: ignore[attr-defined]
+        for k, ((o, _), img) in enumerate(zip(batch, y)):
+            if sigma is not None:
+                s = sigma[k, 0].float().cpu().numpy()
+                buf = io.BytesIO()
+                np.save(buf, s.astype(np.float32))
+                atomic_write_bytes(o.with_name(o.stem + "_sigma.npy"), buf.getvalue())
+                view = np.round(255 * s / max(float(s.max()), 1e-8)).astype(np.uint8)
+                write_png(o.with_name(o.stem + "_sigma.png"), view)
+            write_png(o, to_uint8(img))  # last: the translation marks the image as done
         batch.clear()
 
     for src, dst in tqdm(todo, desc="translate", unit="img", leave=False):

@@ -73,6 +73,10 @@ class RegistryError(LookupError):
     pass
 
 
+class TranslatorError(Exception):
+    """A user-facing problem a method reports (bad checkpoint, diverged training): shown as one line."""
+
+
 @dataclass
 class _Registry:
     methods: dict[str, MethodInfo] = field(default_factory=dict)

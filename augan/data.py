@@ -1,0 +1,69 @@
+"""Unpaired training batches as the official loader makes them (utils.load_train_data).
+
+Each epoch shuffles A and B independently; batch k pairs the k-th slices. Each pair is resized to
+load x 2*load (bilinear, as scipy.misc.imresize), cropped at one random offset to fine x 2*fine and
+flipped together with probability 1/2, then scaled to [-1, 1]. With ``load_size=None`` the images
+keep their native size and only the crop applies. Every random draw is a function of (seed,
+step), so a resumed run sees exactly the batches an uninterrupted one would.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+
+def _load(path: Path) -> torch.Tensor:
+    with Image.open(path) as im:
+        arr = np.array(im.convert("RGB"))
+    return torch.from_numpy(arr).permute(2, 0, 1).float().div_(127.5).sub_(1.0)
+
+
+class UnpairedBatches:
+    def __init__(self, files_a: Sequence[Path], files_b: Sequence[Path], batch_size: int, load_size: int | None,
+                 fine_size: int, seed: int) -> None:
+        if not files_a or not files_b:
+            raise ValueError("AU-GAN needs training images of both domains (trainA and trainB are not empty)")
+        self.files_a, self.files_b = list(files_a), list(files_b)
+        self.batch_size = min(batch_size, len(self.files_a), len(self.files_b))
+        self.load_size, self.fine_size, self.seed = load_size, fine_size, seed
+        self.steps_per_epoch = max(1, min(len(self.files_a), len(self.files_b)) // self.batch_size)
+        self._perm_epoch = -1
+
+    def _permutations(self, epoch: int) -> None:
+        if epoch != self._perm_epoch:
+            ga = torch.Generator().manual_seed(self.seed * 7919 + 2 * epoch)
+            gb = torch.Generator().manual_seed(self.seed * 7919 + 2 * epoch + 1)
+            self._perm_a = torch.randperm(len(self.files_a), generator=ga).tolist()
+            self._perm_b = torch.randperm(len(self.files_b), generator=gb).tolist()
+            self._perm_epoch = epoch
+
+    def _prepare(self, img: torch.Tensor, fy: float, fx: float, flip: bool) -> torch.Tensor:
+        fine_h, fine_w = self.fine_size, 2 * self.fine_size
+        h, w = img.shape[-2:]
+        if self.load_size is not None:
+            h, w = self.load_size, 2 * self.load_size
+        elif h < fine_h or w < fine_w:  # too small to crop: scale up just enough
+            scale = max(fine_h / h, fine_w / w)
+            h, w = int(np.ceil(h * scale)), int(np.ceil(w * scale))
+        if (h, w) != tuple(img.shape[-2:]):
+            img = F.interpolate(img[None], size=(h, w), mode="bilinear", align_corners=False)[0]
+        top, left = int(fy * (h - fine_h + 1)), int(fx * (w - fine_w + 1))
+        img = img[:, top:top + fine_h, left:left + fine_w]
+        return img.flip(-1) if flip else img
+
+    def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        epoch, k = divmod(step, self.steps_per_epoch)
+        self._permutations(epoch)
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
+        a, b = [], []
+        for j in range(k * self.batch_size, (k + 1) * self.batch_size):
+            fy, fx, flip = torch.rand(3, generator=g).tolist()
+            a.append(self._prepare(_load(self.files_a[self._perm_a[j]]), fy, fx, flip > 0.5))
+            b.append(self._prepare(_load(self.files_b[self._perm_b[j]]), fy, fx, flip > 0.5))
+        return torch.stack(a), torch.stack(b)
