@@ -292,6 +292,17 @@ class AUGAN:
         self.config = self._checkpoint_config(state)
         self._build()
 
+    def import_tf_checkpoint(self, path: Path) -> None:
+        """Adopt the architecture and generator weights of an official TensorFlow checkpoint."""
+        from augan.tf_import import config_from_variables, convert, read_tf_checkpoint
+
+        variables = read_tf_checkpoint(path)
+        self.config = config_from_variables(variables)
+        self._build()
+        converted = convert(variables, self.state_dict())
+        for prefix, net in (("g_a2b.", self.g_a2b), ("g_b2a.", self.g_b2a)):
+            net.load_state_dict({k[len(prefix):]: v for k, v in converted.items() if k.startswith(prefix)})
+
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
         state = _strip_prefixes(state)
         saved = self._checkpoint_config(state)

@@ -160,6 +160,33 @@ def translate(method, checkpoint, input_dir, output_dir, save_uncertainty, devic
     click.echo(f"translated {len(inputs)} image(s) into {output_dir}")
 
 
+@main.command(name="import-checkpoint")
+@click.argument("method")
+@click.option("--tf-checkpoint", type=click.Path(exists=True, path_type=Path), required=True,
+              help="The authors' TensorFlow checkpoint: a folder with a 'checkpoint' file, or a checkpoint prefix.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Output .safetensors file.")
+def import_checkpoint(method, tf_checkpoint, out) -> None:
+    """Convert a method's official checkpoint into ours (needs `pip install tensorflow-cpu`).
+
+    \b
+    Example:
+      bench import-checkpoint augan --tf-checkpoint check/bdd_exp/bdd100k_256 --out augan-bdd100k.safetensors
+      bench translate --method augan --checkpoint augan-bdd100k.safetensors --input night/ --output day/
+    """
+    from safetensors.torch import save
+
+    from bench.atomic import atomic_write_bytes
+    from bench.runner import RunError
+    from bench.translator import build_translator
+
+    translator = build_translator(method)
+    if not hasattr(translator, "import_tf_checkpoint"):
+        raise RunError(f"method {method!r} has no importer for official TensorFlow checkpoints")
+    translator.import_tf_checkpoint(tf_checkpoint)
+    atomic_write_bytes(out, save({k: v.contiguous() for k, v in translator.state_dict().items()}))
+    click.echo(f"wrote {out} ({method}, converted from {tf_checkpoint})")
+
+
 @main.command(name="list")
 def list_cmd() -> None:
     """List suites, methods and metrics, each with a one-line description.

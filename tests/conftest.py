@@ -57,3 +57,19 @@ def smoke_suite():
     from bench.suites import get_suite
 
     return get_suite("synthetic-night").prepare("smoke", None)
+
+
+@pytest.fixture
+def plugin_site(tmp_path):
+    """Make a folder that, on PYTHONPATH, is an installed plug-in package with one entry point."""
+
+    def make(module: str, source: str, method: str, attr: str) -> Path:
+        site = tmp_path / "site"
+        dist = site / f"{module}-0.1.dist-info"
+        dist.mkdir(parents=True)
+        (site / f"{module}.py").write_text(source)
+        (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module.replace('_', '-')}\nVersion: 0.1\n")
+        (dist / "entry_points.txt").write_text(f"[augan_bench.translators]\n{method} = {module}:{attr}\n")
+        return site
+
+    return make

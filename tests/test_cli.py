@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from bench.cli import main
 from bench.data.io import list_images, read_rgb
 
-COMMANDS = [[], ["run"], ["translate"], ["list"], ["data"], ["data", "synth"], ["weights"], ["weights", "list"],
+COMMANDS = [[], ["run"], ["translate"], ["import-checkpoint"], ["list"], ["data"], ["data", "synth"], ["weights"], ["weights", "list"],
             ["weights", "where"], ["weights", "check"]]
 
 

@@ -200,12 +200,8 @@ SLOW_PLUGIN = textwrap.dedent('''
 ''')
 
 
-def test_a_killed_run_resumes_and_completes(tmp_path):
-    site = tmp_path / "site"
-    (site / "slow_plugin-0.1.dist-info").mkdir(parents=True)
-    (site / "slow_plugin.py").write_text(SLOW_PLUGIN)
-    (site / "slow_plugin-0.1.dist-info" / "METADATA").write_text("Metadata-Version: 2.1\nName: slow-plugin\nVersion: 0.1\n")
-    (site / "slow_plugin-0.1.dist-info" / "entry_points.txt").write_text("[augan_bench.translators]\nslow = slow_plugin:Slow\n")
+def test_a_killed_run_resumes_and_completes(tmp_path, plugin_site):
+    site = plugin_site("slow_plugin", SLOW_PLUGIN, "slow", "Slow")
     env = {**os.environ, "PYTHONPATH": str(site)}
     cmd = [sys.executable, "-m", "bench.cli", "run", "--preset", "smoke", "--methods", "identity,slow",
            "--seeds", "0,1", "--batch-size", "1", "--out", str(tmp_path / "out")]

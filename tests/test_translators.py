@@ -94,11 +94,9 @@ def test_clahe_raises_local_contrast_of_dark_images(smoke_suite):
     assert y.std() > x.std()
 
 
-def test_entry_point_plugin_appears_and_runs(tmp_path):
+def test_entry_point_plugin_appears_and_runs(plugin_site):
     """A method from another installed package (an entry point in a dist-info) is listed and runs."""
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "my_plugin.py").write_text(textwrap.dedent('''
+    site = plugin_site("my_plugin", textwrap.dedent('''
         import torch
 
         class Invert:
@@ -120,11 +118,7 @@ def test_entry_point_plugin_appears_and_runs(tmp_path):
 
             def load_state_dict(self, state):
                 pass
-    '''))
-    dist = site / "my_plugin-0.1.dist-info"
-    dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: my-plugin\nVersion: 0.1\n")
-    (dist / "entry_points.txt").write_text("[augan_bench.translators]\ninvert = my_plugin:Invert\n")
+    '''), "invert", "Invert")
     code = (
         "from bench.translator import available_methods, build_translator; import torch; "
         "m = available_methods()['invert']; print(m.description, m.learned); "

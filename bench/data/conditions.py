@@ -86,20 +86,23 @@ def _light_irradiance(L: SceneLayers, lights: list[Light], wx, wy, normals) -> n
     return irr
 
 
+def _glowing(lights: list[Light]):
+    """Light sources the camera sees as bright spots, with their apparent strength (dimmer far away)."""
+    for light in lights:
+        if light.glow > 0:
+            yield light, light.position, light.glow * min(1.0, 12.0 / light.position[2])
+
+
 def _glare(L: SceneLayers, lights: list[Light], scale: float) -> np.ndarray:
     """Glow around visible light sources: a sharp core and a wide halo (veiling glare)."""
     sprites = np.zeros((L.height, L.width, 3), np.float32)
-    for light in lights:
-        if light.glow <= 0:
-            continue
-        x, y, z = light.position
+    for light, (x, y, z), strength in _glowing(lights):
         px, py = L.project(x, y, z)
         if not (0 <= px < L.width and 0 <= py < L.height):
             continue
         # A source hidden behind something nearer (a car, a pole) does not flare.
         if L.depth[int(py), int(px)] < z - 0.5:
             continue
-        strength = light.glow * min(1.0, 12.0 / z)
         sprites[int(py), int(px)] += np.asarray(light.color, np.float32) * strength * 5.0
     core = _blur(sprites, 0.8 * scale)
     halo = _blur(sprites, 4.0 * scale)
@@ -133,10 +136,7 @@ def night_radiance(scene: Scene, L: SceneLayers, rng: np.random.Generator, wet: 
 def _wet_reflections(L: SceneLayers, lights: list[Light], scale: float) -> np.ndarray:
     """Specular reflections of light sources on the wet road: long vertical streaks below each source."""
     refl = np.zeros((L.height, L.width, 3), np.float32)
-    for light in lights:
-        if light.glow <= 0:
-            continue
-        x, y, z = light.position
+    for light, (x, y, z), strength in _glowing(lights):
         px, _ = L.project(x, y, z)
         _, py_ground = L.project(x, 0.0, z)
         _, py_mirror = L.project(x, -y, z)
@@ -150,7 +150,7 @@ def _wet_reflections(L: SceneLayers, lights: list[Light], scale: float) -> np.nd
         length = max(2.0, (py_mirror - py_ground) * 1.2)
         profile = np.exp(-(((rows - center) / length) ** 2))
         col = int(px)
-        refl[r0:r1, col] += profile[:, None] * np.asarray(light.color, np.float32) * light.glow * min(1.0, 12.0 / z) * 0.25
+        refl[r0:r1, col] += profile[:, None] * np.asarray(light.color, np.float32) * strength * 0.25
     refl = cv2.GaussianBlur(refl, (0, 0), sigmaX=max(0.7, 1.2 * scale), sigmaY=max(0.5, 0.6 * scale))
     refl[L.label != ROAD] *= 0.15
     return refl

@@ -38,27 +38,27 @@ class Scorer:
         self.weights_used: dict[str, str] = {}  # label -> sha256
 
     # Models are built lazily so that a run without FID never loads Inception.
-    def inception(self):
-        if self._inception is None and "inception" not in self.skipped:
-            from bench.metrics.fid_kid import InceptionExtractor
-
+    def _model(self, key: str, build):
+        attr = f"_{key}"
+        if getattr(self, attr) is None and key not in self.skipped:
             try:
-                self._inception = InceptionExtractor(device=self.device)
-                self.weights_used[self._inception.weights.label] = self._inception.weights.sha256
+                model = build(device=self.device)
             except WeightsMissing as exc:
-                self.skipped["inception"] = exc
-        return self._inception
+                self.skipped[key] = exc
+            else:
+                setattr(self, attr, model)
+                self.weights_used[model.weights.label] = model.weights.sha256
+        return getattr(self, attr)
+
+    def inception(self):
+        from bench.metrics.fid_kid import InceptionExtractor
+
+        return self._model("inception", InceptionExtractor)
 
     def lpips(self):
-        if self._lpips is None and "lpips" not in self.skipped:
-            from bench.metrics.lpips_metric import LpipsAlex
+        from bench.metrics.lpips_metric import LpipsAlex
 
-            try:
-                self._lpips = LpipsAlex(device=self.device)
-                self.weights_used[self._lpips.weights.label] = self._lpips.weights.sha256
-            except WeightsMissing as exc:
-                self.skipped["lpips"] = exc
-        return self._lpips
+        return self._model("lpips", LpipsAlex)
 
     def score(self, method: str, seed: int, translated: Sequence[Path]) -> list[MetricRecord]:
         n = len(translated)
