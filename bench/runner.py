@@ -149,8 +149,9 @@ def run(cfg: RunConfig) -> RunSummary:
         if (cell_dir / "metrics.json").is_file():
             summary.skipped.append((method, seed))
             continue
+        _seed_everything(seed)  # before construction: initial weights come from the seed too
         translator = build_translator(method, preset=cfg.preset, device=device)
-        _fit_or_load(translator, files, cell_dir, TrainBudget(cfg.preset, seed, device, cfg.max_steps), seed)
+        _fit_or_load(translator, files, cell_dir, TrainBudget(cfg.preset, seed, device, cfg.max_steps))
         translated = translate_folder(translator, files.test_a, cell_dir / "translations", device, cfg.batch_size)
         write_cell_metrics(cell_dir / "metrics.json", scorer.score(method, seed, translated))
         summary.done.append((method, seed))
@@ -159,14 +160,13 @@ def run(cfg: RunConfig) -> RunSummary:
     return summary
 
 
-def _fit_or_load(translator: Translator, files, cell_dir: Path, budget: TrainBudget, seed: int) -> None:
+def _fit_or_load(translator: Translator, files, cell_dir: Path, budget: TrainBudget) -> None:
     from safetensors.torch import load_file, save
 
     ckpt = cell_dir / "checkpoint.safetensors"
     if ckpt.is_file():
         translator.load_state_dict(load_file(str(ckpt)))
         return
-    _seed_everything(seed)
     translator.fit(files.unpaired(), budget, cell_dir / "train")
     state = {k: v.detach().cpu().contiguous() for k, v in translator.state_dict().items()}
     atomic_write_bytes(ckpt, save(state))

@@ -318,3 +318,18 @@ def test_bench_translate_any_size_with_uncertainty(tmp_path):
     res = CliRunner().invoke(main, ["translate", "--method", "augan", "--checkpoint", str(tmp_path / "gamma.safetensors"),
                                     "--input", str(src), "--output", str(tmp_path / "x")])
     assert res.exit_code == 2 and "not an AU-GAN checkpoint" in res.output and "Traceback" not in res.output
+
+
+def test_runner_seeds_make_augan_reproducible(tmp_path):
+    from safetensors.torch import load_file
+
+    from bench.runner import RunConfig, run
+
+    def checkpoint(name, seed):
+        run(RunConfig(preset="smoke", methods=("augan",), seeds=(seed,), out=tmp_path, name=name, device="cpu"))
+        return load_file(str(tmp_path / "synthetic-night" / name / "cells" / "augan" / f"seed{seed}" /
+                             "checkpoint.safetensors"))
+
+    a, b, c = checkpoint("a", 0), checkpoint("b", 0), checkpoint("c", 1)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a if not k.startswith("_meta"))
