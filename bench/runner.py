@@ -45,6 +45,7 @@ from bench.suites import get_suite
 from bench.translator import PRESETS, TrainBudget, Translator, available_methods, build_translator, method_info
 
 QUALITATIVE_ROWS = 4
+REFERENCE_ROW = "day-twin"  # pseudo-method: downstream scores of the day twins (upper bound)
 
 
 class RunError(RuntimeError):
@@ -132,7 +133,7 @@ def run(cfg: RunConfig) -> RunSummary:
     _prepare_out(run_dir)
 
     files = suite.prepare(cfg.preset, cfg.data_root, cfg.size)
-    scorer = Scorer(suite.name, files, suite.metrics, device=device, batch_size=cfg.batch_size)
+    scorer = Scorer(suite.name, files, suite.metrics, device=device, batch_size=cfg.batch_size, preset=cfg.preset)
     summary = RunSummary(run_dir)
     started = time.time()
 
@@ -156,6 +157,11 @@ def run(cfg: RunConfig) -> RunSummary:
         write_cell_metrics(cell_dir / "metrics.json", scorer.score(method, seed, translated))
         summary.done.append((method, seed))
 
+    if scorer.has_downstream and files.twins is not None:
+        # The upper bound: the downstream model on the day twins themselves.
+        ref_cell = run_dir / "cells" / REFERENCE_ROW / "seed0" / "metrics.json"
+        if cfg.force or not ref_cell.is_file():
+            write_cell_metrics(ref_cell, scorer.score(REFERENCE_ROW, 0, files.twins, only_downstream=True))
     summary.records = _write_outputs(run_dir, suite.name, files, cfg, device, scorer, started, methods)
     return summary
 
@@ -222,9 +228,10 @@ def _write_outputs(run_dir: Path, suite: str, files, cfg: RunConfig, device: str
         records += read_cell_metrics(path)
     # Identity (the raw adverse input) first, then this run's methods in the order asked, then earlier ones.
     found = {r.method for r in records}
-    order = [m for m in dict.fromkeys(["identity", *methods, *sorted(found)]) if m in found]
+    order = [m for m in dict.fromkeys(["identity", *methods, *sorted(found - {REFERENCE_ROW}), REFERENCE_ROW])
+             if m in found]
     write_metrics_csv(run_dir / "metrics.csv", records)
-    atomic_write_text(run_dir / "tables" / "summary.md", summary_markdown(records, suite, order))
+    atomic_write_text(run_dir / "tables" / "summary.md", summary_markdown(records, suite, order, reference=REFERENCE_ROW))
 
     idx = np.linspace(0, len(files.test_a) - 1, min(QUALITATIVE_ROWS, len(files.test_a))).round().astype(int)
     rows = []
@@ -232,13 +239,15 @@ def _write_outputs(run_dir: Path, suite: str, files, cfg: RunConfig, device: str
         name = Path(files.test_a[i]).stem + ".png"
         row = {"input": files.test_a[i]}
         for method in order:
+            if method == REFERENCE_ROW:
+                continue
             seed_dirs = sorted((run_dir / "cells" / method).glob("seed*"))
             if seed_dirs and (seed_dirs[0] / "translations" / name).is_file():
                 row[method] = seed_dirs[0] / "translations" / name
         if files.twins is not None:
             row["day twin"] = files.twins[i]
         rows.append(row)
-    columns = ["input"] + order + (["day twin"] if files.twins is not None else [])
+    columns = ["input"] + [m for m in order if m != REFERENCE_ROW] + (["day twin"] if files.twins is not None else [])
     qualitative_grid(rows, columns, run_dir / "figures" / "qualitative.png")
 
     manifest_path = run_dir / "manifest.json"

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from bench.data.io import read_rgb
+from bench.data.scene import CLASS_NAMES
 from bench.results import COLUMNS, read_metrics_csv
 from bench.runner import RunConfig, RunError, run
 
@@ -47,9 +48,13 @@ def test_run_writes_the_documented_layout(smoke_run):
     with open(d / "metrics.csv") as fh:
         assert next(csv.reader(fh)) == COLUMNS
     records = read_metrics_csv(d / "metrics.csv")
-    assert {r.method for r in records} == set(METHODS)
-    assert {r.metric for r in records} == {"fid", "kid", "lpips", "psnr", "ssim"}
-    assert all(not r.skipped and r.n == 12 for r in records)
+    assert {r.method for r in records} == set(METHODS) | {"day-twin"}
+    main = {"fid", "kid", "lpips", "psnr", "ssim", "miou", "fd-synthseg"}
+    for method in METHODS:
+        found = {r.metric for r in records if r.method == method}
+        assert main <= found and all(m.startswith("iou/") for m in found - main)
+    assert {r.metric for r in records if r.method == "day-twin"} - {f"iou/{c}" for c in CLASS_NAMES.values()} == {"miou"}
+    assert all(not r.skipped and r.n == 12 for r in records if not r.metric.startswith("iou/"))
     manifest = json.loads((d / "manifest.json").read_text())
     assert manifest["versions"]["torch"] and "git_commit" in manifest and manifest["seeds"] == [0]
     assert any("SUBSTITUTE" in k for k in manifest["weights"])  # test weights are labelled as such
@@ -114,11 +119,12 @@ def test_rerun_skips_finished_cells_and_force_redoes_them(smoke_run):
     out = summary.run_dir.parent.parent
     metrics = summary.run_dir / "cells" / "identity" / "seed0" / "metrics.json"
     before = metrics.stat().st_mtime_ns
+    rows_before = read_metrics_csv(summary.run_dir / "metrics.csv")
     again = run(RunConfig(preset="smoke", methods=METHODS, out=out, device="cpu"))
     assert again.done == [] and len(again.skipped) == 4
     assert metrics.stat().st_mtime_ns == before
-    # The tables survive a re-run unchanged (the weights are not even needed to rebuild them).
-    assert len(read_metrics_csv(summary.run_dir / "metrics.csv")) == 20
+    # The results survive a re-run unchanged (the weights are not even needed to rebuild them).
+    assert read_metrics_csv(summary.run_dir / "metrics.csv") == rows_before
     forced = run(RunConfig(preset="smoke", methods=("identity",), out=out, device="cpu", force=True))
     assert forced.done == [("identity", 0)] and metrics.stat().st_mtime_ns != before
 
@@ -159,7 +165,10 @@ def test_full_disk_leaves_no_half_written_file_and_the_run_resumes(tmp_path, mon
         read_rgb(png)  # every file that exists is whole
     monkeypatch.setattr(atomic.os, "fsync", real_fsync)
     summary = run(RunConfig(preset="smoke", methods=("identity", "gamma"), out=tmp_path))
-    assert len(read_metrics_csv(summary.run_dir / "metrics.csv")) == 10
+    records = read_metrics_csv(summary.run_dir / "metrics.csv")
+    for method in ("identity", "gamma"):
+        assert {"psnr", "ssim", "miou", "fd-synthseg"} <= {r.metric for r in records if r.method == method}
+    assert {r.method for r in records} == {"identity", "gamma", "day-twin"}
 
 
 def test_interrupt_during_a_write_removes_the_temporary_file(tmp_path, monkeypatch):
@@ -221,7 +230,7 @@ def test_a_killed_run_resumes_and_completes(tmp_path, plugin_site):
     # Images written before the kill were kept, not redone; the run is complete.
     assert all((trans / n).stat().st_mtime_ns == t for n, t in partial.items())
     records = read_metrics_csv(tmp_path / "out" / "synthetic-night" / "smoke" / "metrics.csv")
-    assert {(r.method, r.seed) for r in records} == {("identity", 0), ("slow", 0), ("slow", 1)}
+    assert {(r.method, r.seed) for r in records} == {("identity", 0), ("slow", 0), ("slow", 1), ("day-twin", 0)}
     # slow is the identity: its scores equal identity's exactly.
     psnr = {(r.method, r.seed): r.value for r in records if r.metric == "psnr"}
     assert psnr[("slow", 0)] == psnr[("slow", 1)] == psnr[("identity", 0)]

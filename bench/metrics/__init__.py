@@ -17,7 +17,9 @@ class MetricInfo:
     description: str
     higher_is_better: bool
     unit: str = ""
-    needs: str = "reference-set"  # 'reference-set': target-domain test images; 'twins': pixel-aligned day twins
+    # 'reference-set': target-domain test images; 'twins': pixel-aligned day twins;
+    # 'labels': test label maps and labelled day training images (downstream models)
+    needs: str = "reference-set"
     per_image: bool = False  # a mean over per-image values (bootstrap CI over images)
 
     @property
@@ -61,6 +63,21 @@ METRICS: dict[str, MetricInfo] = {
             higher_is_better=True,
             needs="twins",
             per_image=True,
+        ),
+        MetricInfo(
+            "miou",
+            "mIoU (%) of the day-trained segmenter on the translations (Cityscapes train ids, pooled confusion "
+            "matrix); per-class IoU in metrics.csv as iou/<class>",
+            higher_is_better=True,
+            unit="%",
+            needs="labels",
+        ),
+        MetricInfo(
+            "fd-synthseg",
+            "Fréchet distance of the day-trained synthetic segmenter's pooled backbone features (960-d), "
+            "translations vs. the target domain's test images; needs no downloaded weights (not FID)",
+            higher_is_better=False,
+            needs="labels",
         ),
     )
 }

@@ -25,15 +25,20 @@ from bench.weights import WeightsMissing
 
 class Scorer:
     def __init__(self, suite_name: str, files: SuiteFiles, metrics: Sequence[str], device: str = "cpu",
-                 batch_size: int = 16) -> None:
+                 batch_size: int = 16, preset: str = "quick") -> None:
         self.suite_name = suite_name
         self.files = files
-        self.metrics = [m for m in metrics if METRICS[m].needs != "twins" or files.twins is not None]
+        have = {"reference-set": True, "twins": files.twins is not None,
+                "labels": files.labels is not None and files.train_b_labels is not None}
+        self.metrics = [m for m in metrics if have[METRICS[m].needs]]
         self.device = device
         self.batch_size = batch_size
+        self.preset = preset
         self._inception = None
         self._lpips = None
+        self._segmenter = None
         self._reference: torch.Tensor | None = None
+        self._seg_reference: torch.Tensor | None = None
         self.skipped: dict[str, WeightsMissing] = {}
         self.weights_used: dict[str, str] = {}  # label -> sha256
 
@@ -60,7 +65,21 @@ class Scorer:
 
         return self._model("lpips", LpipsAlex)
 
-    def score(self, method: str, seed: int, translated: Sequence[Path]) -> list[MetricRecord]:
+    def segmenter(self):
+        if self._segmenter is None:
+            from bench.downstream.synthetic_segmenter import trained_segmenter
+
+            assert self.files.train_b_labels is not None
+            self._segmenter = trained_segmenter(self.files.train_b, self.files.train_b_labels, self.preset, self.device)
+        return self._segmenter
+
+    @property
+    def has_downstream(self) -> bool:
+        return "miou" in self.metrics
+
+    def score(self, method: str, seed: int, translated: Sequence[Path], only_downstream: bool = False
+              ) -> list[MetricRecord]:
+        """Every metric of the suite for ``translated`` (aligned with the test split), or only mIoU."""
         n = len(translated)
         records: list[MetricRecord] = []
 
@@ -68,11 +87,44 @@ class Scorer:
                 note: str = "") -> None:
             records.append(MetricRecord(self.suite_name, method, seed, metric, value, lo, hi, n, extractor, note))
 
+        if self.has_downstream:
+            self._segmentation_metrics(translated, rec, with_fd=not only_downstream)
+        if only_downstream:
+            return records
         if "fid" in self.metrics or "kid" in self.metrics:
             self._distribution_metrics(translated, rec)
         if self.files.twins is not None:
             self._paired_metrics(translated, rec)
         return records
+
+    def _segmentation_metrics(self, translated: Sequence[Path], rec, with_fd: bool) -> None:
+        from bench.data.scene import CLASS_NAMES
+        from bench.downstream.synthetic_segmenter import _read_label
+        from bench.metrics.fid_kid import fid_from_features
+        from bench.metrics.segmentation import bootstrap_miou_ci, confusion, iou_per_class, mean_iou
+
+        seg = self.segmenter()
+        labels = self.files.labels
+        assert labels is not None
+        per_image, feats = [], []
+        for start in range(0, len(translated), self.batch_size):
+            chunk = list(translated[start:start + self.batch_size])
+            for pred, lab in zip(seg.predict(chunk), labels[start:start + self.batch_size]):
+                per_image.append(confusion(pred, _read_label(lab)))
+            if with_fd and "fd-synthseg" in self.metrics:
+                feats.append(seg.features(chunk))
+        cms = np.stack(per_image)
+        cm = cms.sum(0)
+        lo, hi = bootstrap_miou_ci(cms)
+        rec("miou", 100 * mean_iou(cm), 100 * lo, 100 * hi, extractor=seg.id)
+        for cls, iou in enumerate(iou_per_class(cm)):
+            if cls in CLASS_NAMES:
+                rec(f"iou/{CLASS_NAMES[cls]}", 100 * float(iou), extractor=seg.id)
+        if feats:
+            if self._seg_reference is None:
+                self._seg_reference = torch.cat([seg.features(list(self.files.test_b[i:i + self.batch_size]))
+                                                 for i in range(0, len(self.files.test_b), self.batch_size)])
+            rec("fd-synthseg", fid_from_features(torch.cat(feats), self._seg_reference), extractor=seg.id)
 
     def _distribution_metrics(self, translated: Sequence[Path], rec) -> None:
         from bench.metrics.fid_kid import extract_features, fid_from_features, kid_from_features

@@ -10,7 +10,17 @@ import numpy as np
 from bench.metrics import METRICS
 from bench.results import MetricRecord
 
-DECIMALS = {"fid": 2, "kid": 4, "lpips": 4, "psnr": 2, "ssim": 4}
+DECIMALS = {"fid": 2, "kid": 4, "lpips": 4, "psnr": 2, "ssim": 4, "miou": 2, "fd-synthseg": 3}
+LOWER_BOUND = "identity"  # the raw adverse input
+
+
+def gap_recovered(agg: dict[tuple[str, str], dict], method: str, metric: str, reference: str) -> float:
+    """(method - raw adverse) / (upper bound - raw adverse): 0 = no better than the input, 1 = as good as day."""
+    try:
+        m, lo, up = (agg[(k, metric)]["mean"] for k in (method, LOWER_BOUND, reference))
+    except KeyError:
+        return math.nan
+    return (m - lo) / (up - lo) if up != lo else math.nan
 
 
 def aggregate(records: list[MetricRecord]) -> dict[tuple[str, str], dict]:
@@ -50,15 +60,21 @@ def format_value(metric: str, cell: dict) -> str:
     return s
 
 
-def summary_markdown(records: list[MetricRecord], suite: str, method_order: list[str] | None = None) -> str:
+def summary_markdown(records: list[MetricRecord], suite: str, method_order: list[str] | None = None,
+                     reference: str | None = None) -> str:
+    """Methods x metrics. ``reference`` names the upper-bound row (downstream scores of the day images):
+    it is shown last, never bolded, and with the lower bound (identity) it gives the gap-recovered column."""
     agg = aggregate(records)
     methods = method_order or sorted({r.method for r in records})
+    compared = [m for m in methods if m != reference]
     metrics = [m for m in METRICS if any(r.metric == m for r in records)]
+    gap = reference is not None and "miou" in metrics and (LOWER_BOUND, "miou") in agg and (reference, "miou") in agg
     head = ["method"] + [f"{m.upper() if m in ('fid', 'kid') else m} {METRICS[m].arrow}" for m in metrics]
+    head += ["mIoU gap recovered ↑"] if gap else []
     lines = [f"# {suite}: summary", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     notes: dict[str, str] = {}
     for method in methods:
-        row = [method]
+        row = [f"{method} (upper bound)" if method == reference else method]
         for metric in metrics:
             cell = agg.get((method, metric))
             if cell is None:
@@ -67,12 +83,18 @@ def summary_markdown(records: list[MetricRecord], suite: str, method_order: list
             text = format_value(metric, cell)
             if math.isnan(cell["mean"]) and cell["note"]:
                 notes.setdefault(metric, cell["note"])
-            if method in best_methods(agg, methods, metric):
+            if method in best_methods(agg, compared, metric):
                 text = f"**{text}**"
             row.append(text)
+        if gap:
+            g = gap_recovered(agg, method, "miou", reference)
+            row.append("–" if math.isnan(g) else f"{g:.2f}")
         lines.append("| " + " | ".join(row) + " |")
     lines += ["", "↑ higher is better, ↓ lower is better; best in bold. Single seed: 95% bootstrap CI over test "
               "images in brackets; several seeds: mean ± std over seeds."]
+    if gap:
+        lines.append(f"Gap recovered = (method − {LOWER_BOUND}) / ({reference} − {LOWER_BOUND}) in mIoU: 0 is the raw "
+                     "adverse input, 1 the day image.")
     extractors = sorted({r.extractor for r in records if r.extractor})
     if extractors:
         lines.append("Weights: " + "; ".join(extractors) + ".")

@@ -20,6 +20,7 @@ class SuiteFiles:
     twins: tuple[Path, ...] | None = None  # pixel-aligned day twin of each test_a image
     labels: tuple[Path, ...] | None = None  # semantic label map (Cityscapes train ids) per test_a image
     boxes: Path | None = None  # COCO-style JSON of car/person boxes of test_a
+    train_b_labels: tuple[Path, ...] | None = None  # label maps of the day training images (downstream training)
     height: int = 0
     width: int = 0
 

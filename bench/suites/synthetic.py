@@ -28,6 +28,7 @@ SYNTHETIC_PRESETS: dict[str, dict] = {
     "paper": {"n_train": 2000, "n_test": 500, "height": 128, "width": 256},
 }
 DATA_SEED = 0  # the suite's content is fixed; method seeds vary training, not the data
+LAYOUT_VERSION = 2  # 2: trainB_labels/ (day training labels for the downstream segmenter)
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ class SyntheticSuite(Suite):
 def materialize(condition: str, n_train: int, n_test: int, height: int, width: int, seed: int,
                 root: Path | None = None) -> SuiteFiles:
     """Render (or reuse) a synthetic suite as PNG files; returns its file lists."""
-    key = json.dumps([condition, n_train, n_test, height, width, seed, RENDERER_VERSION])
+    key = json.dumps([condition, n_train, n_test, height, width, seed, RENDERER_VERSION, LAYOUT_VERSION])
     if root is None:
         digest = hashlib.sha256(key.encode()).hexdigest()[:12]
         root = cache_dir("suites") / f"synthetic-{condition}-{height}x{width}-{n_train}-{n_test}-{digest}"
@@ -64,8 +65,9 @@ def materialize(condition: str, n_train: int, n_test: int, height: int, width: i
                 s = render_sample(condition, stream, i, seed, height, width, want_day=False)
                 write_png(root / "trainA" / name, s.adverse)
         elif stream == "trainB":
-            if not (root / "trainB" / name).is_file():
+            if not (root / "trainB" / name).is_file() or not (root / "trainB_labels" / name).is_file():
                 s = render_sample(condition, stream, i, seed, height, width, want_adverse=False)
+                write_png(root / "trainB_labels" / name, s.label)
                 write_png(root / "trainB" / name, s.day)
         else:
             # Boxes are re-derived on resume (cheap); images are skipped when present.
@@ -86,6 +88,7 @@ def _layout(root: Path, n_train: int, n_test: int, height: int, width: int) -> S
         root=root,
         train_a=tuple(root / "trainA" / n for n in names(n_train)),
         train_b=tuple(root / "trainB" / n for n in names(n_train)),
+        train_b_labels=tuple(root / "trainB_labels" / n for n in names(n_train)),
         test_a=tuple(root / "testA" / n for n in names(n_test)),
         # The day twins double as the target-domain reference set: same scenes, same count.
         test_b=tuple(root / "testB" / n for n in names(n_test)),
@@ -114,7 +117,7 @@ def _write_boxes(path: Path, boxes: dict[str, list]) -> None:
 
 
 _CLASSICAL = ("identity", "gamma", "clahe", "histmatch")
-_METRICS = ("fid", "kid", "lpips", "psnr", "ssim")
+_METRICS = ("fid", "kid", "lpips", "psnr", "ssim", "miou", "fd-synthseg")
 
 SUITES = [
     SyntheticSuite(

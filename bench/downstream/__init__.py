@@ -1,0 +1,1 @@
+"""Downstream models that score translations by what a perception stack can do with them."""

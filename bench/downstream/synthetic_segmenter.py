@@ -1,0 +1,144 @@
+"""The day-domain segmenter of the synthetic suites: trained here, cached by content hash.
+
+A torchvision LR-ASPP MobileNetV3-Large (``weights=None, weights_backbone=None``: nothing is
+downloaded) is trained on the suite's day training images and their label maps, then used to
+segment (a) the day twins (upper bound), (b) the raw adverse images, (c) every translation. Its
+pooled backbone features also give ``fd-synthseg``, a Fréchet distance that needs no downloaded
+weights. The trained weights are cached under ``$AUGAN_BENCH_CACHE/segmenters/`` keyed by the
+training files' bytes and the training config, so every run and method reuses one model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from bench.atomic import atomic_write_bytes
+from bench.cache import cache_dir
+from bench.data.io import read_rgb
+from bench.metrics.fid_kid import files_digest
+from bench.metrics.segmentation import IGNORE, N_CLASSES
+
+_MEAN, _STD = 0.45, 0.25
+
+
+@dataclass(frozen=True)
+class SegmenterConfig:
+    steps: int = 400
+    batch_size: int = 4
+    lr: float = 1e-3
+    crop: tuple[int, int] | None = (64, 128)  # random native-scale crops (H, W); None: whole images
+    seed: int = 0
+    version: int = 1  # bump when training changes, so cached models are retrained
+
+
+SEGMENTER_PRESETS = {
+    "smoke": SegmenterConfig(steps=80, batch_size=8),
+    "quick": SegmenterConfig(steps=300, batch_size=8),
+    "paper": SegmenterConfig(steps=3000, batch_size=8, crop=None),
+}
+
+
+def _build() -> torch.nn.Module:
+    from torchvision.models.segmentation import lraspp_mobilenet_v3_large
+
+    return lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=N_CLASSES)
+
+
+def _read_label(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.array(im)
+
+
+def _batch(paths: Sequence[Path]) -> torch.Tensor:
+    x = torch.stack([torch.from_numpy(read_rgb(p)).permute(2, 0, 1) for p in paths]).float() / 255.0
+    return (x - _MEAN) / _STD
+
+
+class SyntheticSegmenter:
+    def __init__(self, model: torch.nn.Module, device: str, key: str) -> None:
+        self.model = model.to(device).eval()
+        self.device = device
+        self.id = f"synthseg-lraspp-mnv3:{key[:12]}"
+
+    @torch.no_grad()
+    def predict(self, paths: Sequence[Path]) -> list[np.ndarray]:
+        logits = self.model(_batch(paths).to(self.device))["out"]
+        return [p.cpu().numpy().astype(np.uint8) for p in logits.argmax(1)]
+
+    @torch.no_grad()
+    def features(self, paths: Sequence[Path]) -> torch.Tensor:
+        """Global-average-pooled last backbone stage (960-d), for fd-synthseg."""
+        feats = self.model.backbone(_batch(paths).to(self.device))["high"]
+        return feats.mean((2, 3)).double().cpu()
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: torch.nn.Module, images: Sequence[Path], g: torch.Generator, batch_size: int,
+                          batches: int, device: str = "cpu") -> None:
+    """Re-estimate BatchNorm running statistics as plain averages over training batches.
+
+    After a short training the running averages (momentum 0.1) still carry the first steps'
+    statistics and the model collapses to one class in eval mode; averaging afresh fixes that.
+    """
+    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average
+    model.train()
+    for _ in range(batches):
+        idx = torch.randint(len(images), (batch_size,), generator=g).tolist()
+        model(_batch([images[i] for i in idx]).to(device))
+    for m in norms:
+        m.momentum = 0.1
+    model.eval()
+
+
+def trained_segmenter(images: Sequence[Path], labels: Sequence[Path], preset: str, device: str = "cpu") -> SyntheticSegmenter:
+    """Train (or load from the cache) the day-domain segmenter on ``images`` / ``labels``."""
+    from safetensors.torch import load_file, save
+
+    cfg = SEGMENTER_PRESETS[preset]
+    key = hashlib.sha256(
+        (json.dumps(asdict(cfg), sort_keys=True) + files_digest(images) + files_digest(labels)).encode()
+    ).hexdigest()
+    path = cache_dir("segmenters") / f"{key[:32]}.safetensors"
+    torch.manual_seed(cfg.seed)
+    model = _build()
+    if path.is_file():
+        model.load_state_dict(load_file(str(path)))
+        return SyntheticSegmenter(model, device, key)
+    model.to(device).train()
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    g = torch.Generator().manual_seed(cfg.seed)
+    for step in tqdm(range(cfg.steps), desc="training day segmenter", unit="step", leave=False):
+        idx = torch.randint(len(images), (cfg.batch_size,), generator=g).tolist()
+        x = _batch([images[i] for i in idx]).to(device)
+        y = torch.stack([torch.from_numpy(_read_label(labels[i]).astype(np.int64)) for i in idx]).to(device)
+        if cfg.crop is not None and (x.shape[-2] > cfg.crop[0] or x.shape[-1] > cfg.crop[1]):
+            top = int(torch.randint(x.shape[-2] - cfg.crop[0] + 1, (), generator=g))
+            left = int(torch.randint(x.shape[-1] - cfg.crop[1] + 1, (), generator=g))
+            x = x[..., top:top + cfg.crop[0], left:left + cfg.crop[1]]
+            y = y[..., top:top + cfg.crop[0], left:left + cfg.crop[1]]
+        if torch.rand((), generator=g) < 0.5:
+            x, y = x.flip(-1), y.flip(-1)
+        lr = cfg.lr * 0.5 * (1 + np.cos(np.pi * step / cfg.steps))  # cosine to 0
+        for group in opt.param_groups:
+            group["lr"] = lr
+        loss = F.cross_entropy(model(x)["out"], y, ignore_index=IGNORE)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    recalibrate_batchnorm(model, images, g, cfg.batch_size, 16, device)
+    atomic_write_bytes(path, save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}))
+    return SyntheticSegmenter(model, device, key)
