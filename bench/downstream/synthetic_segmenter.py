@@ -22,9 +22,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from bench.atomic import atomic_write_bytes
-from bench.cache import cache_dir
+from bench.cache import cache_dir, files_digest
 from bench.data.io import read_rgb
-from bench.metrics.fid_kid import files_digest
 from bench.metrics.segmentation import IGNORE, N_CLASSES
 
 _MEAN, _STD = 0.45, 0.25
@@ -53,7 +52,7 @@ def _build() -> torch.nn.Module:
     return lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=N_CLASSES)
 
 
-def _read_label(path: Path) -> np.ndarray:
+def read_label(path: Path) -> np.ndarray:
     from PIL import Image
 
     with Image.open(path) as im:
@@ -124,7 +123,7 @@ def trained_segmenter(images: Sequence[Path], labels: Sequence[Path], preset: st
     for step in tqdm(range(cfg.steps), desc="training day segmenter", unit="step", leave=False):
         idx = torch.randint(len(images), (cfg.batch_size,), generator=g).tolist()
         x = _batch([images[i] for i in idx]).to(device)
-        y = torch.stack([torch.from_numpy(_read_label(labels[i]).astype(np.int64)) for i in idx]).to(device)
+        y = torch.stack([torch.from_numpy(read_label(labels[i]).astype(np.int64)) for i in idx]).to(device)
         if cfg.crop is not None and (x.shape[-2] > cfg.crop[0] or x.shape[-1] > cfg.crop[1]):
             top = int(torch.randint(x.shape[-2] - cfg.crop[0] + 1, (), generator=g))
             left = int(torch.randint(x.shape[-1] - cfg.crop[1] + 1, (), generator=g))

@@ -19,7 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from bench.cache import cache_dir
+from bench.cache import cache_dir, files_digest
 from bench.data.io import read_rgb
 from bench.weights import INCEPTION_V3, ResolvedWeights, resolve
 
@@ -68,14 +68,6 @@ class InceptionExtractor:
     def __call__(self, batch_uint8: torch.Tensor) -> torch.Tensor:
         (feats,) = self.model(batch_uint8.to(self.device))
         return feats.cpu()
-
-
-def files_digest(files: Sequence[Path]) -> str:
-    """Content hash of an ordered image list (names do not matter, bytes and order do)."""
-    h = hashlib.sha256()
-    for f in files:
-        h.update(hashlib.sha256(Path(f).read_bytes()).digest())
-    return h.hexdigest()
 
 
 def extract_features(

@@ -99,7 +99,7 @@ class Scorer:
 
     def _segmentation_metrics(self, translated: Sequence[Path], rec, with_fd: bool) -> None:
         from bench.data.scene import CLASS_NAMES
-        from bench.downstream.synthetic_segmenter import _read_label
+        from bench.downstream.synthetic_segmenter import read_label
         from bench.metrics.fid_kid import fid_from_features
         from bench.metrics.segmentation import bootstrap_miou_ci, confusion, iou_per_class, mean_iou
 
@@ -110,7 +110,7 @@ class Scorer:
         for start in range(0, len(translated), self.batch_size):
             chunk = list(translated[start:start + self.batch_size])
             for pred, lab in zip(seg.predict(chunk), labels[start:start + self.batch_size]):
-                per_image.append(confusion(pred, _read_label(lab)))
+                per_image.append(confusion(pred, read_label(lab)))
             if with_fd and "fd-synthseg" in self.metrics:
                 feats.append(seg.features(chunk))
         cms = np.stack(per_image)
