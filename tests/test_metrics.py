@@ -145,3 +145,20 @@ def test_weights_are_loaded_without_unpickling(with_weights, tmp_path, monkeypat
     monkeypatch.setenv("AUGAN_BENCH_WEIGHTS", str(tmp_path))
     with pytest.raises(ValueError, match="weights-only"):
         resolve(ALEXNET).load_state_dict()
+
+
+def test_fid_gram_form_equals_torch_fidelity_and_cis_bracket(smoke_suite, extractor):
+    from bench.metrics.fid_kid import _fid_gram, bootstrap_fid_kid_ci, extract_features, fid_from_features, kid_from_features
+
+    rng = np.random.default_rng(0)
+    a = torch.from_numpy(rng.normal(0, 1, (40, 64)))
+    b = torch.from_numpy(rng.normal(0.3, 1.2, (50, 64)))
+    assert _fid_gram(a.numpy(), b.numpy()) == pytest.approx(fid_from_features(a, b), rel=1e-6)
+    fa = extract_features(smoke_suite.test_a, extractor)
+    fb = extract_features(smoke_suite.test_b, extractor)
+    fid = fid_from_features(fa, fb)
+    assert _fid_gram(fa.double().numpy(), fb.double().numpy()) == pytest.approx(fid, rel=1e-4)
+    (flo, fhi), (klo, khi) = bootstrap_fid_kid_ci(fa, fb)
+    kid, _ = kid_from_features(fa, fb)
+    assert flo < fid < fhi and klo < kid < khi
+    assert bootstrap_fid_kid_ci(fa, fb) == ((flo, fhi), (klo, khi))  # seeded

@@ -127,7 +127,7 @@ class Scorer:
             rec("fd-synthseg", fid_from_features(torch.cat(feats), self._seg_reference), extractor=seg.id)
 
     def _distribution_metrics(self, translated: Sequence[Path], rec) -> None:
-        from bench.metrics.fid_kid import extract_features, fid_from_features, kid_from_features
+        from bench.metrics.fid_kid import bootstrap_fid_kid_ci, extract_features, fid_from_features, kid_from_features
 
         ext = self.inception()
         if ext is None:
@@ -138,11 +138,12 @@ class Scorer:
         if self._reference is None:
             self._reference = extract_features(self.files.test_b, ext, self.batch_size, desc="reference features")
         feats = extract_features(translated, ext, self.batch_size, desc="features")
+        fid_ci, kid_ci = bootstrap_fid_kid_ci(feats, self._reference)
         if "fid" in self.metrics:
-            rec("fid", fid_from_features(feats, self._reference), extractor=ext.weights.label)
+            rec("fid", fid_from_features(feats, self._reference), *fid_ci, extractor=ext.weights.label)
         if "kid" in self.metrics:
             mean, std = kid_from_features(feats, self._reference)
-            rec("kid", mean, extractor=ext.weights.label, note=f"std over subsets {std:.6g}")
+            rec("kid", mean, *kid_ci, extractor=ext.weights.label, note=f"std over subsets {std:.6g}")
 
     def _paired_metrics(self, translated: Sequence[Path], rec) -> None:
         twins = self.files.twins
