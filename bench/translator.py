@@ -127,7 +127,11 @@ def _discover() -> None:
                 _REGISTRY.broken[mod.name] = f"{type(exc).__name__}: {exc}"
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
         if ep.name in _REGISTRY.methods:
-            continue  # a built-in module registered it already (our own package declares no entry points)
+            # The built-in keeps the name; the clash is shown by `bench list` instead of being ignored.
+            taken_by = _REGISTRY.methods[ep.name].source
+            _REGISTRY.broken[f"{ep.name} ({ep.value})"] = (
+                f"entry point {ep.value!r} uses the name {ep.name!r}, already registered by {taken_by}; rename it")
+            continue
         try:
             factory = ep.load()
         except Exception as exc:  # noqa: BLE001

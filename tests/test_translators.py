@@ -127,3 +127,13 @@ def test_entry_point_plugin_appears_and_runs(plugin_site):
     out = subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": str(site), "PATH": ""},
                          capture_output=True, text=True, check=True).stdout.split("\n")
     assert out[0] == "inverts the image (a plug-in for the test) False" and out[1] == "1.0"
+
+
+def test_entry_point_clashing_with_a_builtin_is_reported_not_ignored(plugin_site):
+    site = plugin_site("clash_plugin", "class Fake:\n    pass\n", "identity", "Fake")
+    code = ("from bench.translator import broken_methods, method_info; "
+            "print(method_info('identity').source); print(list(broken_methods().values()))")
+    out = subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": str(site), "PATH": ""},
+                         capture_output=True, text=True, check=True).stdout.split("\n")
+    assert out[0] == "baselines.classical"
+    assert "'clash_plugin:Fake' uses the name 'identity', already registered by baselines.classical" in out[1]
