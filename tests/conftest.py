@@ -59,14 +59,46 @@ def smoke_suite():
     return get_suite("synthetic-night").prepare("smoke", None)
 
 
+_PLUGIN_TEMPLATE = """{preamble}
+
+class {attr}:
+    \"\"\"{doc}\"\"\"
+    name = "{method}"
+    learned = {learned}
+
+    def __init__(self, preset="quick", device="cpu"):
+        pass
+
+    def fit(self, data, budget, out_dir):
+        pass
+
+    def translate(self, images):
+        {translate}
+
+    def state_dict(self):
+        return {{}}
+
+    def load_state_dict(self, state):
+        pass
+"""
+
+
 @pytest.fixture
 def plugin_site(tmp_path):
-    """Make a folder that, on PYTHONPATH, is an installed plug-in package with one entry point."""
+    """Make a folder that, on PYTHONPATH, is an installed plug-in package with one entry point.
 
-    def make(module: str, source: str, method: str, attr: str) -> Path:
+    ``translate`` is the body of the plug-in translator's ``translate(images)``; ``source`` replaces
+    the generated module entirely.
+    """
+
+    def make(module: str, method: str, attr: str, *, doc: str = "a test plug-in", translate: str = "return images",
+             learned: bool = False, preamble: str = "", source: str | None = None) -> Path:
         site = tmp_path / "site"
         dist = site / f"{module}-0.1.dist-info"
         dist.mkdir(parents=True)
+        if source is None:
+            source = _PLUGIN_TEMPLATE.format(preamble=preamble, attr=attr, doc=doc, method=method, learned=learned,
+                                             translate=translate)
         (site / f"{module}.py").write_text(source)
         (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {module.replace('_', '-')}\nVersion: 0.1\n")
         (dist / "entry_points.txt").write_text(f"[augan_bench.translators]\n{method} = {module}:{attr}\n")

@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -183,34 +182,10 @@ def test_interrupt_during_a_write_removes_the_temporary_file(tmp_path, monkeypat
     assert list(tmp_path.iterdir()) == []
 
 
-SLOW_PLUGIN = textwrap.dedent('''
-    import time
-
-    class Slow:
-        """identity that takes 0.3 s per image (for the kill-and-resume test)"""
-        name = "slow"
-        learned = True
-
-        def __init__(self, preset="quick", device="cpu"):
-            pass
-
-        def fit(self, data, budget, out_dir):
-            pass
-
-        def translate(self, images):
-            time.sleep(0.3 * len(images))
-            return images.clone()
-
-        def state_dict(self):
-            return {}
-
-        def load_state_dict(self, state):
-            pass
-''')
-
-
 def test_a_killed_run_resumes_and_completes(tmp_path, plugin_site):
-    site = plugin_site("slow_plugin", SLOW_PLUGIN, "slow", "Slow")
+    # Identity that takes 0.3 s per image, so the run can be killed mid-way.
+    site = plugin_site("slow_plugin", "slow", "Slow", preamble="import time", learned=True,
+                       translate="time.sleep(0.3 * len(images)); return images.clone()")
     env = {**os.environ, "PYTHONPATH": str(site)}
     cmd = [sys.executable, "-m", "bench.cli", "run", "--preset", "smoke", "--methods", "identity,slow",
            "--seeds", "0,1", "--batch-size", "1", "--out", str(tmp_path / "out")]

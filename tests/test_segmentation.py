@@ -82,3 +82,19 @@ def test_smoke_run_has_upper_bound_lower_bound_and_gap(tmp_path, with_weights):
     finally:
         seg._build = original
     assert called == [1]  # built once to load the cached weights, not trained (no second training loop)
+
+
+def test_one_pass_analysis_equals_the_full_model(smoke_suite):
+    import torch
+
+    from bench.downstream.synthetic_segmenter import _batch, trained_segmenter
+
+    seg = trained_segmenter(smoke_suite.train_b, smoke_suite.train_b_labels, "smoke")
+    paths = list(smoke_suite.test_a[:3])
+    labels, feats = seg.analyse(paths)
+    with torch.no_grad():
+        x = _batch(paths)
+        full = seg.model(x)["out"].argmax(1).numpy()
+        pooled = seg.model.backbone(x)["high"].mean((2, 3)).double()
+    assert all(np.array_equal(a, b) for a, b in zip(labels, full))
+    assert torch.equal(feats, pooled) and feats.shape == (3, 960)

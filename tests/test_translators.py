@@ -2,7 +2,6 @@
 
 import subprocess
 import sys
-import textwrap
 
 import numpy as np
 import pytest
@@ -96,29 +95,8 @@ def test_clahe_raises_local_contrast_of_dark_images(smoke_suite):
 
 def test_entry_point_plugin_appears_and_runs(plugin_site):
     """A method from another installed package (an entry point in a dist-info) is listed and runs."""
-    site = plugin_site("my_plugin", textwrap.dedent('''
-        import torch
-
-        class Invert:
-            """inverts the image (a plug-in for the test)"""
-            name = "invert"
-            learned = False
-
-            def __init__(self, preset="quick", device="cpu"):
-                pass
-
-            def fit(self, data, budget, out_dir):
-                pass
-
-            def translate(self, images):
-                return 1 - images
-
-            def state_dict(self):
-                return {}
-
-            def load_state_dict(self, state):
-                pass
-    '''), "invert", "Invert")
+    site = plugin_site("my_plugin", "invert", "Invert", doc="inverts the image (a plug-in for the test)",
+                       translate="return 1 - images")
     code = (
         "from bench.translator import available_methods, build_translator; import torch; "
         "m = available_methods()['invert']; print(m.description, m.learned); "
@@ -130,7 +108,7 @@ def test_entry_point_plugin_appears_and_runs(plugin_site):
 
 
 def test_entry_point_clashing_with_a_builtin_is_reported_not_ignored(plugin_site):
-    site = plugin_site("clash_plugin", "class Fake:\n    pass\n", "identity", "Fake")
+    site = plugin_site("clash_plugin", "identity", "Fake", source="class Fake:\n    pass\n")
     code = ("from bench.translator import broken_methods, method_info; "
             "print(method_info('identity').source); print(list(broken_methods().values()))")
     out = subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": str(site), "PATH": ""},

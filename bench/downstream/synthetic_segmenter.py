@@ -71,15 +71,19 @@ class SyntheticSegmenter:
         self.id = f"synthseg-lraspp-mnv3:{key[:12]}"
 
     @torch.no_grad()
-    def predict(self, paths: Sequence[Path]) -> list[np.ndarray]:
-        logits = self.model(_batch(paths).to(self.device))["out"]
-        return [p.cpu().numpy().astype(np.uint8) for p in logits.argmax(1)]
+    def analyse(self, paths: Sequence[Path]) -> tuple[list[np.ndarray], torch.Tensor]:
+        """Label maps and pooled features (960-d, for fd-synthseg) from one decode and one backbone pass.
 
-    @torch.no_grad()
+        Follows torchvision's LRASPP.forward: backbone, classifier, bilinear upsampling to the input size.
+        """
+        x = _batch(paths).to(self.device)
+        feats = self.model.backbone(x)
+        logits = F.interpolate(self.model.classifier(feats), size=x.shape[-2:], mode="bilinear", align_corners=False)
+        labels = [p.cpu().numpy().astype(np.uint8) for p in logits.argmax(1)]
+        return labels, feats["high"].mean((2, 3)).double().cpu()
+
     def features(self, paths: Sequence[Path]) -> torch.Tensor:
-        """Global-average-pooled last backbone stage (960-d), for fd-synthseg."""
-        feats = self.model.backbone(_batch(paths).to(self.device))["high"]
-        return feats.mean((2, 3)).double().cpu()
+        return self.analyse(paths)[1]
 
 
 @torch.no_grad()

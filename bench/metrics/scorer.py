@@ -108,11 +108,11 @@ class Scorer:
         assert labels is not None
         per_image, feats = [], []
         for start in range(0, len(translated), self.batch_size):
-            chunk = list(translated[start:start + self.batch_size])
-            for pred, lab in zip(seg.predict(chunk), labels[start:start + self.batch_size]):
+            preds, chunk_feats = seg.analyse(list(translated[start:start + self.batch_size]))
+            for pred, lab in zip(preds, labels[start:start + self.batch_size]):
                 per_image.append(confusion(pred, read_label(lab)))
             if with_fd and "fd-synthseg" in self.metrics:
-                feats.append(seg.features(chunk))
+                feats.append(chunk_feats)
         cms = np.stack(per_image)
         cm = cms.sum(0)
         lo, hi = bootstrap_miou_ci(cms)
