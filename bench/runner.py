@@ -127,6 +127,9 @@ def run(cfg: RunConfig) -> RunSummary:
         suite = get_suite(cfg.suite)
     except KeyError as exc:
         raise RunError(str(exc.args[0])) from None
+    if cfg.data_root is not None and not suite.needs_data_root:
+        raise RunError(f"suite {suite.name!r} does not read --data-root (its data is built in or named in the suite); "
+                       "drop the option")
     methods = resolve_methods(cfg.methods, suite.default_methods)
     device = resolve_device(cfg.device)
     run_dir = Path(cfg.out) / suite.name.replace(":", "_").replace("/", "_") / (cfg.name or cfg.preset)

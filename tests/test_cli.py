@@ -102,3 +102,17 @@ def test_data_synth_writes_an_inspectable_suite(tmp_path):
 def test_weights_check_reports_missing_files_with_the_fix():
     res = CliRunner().invoke(main, ["weights", "check"])
     assert res.exit_code == 1 and "MISSING" in res.output and "download https://" in res.output
+
+
+def test_data_root_is_refused_where_a_suite_does_not_read_it(tmp_path):
+    res = CliRunner().invoke(main, ["run", "--preset", "smoke", "--data-root", str(tmp_path), "--out", str(tmp_path)])
+    assert res.exit_code == 2 and "does not read --data-root" in res.output
+
+
+def test_force_flag_redoes_finished_cells(tmp_path):
+    args = ["run", "--preset", "smoke", "--methods", "identity", "--suite", "synthetic-fog", "--size", "32x64",
+            "--out", str(tmp_path)]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    assert "reused 1 finished cell" in CliRunner().invoke(main, args).output
+    res = CliRunner().invoke(main, [*args, "--force"])
+    assert res.exit_code == 0 and "finished 1 cell(s), reused 0" in res.output
