@@ -1,0 +1,114 @@
+"""COCO box mAP against pycocotools on constructed cases, and its bootstrap CI."""
+
+import contextlib
+import io
+
+import numpy as np
+import pytest
+
+from bench.metrics.detection import evaluate, match
+
+pycocotools = pytest.importorskip("pycocotools", reason="pip install pycocotools (in the dev extra)")
+
+
+def _pycocotools(gt: dict, dets: list[dict]) -> tuple[float, float, np.ndarray]:
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco = COCO()
+        coco.dataset = {k: v for k, v in gt.items()}
+        coco.createIndex()
+        res = coco.loadRes([dict(d) for d in dets]) if dets else COCO()
+        if not dets:
+            res.dataset = {"images": gt["images"], "categories": gt["categories"], "annotations": []}
+            res.createIndex()
+        ev = COCOeval(coco, res, "bbox")
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+    return ev.stats[0], ev.stats[1], ev.eval["precision"][:, :, :, 0, 2]
+
+
+def _random_case(rng: np.random.Generator, n_images: int = 12) -> tuple[dict, list[dict]]:
+    """Images with and without boxes, a crowd box now and then, a category absent from some images,
+    detections near ground truth (true positives at various IoUs), duplicates and pure false positives."""
+    images = [{"id": i + 1, "file_name": f"{i:05d}.png", "height": 128, "width": 256} for i in range(n_images)]
+    cats = [{"id": 1, "name": "person"}, {"id": 3, "name": "car"}, {"id": 7, "name": "truck"}]
+    anns, dets = [], []
+    for img in images:
+        for _ in range(int(rng.integers(0, 5))):
+            x, y = rng.uniform(0, 200), rng.uniform(0, 100)
+            w, h = rng.uniform(4, 50), rng.uniform(4, 30)
+            cat = int(rng.choice([1, 3, 3]))  # truck (7) never has ground truth
+            crowd = int(rng.random() < 0.1)
+            anns.append({"id": len(anns) + 1, "image_id": img["id"], "category_id": cat, "bbox": [x, y, w, h],
+                         "area": w * h, "iscrowd": crowd})
+            for _ in range(int(rng.integers(0, 3))):  # 0-2 detections per box, jittered
+                j = rng.normal(0, 0.15, 4) * [w, h, w, h]
+                dets.append({"image_id": img["id"], "category_id": cat, "bbox": [x + j[0], y + j[1], abs(w + j[2]) + 1,
+                             abs(h + j[3]) + 1], "score": float(np.round(rng.random(), 2))})  # ties happen
+        for _ in range(int(rng.integers(0, 3))):  # false positives, also of the absent category
+            dets.append({"image_id": img["id"], "category_id": int(rng.choice([1, 3, 7])),
+                         "bbox": [rng.uniform(0, 200), rng.uniform(0, 100), rng.uniform(4, 40), rng.uniform(4, 30)],
+                         "score": float(rng.random())})
+    return {"images": images, "annotations": anns, "categories": cats}, dets
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_map_equals_pycocotools_on_random_cases(seed):
+    gt, dets = _random_case(np.random.default_rng(seed))
+    ap, ap50, precision = _pycocotools(gt, dets)
+    ours = evaluate(gt, dets, n_boot=0)
+    assert ours.ap == pytest.approx(ap, abs=1e-12)
+    assert ours.ap50 == pytest.approx(ap50, abs=1e-12)
+    np.testing.assert_allclose(match(gt, dets).precision(), precision, atol=1e-12)
+    assert np.isnan(ours.per_class["truck"])  # no ground truth: excluded, as in COCO (-1)
+
+
+def test_map_by_hand_and_special_cases():
+    images = [{"id": 1}, {"id": 2}, {"id": 3}]
+    cats = [{"id": 1, "name": "person"}]
+    gt = {"images": images, "categories": cats, "annotations": [
+        {"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 10, 10], "area": 100, "iscrowd": 0},
+        {"id": 2, "image_id": 2, "category_id": 1, "bbox": [0, 0, 10, 10], "area": 100, "iscrowd": 0},
+        {"id": 3, "image_id": 2, "category_id": 1, "bbox": [50, 50, 40, 40], "area": 1600, "iscrowd": 1},
+    ]}
+    # A perfect detection per box; a detection inside the crowd region is ignored, not a false positive;
+    # image 3 (no boxes) gets nothing.
+    perfect = [{"image_id": 1, "category_id": 1, "bbox": [0, 0, 10, 10], "score": 0.9},
+               {"image_id": 2, "category_id": 1, "bbox": [0, 0, 10, 10], "score": 0.8},
+               {"image_id": 2, "category_id": 1, "bbox": [60, 60, 10, 10], "score": 0.95}]
+    assert evaluate(gt, perfect, n_boot=0).ap == pytest.approx(1.0)
+    # One box missed: recall stops at 0.5, so 51 of 101 recall points have precision 1.
+    assert evaluate(gt, perfect[:1], n_boot=0).ap50 == pytest.approx(51 / 101)
+    # A false positive on the box-free image, scored above everything, halves the first precision points.
+    fp = perfect + [{"image_id": 3, "category_id": 1, "bbox": [0, 0, 5, 5], "score": 0.99}]
+    for ours, ref in zip(evaluate(gt, fp, n_boot=0).__dict__.values(), _pycocotools(gt, fp)[:2]):
+        assert ours == pytest.approx(ref)
+    assert evaluate(gt, [], n_boot=0).ap == 0.0
+    with pytest.raises(ValueError, match="image id 9"):
+        evaluate(gt, [{"image_id": 9, "category_id": 1, "bbox": [0, 0, 1, 1], "score": 1.0}])
+
+
+def test_weighted_accumulation_equals_duplicated_images():
+    """The bootstrap's multiplicities give exactly the AP of the test set with images repeated."""
+    gt, dets = _random_case(np.random.default_rng(11), n_images=6)
+    counts = np.array([2, 0, 1, 3, 1, 0])
+    images, anns, dups = [], [], []
+    for src in range(6):
+        for _ in range(counts[src]):
+            new_id = len(images) + 1
+            images.append({"id": new_id})
+            anns += [dict(a, id=len(anns) + 1, image_id=new_id) for a in gt["annotations"] if a["image_id"] == src + 1]
+            dups += [dict(d, image_id=new_id) for d in dets if d["image_id"] == src + 1]
+    expanded = {"images": images, "annotations": anns, "categories": gt["categories"]}
+    np.testing.assert_allclose(match(gt, dets).precision(counts), match(expanded, dups).precision(), atol=1e-12)
+
+
+def test_bootstrap_ci_brackets_the_estimate():
+    gt, dets = _random_case(np.random.default_rng(3), n_images=30)
+    s = evaluate(gt, dets, n_boot=200)
+    assert s.ap_ci[0] < s.ap < s.ap_ci[1]
+    assert s.ap50_ci[0] < s.ap50 < s.ap50_ci[1]
+    assert evaluate(gt, dets, n_boot=200).ap_ci == s.ap_ci  # seeded
