@@ -112,3 +112,24 @@ def test_bootstrap_ci_brackets_the_estimate():
     assert s.ap_ci[0] < s.ap < s.ap_ci[1]
     assert s.ap50_ci[0] < s.ap50 < s.ap50_ci[1]
     assert evaluate(gt, dets, n_boot=200).ap_ci == s.ap_ci  # seeded
+
+
+def test_scorer_map_equals_pycocotools_on_the_day_detector(smoke_suite):
+    """End to end: the trained day detector's boxes on the day twins, scored by the runner's scorer
+    and by pycocotools from the suite's own COCO file."""
+    import json
+
+    from bench.metrics.scorer import Scorer
+
+    scorer = Scorer("synthetic-night", smoke_suite, ("map", "ap50"), preset="smoke")
+    records = {r.metric: r for r in scorer.score("day-twin", 0, smoke_suite.twins, only_downstream=True)}
+    gt = json.loads(smoke_suite.boxes.read_text())
+    ids = {img["file_name"]: img["id"] for img in gt["images"]}
+    dets = scorer.detector().detect(smoke_suite.twins, [ids[p.name] for p in smoke_suite.test_a])
+    assert dets and {d["category_id"] for d in dets} <= {1, 3}
+    assert all(len(d["bbox"]) == 4 and d["bbox"][2] >= 0 and d["bbox"][3] >= 0 for d in dets)  # xywh
+    ap, ap50, _ = _pycocotools(gt, dets)
+    assert records["map"].value == pytest.approx(100 * ap, abs=1e-9)
+    assert records["ap50"].value == pytest.approx(100 * ap50, abs=1e-9)
+    assert records["map"].extractor.startswith("synthdet-fcos-r18:")
+    assert {"ap/car", "ap/person"} <= set(records)

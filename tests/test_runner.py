@@ -48,12 +48,13 @@ def test_run_writes_the_documented_layout(smoke_run):
         assert next(csv.reader(fh)) == COLUMNS
     records = read_metrics_csv(d / "metrics.csv")
     assert {r.method for r in records} == set(METHODS) | {"day-twin"}
-    main = {"fid", "kid", "lpips", "psnr", "ssim", "miou", "fd-synthseg"}
+    main = {"fid", "kid", "lpips", "psnr", "ssim", "miou", "map", "ap50", "fd-synthseg"}
     for method in METHODS:
         found = {r.metric for r in records if r.method == method}
-        assert main <= found and all(m.startswith("iou/") for m in found - main)
-    assert {r.metric for r in records if r.method == "day-twin"} - {f"iou/{c}" for c in CLASS_NAMES.values()} == {"miou"}
-    assert all(not r.skipped and r.n == 12 for r in records if not r.metric.startswith("iou/"))
+        assert main <= found and all(m.startswith(("iou/", "ap/")) for m in found - main)
+    per_class = {f"iou/{c}" for c in CLASS_NAMES.values()} | {"ap/car", "ap/person"}
+    assert {r.metric for r in records if r.method == "day-twin"} - per_class == {"miou", "map", "ap50"}
+    assert all(not r.skipped and r.n == 12 for r in records if "/" not in r.metric)
     manifest = json.loads((d / "manifest.json").read_text())
     assert manifest["versions"]["torch"] and "git_commit" in manifest and manifest["seeds"] == [0]
     assert any("SUBSTITUTE" in k for k in manifest["weights"])  # test weights are labelled as such

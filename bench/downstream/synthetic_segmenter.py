@@ -10,9 +10,7 @@ training files' bytes and the training config, so every run and method reuses on
 
 from __future__ import annotations
 
-import hashlib
-import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -22,8 +20,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from bench.atomic import atomic_write_bytes
-from bench.cache import cache_dir, files_digest
 from bench.data.io import read_rgb
+from bench.downstream.training import cached_model_path, recalibrate_batchnorm
 from bench.metrics.segmentation import IGNORE, N_CLASSES
 
 _MEAN, _STD = 0.45, 0.25
@@ -86,36 +84,12 @@ class SyntheticSegmenter:
         return self.analyse(paths)[1]
 
 
-@torch.no_grad()
-def recalibrate_batchnorm(model: torch.nn.Module, images: Sequence[Path], g: torch.Generator, batch_size: int,
-                          batches: int, device: str = "cpu") -> None:
-    """Re-estimate BatchNorm running statistics as plain averages over training batches.
-
-    After a short training the running averages (momentum 0.1) still carry the first steps'
-    statistics and the model collapses to one class in eval mode; averaging afresh fixes that.
-    """
-    norms = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # cumulative moving average
-    model.train()
-    for _ in range(batches):
-        idx = torch.randint(len(images), (batch_size,), generator=g).tolist()
-        model(_batch([images[i] for i in idx]).to(device))
-    for m in norms:
-        m.momentum = 0.1
-    model.eval()
-
-
 def trained_segmenter(images: Sequence[Path], labels: Sequence[Path], preset: str, device: str = "cpu") -> SyntheticSegmenter:
     """Train (or load from the cache) the day-domain segmenter on ``images`` / ``labels``."""
     from safetensors.torch import load_file, save
 
     cfg = SEGMENTER_PRESETS[preset]
-    key = hashlib.sha256(
-        (json.dumps(asdict(cfg), sort_keys=True) + files_digest(images) + files_digest(labels)).encode()
-    ).hexdigest()
-    path = cache_dir("segmenters") / f"{key[:32]}.safetensors"
+    path, key = cached_model_path("segmenters", cfg, images, labels)
     torch.manual_seed(cfg.seed)
     model = _build()
     if path.is_file():
@@ -142,6 +116,7 @@ def trained_segmenter(images: Sequence[Path], labels: Sequence[Path], preset: st
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    recalibrate_batchnorm(model, images, g, cfg.batch_size, 16, device)
+    recalibrate_batchnorm(model, lambda idx: model(_batch([images[i] for i in idx]).to(device)), len(images), g,
+                          cfg.batch_size, 16)
     atomic_write_bytes(path, save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}))
     return SyntheticSegmenter(model, device, key)

@@ -18,7 +18,8 @@ class MetricInfo:
     higher_is_better: bool
     unit: str = ""
     # 'reference-set': target-domain test images; 'twins': pixel-aligned day twins;
-    # 'labels': test label maps and labelled day training images (downstream models)
+    # 'labels': test label maps and labelled day training images (downstream segmenter);
+    # 'boxes': test boxes and boxed day training images (downstream detector)
     needs: str = "reference-set"
     per_image: bool = False  # a mean over per-image values (bootstrap CI over images)
 
@@ -71,6 +72,21 @@ METRICS: dict[str, MetricInfo] = {
             higher_is_better=True,
             unit="%",
             needs="labels",
+        ),
+        MetricInfo(
+            "map",
+            "COCO box mAP@[.50:.95] (%) of the day-trained detector on the translations (pycocotools' definition, "
+            "area all, 100 detections per image); per-class AP in metrics.csv as ap/<class>",
+            higher_is_better=True,
+            unit="%",
+            needs="boxes",
+        ),
+        MetricInfo(
+            "ap50",
+            "COCO box AP at IoU 0.5 (%) of the same detector",
+            higher_is_better=True,
+            unit="%",
+            needs="boxes",
         ),
         MetricInfo(
             "fd-synthseg",

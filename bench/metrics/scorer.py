@@ -29,7 +29,8 @@ class Scorer:
         self.suite_name = suite_name
         self.files = files
         have = {"reference-set": True, "twins": files.twins is not None,
-                "labels": files.labels is not None and files.train_b_labels is not None}
+                "labels": files.labels is not None and files.train_b_labels is not None,
+                "boxes": files.boxes is not None and files.train_b_boxes is not None}
         self.metrics = [m for m in metrics if have[METRICS[m].needs]]
         self.device = device
         self.batch_size = batch_size
@@ -37,6 +38,7 @@ class Scorer:
         self._inception = None
         self._lpips = None
         self._segmenter = None
+        self._detector = None
         self._reference: torch.Tensor | None = None
         self._seg_reference: torch.Tensor | None = None
         self.skipped: dict[str, WeightsMissing] = {}
@@ -73,9 +75,17 @@ class Scorer:
             self._segmenter = trained_segmenter(self.files.train_b, self.files.train_b_labels, self.preset, self.device)
         return self._segmenter
 
+    def detector(self):
+        if self._detector is None:
+            from bench.downstream.synthetic_detector import trained_detector
+
+            assert self.files.train_b_boxes is not None
+            self._detector = trained_detector(self.files.train_b, self.files.train_b_boxes, self.preset, self.device)
+        return self._detector
+
     @property
     def has_downstream(self) -> bool:
-        return "miou" in self.metrics
+        return any(METRICS[m].needs in ("labels", "boxes") for m in self.metrics)
 
     def score(self, method: str, seed: int, translated: Sequence[Path], only_downstream: bool = False
               ) -> list[MetricRecord]:
@@ -87,8 +97,10 @@ class Scorer:
                 note: str = "") -> None:
             records.append(MetricRecord(self.suite_name, method, seed, metric, value, lo, hi, n, extractor, note))
 
-        if self.has_downstream:
+        if "miou" in self.metrics:
             self._segmentation_metrics(translated, rec, with_fd=not only_downstream)
+        if "map" in self.metrics or "ap50" in self.metrics:
+            self._detection_metrics(translated, rec)
         if only_downstream:
             return records
         if "fid" in self.metrics or "kid" in self.metrics:
@@ -125,6 +137,27 @@ class Scorer:
                 self._seg_reference = torch.cat([seg.features(list(self.files.test_b[i:i + self.batch_size]))
                                                  for i in range(0, len(self.files.test_b), self.batch_size)])
             rec("fd-synthseg", fid_from_features(torch.cat(feats), self._seg_reference), extractor=seg.id)
+
+    def _detection_metrics(self, translated: Sequence[Path], rec) -> None:
+        """Detections on image i of ``translated`` are scored against the boxes of test image i."""
+        from bench.downstream.synthetic_detector import read_boxes
+        from bench.metrics.detection import evaluate
+
+        det = self.detector()
+        assert self.files.boxes is not None
+        gt, _ = read_boxes(self.files.boxes)
+        ids = {img["file_name"]: img["id"] for img in gt["images"]}
+        image_ids = [ids[Path(p).name] for p in self.files.test_a]
+        dets: list[dict] = []
+        for start in range(0, len(translated), self.batch_size):
+            dets += det.detect(translated[start:start + self.batch_size], image_ids[start:start + self.batch_size])
+        s = evaluate(gt, dets)
+        if "map" in self.metrics:
+            rec("map", 100 * s.ap, 100 * s.ap_ci[0], 100 * s.ap_ci[1], extractor=det.id)
+            for name, ap in s.per_class.items():
+                rec(f"ap/{name}", 100 * ap, extractor=det.id)
+        if "ap50" in self.metrics:
+            rec("ap50", 100 * s.ap50, 100 * s.ap50_ci[0], 100 * s.ap50_ci[1], extractor=det.id)
 
     def _distribution_metrics(self, translated: Sequence[Path], rec) -> None:
         from bench.metrics.fid_kid import bootstrap_fid_kid_ci, extract_features, fid_from_features, kid_from_features

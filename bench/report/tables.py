@@ -10,8 +10,9 @@ import numpy as np
 from bench.metrics import METRICS
 from bench.results import MetricRecord
 
-DECIMALS = {"fid": 2, "kid": 4, "lpips": 4, "psnr": 2, "ssim": 4, "miou": 2, "fd-synthseg": 3}
+DECIMALS = {"fid": 2, "kid": 4, "lpips": 4, "psnr": 2, "ssim": 4, "miou": 2, "map": 2, "ap50": 2, "fd-synthseg": 3}
 LOWER_BOUND = "identity"  # the raw adverse input
+GAP_METRICS = {"miou": "mIoU", "map": "mAP"}  # one downstream headline metric per task
 
 
 def gap_recovered(agg: dict[tuple[str, str], dict], method: str, metric: str, reference: str) -> float:
@@ -68,9 +69,10 @@ def summary_markdown(records: list[MetricRecord], suite: str, method_order: list
     methods = method_order or sorted({r.method for r in records})
     compared = [m for m in methods if m != reference]
     metrics = [m for m in METRICS if any(r.metric == m for r in records)]
-    gap = reference is not None and "miou" in metrics and (LOWER_BOUND, "miou") in agg and (reference, "miou") in agg
+    gaps = [m for m in GAP_METRICS if reference is not None and m in metrics
+            and (LOWER_BOUND, m) in agg and (reference, m) in agg]
     head = ["method"] + [f"{m.upper() if m in ('fid', 'kid') else m} {METRICS[m].arrow}" for m in metrics]
-    head += ["mIoU gap recovered ↑"] if gap else []
+    head += [f"{GAP_METRICS[m]} gap recovered ↑" for m in gaps]
     lines = [f"# {suite}: summary", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     notes: dict[str, str] = {}
     for method in methods:
@@ -86,15 +88,16 @@ def summary_markdown(records: list[MetricRecord], suite: str, method_order: list
             if method in best_methods(agg, compared, metric):
                 text = f"**{text}**"
             row.append(text)
-        if gap:
-            g = gap_recovered(agg, method, "miou", reference)
+        for metric in gaps:
+            g = gap_recovered(agg, method, metric, reference)
             row.append("–" if math.isnan(g) else f"{g:.2f}")
         lines.append("| " + " | ".join(row) + " |")
     lines += ["", "↑ higher is better, ↓ lower is better; best in bold. Single seed: 95% bootstrap CI over test "
               "images in brackets; several seeds: mean ± std over seeds."]
-    if gap:
-        lines.append(f"Gap recovered = (method − {LOWER_BOUND}) / ({reference} − {LOWER_BOUND}) in mIoU: 0 is the raw "
-                     "adverse input, 1 the day image.")
+    if gaps:
+        names = " and ".join(GAP_METRICS[m] for m in gaps)
+        lines.append(f"Gap recovered = (method − {LOWER_BOUND}) / ({reference} − {LOWER_BOUND}) in {names}: 0 is the "
+                     "raw adverse input, 1 the day image.")
     extractors = sorted({r.extractor for r in records if r.extractor})
     if extractors:
         lines.append("Weights: " + "; ".join(extractors) + ".")

@@ -21,6 +21,7 @@ class SuiteFiles:
     labels: tuple[Path, ...] | None = None  # semantic label map (Cityscapes train ids) per test_a image
     boxes: Path | None = None  # COCO-style JSON of car/person boxes of test_a
     train_b_labels: tuple[Path, ...] | None = None  # label maps of the day training images (downstream training)
+    train_b_boxes: Path | None = None  # COCO-style JSON of the day training images' boxes (detector training)
     height: int = 0
     width: int = 0
 

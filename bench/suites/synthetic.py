@@ -28,7 +28,7 @@ SYNTHETIC_PRESETS: dict[str, dict] = {
     "paper": {"n_train": 2000, "n_test": 500, "height": 128, "width": 256},
 }
 DATA_SEED = 0  # the suite's content is fixed; method seeds vary training, not the data
-LAYOUT_VERSION = 2  # 2: trainB_labels/ (day training labels for the downstream segmenter)
+LAYOUT_VERSION = 3  # 2: trainB_labels/ (day training labels for the downstream segmenter); 3: trainB_boxes.json
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,7 @@ def materialize(condition: str, n_train: int, n_test: int, height: int, width: i
     jobs = [("trainA", i) for i in range(n_train)] + [("trainB", i) for i in range(n_train)]
     jobs += [("test", i) for i in range(n_test)]
     boxes: dict[str, list] = {}
+    train_boxes: dict[str, list] = {}
     for stream, i in tqdm(jobs, desc=f"rendering synthetic-{condition}", unit="img", leave=False):
         name = f"{i:05d}.png"
         if stream == "trainA":
@@ -65,10 +66,12 @@ def materialize(condition: str, n_train: int, n_test: int, height: int, width: i
                 s = render_sample(condition, stream, i, seed, height, width, want_day=False)
                 write_png(root / "trainA" / name, s.adverse)
         elif stream == "trainB":
+            # Rendered even when its files exist (resume): the boxes are only known from the scene.
+            s = render_sample(condition, stream, i, seed, height, width, want_adverse=False)
             if not (root / "trainB" / name).is_file() or not (root / "trainB_labels" / name).is_file():
-                s = render_sample(condition, stream, i, seed, height, width, want_adverse=False)
                 write_png(root / "trainB_labels" / name, s.label)
                 write_png(root / "trainB" / name, s.day)
+            train_boxes[name] = s.boxes
         else:
             # Boxes are re-derived on resume (cheap); images are skipped when present.
             s = render_sample(condition, stream, i, seed, height, width)
@@ -77,6 +80,7 @@ def materialize(condition: str, n_train: int, n_test: int, height: int, width: i
                     write_png(root / sub / name, arr)
             boxes[name] = s.boxes
     _write_boxes(root / "testA_boxes.json", boxes)
+    _write_boxes(root / "trainB_boxes.json", train_boxes)
     atomic_write_json(done, {"condition": condition, "n_train": n_train, "n_test": n_test, "height": height,
                              "width": width, "seed": seed, "renderer_version": RENDERER_VERSION})
     return files
@@ -95,6 +99,7 @@ def _layout(root: Path, n_train: int, n_test: int, height: int, width: int) -> S
         twins=tuple(root / "testB" / n for n in names(n_test)),
         labels=tuple(root / "testA_labels" / n for n in names(n_test)),
         boxes=root / "testA_boxes.json",
+        train_b_boxes=root / "trainB_boxes.json",
         height=height,
         width=width,
     )
@@ -117,7 +122,7 @@ def _write_boxes(path: Path, boxes: dict[str, list]) -> None:
 
 
 _CLASSICAL = ("identity", "gamma", "clahe", "histmatch")
-_METRICS = ("fid", "kid", "lpips", "psnr", "ssim", "miou", "fd-synthseg")
+_METRICS = ("fid", "kid", "lpips", "psnr", "ssim", "miou", "map", "ap50", "fd-synthseg")
 
 SUITES = [
     SyntheticSuite(
