@@ -162,3 +162,26 @@ def test_fid_gram_form_equals_torch_fidelity_and_cis_bracket(smoke_suite, extrac
     kid, _ = kid_from_features(fa, fb)
     assert flo < fid < fhi and klo < kid < khi
     assert bootstrap_fid_kid_ci(fa, fb) == ((flo, fhi), (klo, khi))  # seeded
+
+
+def test_sift_matches_equal_a_brute_force_ratio_test(smoke_suite):
+    import cv2
+
+    from bench.metrics.localisation import LOWE_RATIO, sift_matches
+
+    def brute_force(a, b):
+        sift = cv2.SIFT_create()
+        da = sift.detectAndCompute(cv2.cvtColor(a, cv2.COLOR_RGB2GRAY), None)[1].astype(np.float64)
+        db = sift.detectAndCompute(cv2.cvtColor(b, cv2.COLOR_RGB2GRAY), None)[1].astype(np.float64)
+        d = np.sqrt(((da[:, None, :] - db[None, :, :]) ** 2).sum(-1))
+        two = np.sort(d, axis=1)[:, :2]
+        return int((two[:, 0] < LOWE_RATIO * two[:, 1]).sum())
+
+    night, day = read_rgb(smoke_suite.test_a[0]), read_rgb(smoke_suite.twins[0])
+    other_day = read_rgb(smoke_suite.twins[1])
+    assert sift_matches(night, day) == brute_force(night, day)
+    assert sift_matches(day, other_day) == brute_force(day, other_day)
+    # A frame matches itself far better than the night frame or another scene matches it.
+    self_matches = sift_matches(day, day)
+    assert self_matches > 3 * max(sift_matches(night, day), sift_matches(other_day, day))
+    assert sift_matches(np.zeros_like(day), day) == 0  # a flat image has no keypoints

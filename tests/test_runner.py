@@ -48,7 +48,7 @@ def test_run_writes_the_documented_layout(smoke_run):
         assert next(csv.reader(fh)) == COLUMNS
     records = read_metrics_csv(d / "metrics.csv")
     assert {r.method for r in records} == set(METHODS) | {"day-twin"}
-    main = {"fid", "kid", "lpips", "psnr", "ssim", "miou", "map", "ap50", "fd-synthseg"}
+    main = {"fid", "kid", "lpips", "psnr", "ssim", "sift", "miou", "map", "ap50", "fd-synthseg"}
     for method in METHODS:
         found = {r.metric for r in records if r.method == method}
         assert main <= found and all(m.startswith(("iou/", "ap/")) for m in found - main)

@@ -66,6 +66,14 @@ METRICS: dict[str, MetricInfo] = {
             per_image=True,
         ),
         MetricInfo(
+            "sift",
+            "SIFT keypoint matches per frame between each translation and its matched day frame (OpenCV SIFT "
+            "defaults, Lowe ratio 0.8, no geometric check): the Alderley localisation protocol",
+            higher_is_better=True,
+            needs="twins",
+            per_image=True,
+        ),
+        MetricInfo(
             "miou",
             "mIoU (%) of the day-trained segmenter on the translations (Cityscapes train ids, pooled confusion "
             "matrix); per-class IoU in metrics.csv as iou/<class>",

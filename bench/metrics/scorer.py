@@ -17,6 +17,7 @@ import torch
 from bench.data.io import read_rgb, to_tensor
 from bench.metrics import METRICS
 from bench.metrics.bootstrap import bootstrap_mean_ci
+from bench.metrics.localisation import sift_matches
 from bench.metrics.paired import psnr, ssim
 from bench.results import MetricRecord
 from bench.suites.base import SuiteFiles
@@ -183,17 +184,20 @@ class Scorer:
         assert twins is not None
         want_lpips = "lpips" in self.metrics
         model = self.lpips() if want_lpips else None
-        vals: dict[str, list[float]] = {"psnr": [], "ssim": [], "lpips": []}
+        want_sift = "sift" in self.metrics
+        vals: dict[str, list[float]] = {"psnr": [], "ssim": [], "lpips": [], "sift": []}
         for start in range(0, len(translated), self.batch_size):
             outs = [read_rgb(p) for p in translated[start:start + self.batch_size]]
             refs = [read_rgb(p) for p in twins[start:start + self.batch_size]]
             for o, r in zip(outs, refs):
                 vals["psnr"].append(psnr(o, r))
                 vals["ssim"].append(ssim(o, r))
+                if want_sift:
+                    vals["sift"].append(float(sift_matches(o, r)))
             if model is not None:
                 for o, r in zip(outs, refs):  # one at a time: test images may differ in size
                     vals["lpips"].append(float(model(to_tensor(o)[None], to_tensor(r)[None])[0]))
-        for metric in ("lpips", "psnr", "ssim"):
+        for metric in ("lpips", "psnr", "ssim", "sift"):
             if metric not in self.metrics:
                 continue
             if metric == "lpips" and model is None:
