@@ -19,6 +19,7 @@ class _Cli(click.Group):
 
     def invoke(self, ctx: click.Context):
         from bench.data.io import ImageReadError
+        from bench.downstream.segmenters import SegmenterError
         from bench.runner import RunError
         from bench.suites import SuiteDataError
         from bench.translator import RegistryError, TranslatorError
@@ -26,7 +27,8 @@ class _Cli(click.Group):
 
         try:
             return super().invoke(ctx)
-        except (RunError, SuiteDataError, RegistryError, TranslatorError, WeightsMissing, ImageReadError) as exc:
+        except (RunError, SuiteDataError, RegistryError, TranslatorError, WeightsMissing, ImageReadError,
+                SegmenterError) as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
         except OSError as exc:
@@ -87,7 +89,13 @@ def _parse_seeds(value: str) -> tuple[int, ...]:
 @click.option("--size", default=None, help="Image size HxW for synthetic suites (default per preset, quick: 128x256).")
 @click.option("--batch-size", default=16, show_default=True, type=click.IntRange(1), help="Translation/scoring batch size.")
 @click.option("--force", is_flag=True, help="Redo finished cells instead of skipping them.")
-def run(suite, methods, preset, seeds, device, data_root, out, name, size, batch_size, force) -> None:
+@click.option("--segmenter", default=None, metavar="SPEC",
+              help="Pretrained segmenter for mIoU: torchvision:ARCH:CKPT, segformer:DIR or mmseg:CONFIG:CKPT "
+                   "(default: the suite's own; synthetic suites train theirs).")
+@click.option("--segmenter-size", default=None, metavar="HxW",
+              help="Run the segmenter at this size (e.g. 512x1024); predictions are resized back. Default: native.")
+def run(suite, methods, preset, seeds, device, data_root, out, name, size, batch_size, force, segmenter,
+        segmenter_size) -> None:
     """Train or load each method, translate the suite's test images, score, and write tables and figures.
 
     \b
@@ -95,6 +103,7 @@ def run(suite, methods, preset, seeds, device, data_root, out, name, size, batch
       bench run
       bench run --suite synthetic-fog --methods identity,clahe --preset smoke
       bench run --suite folder:/data/night2day --methods all --device cuda
+      bench run --suite folder:/data/n2d --segmenter segformer:~/models/segformer-b0-cityscapes
     """
     from bench.runner import RunConfig
     from bench.runner import run as run_benchmark
@@ -111,6 +120,8 @@ def run(suite, methods, preset, seeds, device, data_root, out, name, size, batch
         force=force,
         size=_parse_size(size),
         batch_size=batch_size,
+        segmenter=segmenter,
+        segmenter_size=_parse_size(segmenter_size),
     )
     summary = run_benchmark(cfg)
     click.echo(f"finished {len(summary.done)} cell(s), reused {len(summary.skipped)} finished cell(s)")

@@ -66,6 +66,8 @@ class RunConfig:
     size: tuple[int, int] | None = None  # H, W override for synthetic suites
     batch_size: int = 16
     max_steps: int | None = None
+    segmenter: str | None = None  # spec of a pretrained segmenter (bench.downstream.segmenters); None: the suite's
+    segmenter_size: tuple[int, int] | None = None
 
 
 @dataclass
@@ -136,7 +138,8 @@ def run(cfg: RunConfig) -> RunSummary:
     _prepare_out(run_dir)
 
     files = suite.prepare(cfg.preset, cfg.data_root, cfg.size)
-    scorer = Scorer(suite.name, files, suite.metrics, device=device, batch_size=cfg.batch_size, preset=cfg.preset)
+    scorer = Scorer(suite.name, files, suite.metrics, device=device, batch_size=cfg.batch_size, preset=cfg.preset,
+                    segmenter=cfg.segmenter, segmenter_size=cfg.segmenter_size)
     summary = RunSummary(run_dir)
     started = time.time()
 

@@ -83,6 +83,9 @@ class SyntheticSegmenter:
     def features(self, paths: Sequence[Path]) -> torch.Tensor:
         return self.analyse(paths)[1]
 
+    def predict(self, paths: Sequence[Path]) -> list[np.ndarray]:
+        return self.analyse(paths)[0]
+
 
 def trained_segmenter(images: Sequence[Path], labels: Sequence[Path], preset: str, device: str = "cpu") -> SyntheticSegmenter:
     """Train (or load from the cache) the day-domain segmenter on ``images`` / ``labels``."""

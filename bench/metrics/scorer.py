@@ -26,19 +26,26 @@ from bench.weights import WeightsMissing
 
 class Scorer:
     def __init__(self, suite_name: str, files: SuiteFiles, metrics: Sequence[str], device: str = "cpu",
-                 batch_size: int = 16, preset: str = "quick") -> None:
+                 batch_size: int = 16, preset: str = "quick", segmenter: str | None = None,
+                 segmenter_size: tuple[int, int] | None = None) -> None:
         self.suite_name = suite_name
         self.files = files
+        self.segmenter_spec = segmenter  # None: the suite's own day-trained segmenter
+        self.segmenter_size = segmenter_size
+        trainable = files.train_b_labels is not None
         have = {"reference-set": True, "twins": files.twins is not None,
-                "labels": files.labels is not None and files.train_b_labels is not None,
+                "labels": files.labels is not None and (trainable or segmenter is not None),
                 "boxes": files.boxes is not None and files.train_b_boxes is not None}
         self.metrics = [m for m in metrics if have[METRICS[m].needs]]
+        if not trainable:  # fd-synthseg lives in the synthetic segmenter's feature space
+            self.metrics = [m for m in self.metrics if m != "fd-synthseg"]
         self.device = device
         self.batch_size = batch_size
         self.preset = preset
         self._inception = None
         self._lpips = None
         self._segmenter = None
+        self._synthseg = None
         self._detector = None
         self._reference: torch.Tensor | None = None
         self._seg_reference: torch.Tensor | None = None
@@ -68,12 +75,24 @@ class Scorer:
 
         return self._model("lpips", LpipsAlex)
 
-    def segmenter(self):
-        if self._segmenter is None:
+    def synthseg(self):
+        """The suite's own segmenter, trained on its labelled day images (fd-synthseg's feature space)."""
+        if self._synthseg is None:
             from bench.downstream.synthetic_segmenter import trained_segmenter
 
             assert self.files.train_b_labels is not None
-            self._segmenter = trained_segmenter(self.files.train_b, self.files.train_b_labels, self.preset, self.device)
+            self._synthseg = trained_segmenter(self.files.train_b, self.files.train_b_labels, self.preset, self.device)
+        return self._synthseg
+
+    def segmenter(self):
+        """The segmenter that mIoU is measured with: the one named by spec, else the suite's own."""
+        if self._segmenter is None:
+            if self.segmenter_spec is None:
+                self._segmenter = self.synthseg()
+            else:
+                from bench.downstream.segmenters import build_segmenter
+
+                self._segmenter = build_segmenter(self.segmenter_spec, self.device, self.segmenter_size)
         return self._segmenter
 
     def detector(self):
@@ -111,33 +130,52 @@ class Scorer:
         return records
 
     def _segmentation_metrics(self, translated: Sequence[Path], rec, with_fd: bool) -> None:
-        from bench.data.scene import CLASS_NAMES
+        import cv2
+
         from bench.downstream.synthetic_segmenter import read_label
         from bench.metrics.fid_kid import fid_from_features
-        from bench.metrics.segmentation import bootstrap_miou_ci, confusion, iou_per_class, mean_iou
+        from bench.metrics.segmentation import (
+            CITYSCAPES_CLASSES,
+            bootstrap_miou_ci,
+            confusion,
+            iou_per_class,
+            mean_iou,
+        )
 
         seg = self.segmenter()
+        want_fd = with_fd and "fd-synthseg" in self.metrics
+        synth = self.synthseg() if want_fd else None
         labels = self.files.labels
         assert labels is not None
         per_image, feats = [], []
         for start in range(0, len(translated), self.batch_size):
-            preds, chunk_feats = seg.analyse(list(translated[start:start + self.batch_size]))
+            chunk = list(translated[start:start + self.batch_size])
+            if synth is seg:  # one decode and one backbone pass give both
+                preds, chunk_feats = seg.analyse(chunk)
+            else:
+                preds = seg.predict(chunk)
+                chunk_feats = synth.features(chunk) if synth is not None else None
             for pred, lab in zip(preds, labels[start:start + self.batch_size]):
-                per_image.append(confusion(pred, read_label(lab)))
-            if with_fd and "fd-synthseg" in self.metrics:
+                gt = read_label(lab)
+                if pred.shape != gt.shape:  # e.g. 256x512 translations of 720x1280 labelled frames
+                    pred = cv2.resize(pred, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_NEAREST)
+                per_image.append(confusion(pred, gt))
+            if chunk_feats is not None:
                 feats.append(chunk_feats)
         cms = np.stack(per_image)
         cm = cms.sum(0)
         lo, hi = bootstrap_miou_ci(cms)
         rec("miou", 100 * mean_iou(cm), 100 * lo, 100 * hi, extractor=seg.id)
+        # Per-class IoU of every class in the ground truth (a class only predicted still counts as 0 in the mean).
         for cls, iou in enumerate(iou_per_class(cm)):
-            if cls in CLASS_NAMES:
-                rec(f"iou/{CLASS_NAMES[cls]}", 100 * float(iou), extractor=seg.id)
+            if cm[cls].sum() > 0:
+                rec(f"iou/{CITYSCAPES_CLASSES[cls]}", 100 * float(iou), extractor=seg.id)
         if feats:
+            assert synth is not None
             if self._seg_reference is None:
-                self._seg_reference = torch.cat([seg.features(list(self.files.test_b[i:i + self.batch_size]))
+                self._seg_reference = torch.cat([synth.features(list(self.files.test_b[i:i + self.batch_size]))
                                                  for i in range(0, len(self.files.test_b), self.batch_size)])
-            rec("fd-synthseg", fid_from_features(torch.cat(feats), self._seg_reference), extractor=seg.id)
+            rec("fd-synthseg", fid_from_features(torch.cat(feats), self._seg_reference), extractor=synth.id)
 
     def _detection_metrics(self, translated: Sequence[Path], rec) -> None:
         """Detections on image i of ``translated`` are scored against the boxes of test image i."""

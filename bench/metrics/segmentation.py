@@ -12,6 +12,9 @@ import numpy as np
 
 N_CLASSES = 19  # Cityscapes train ids 0..18
 IGNORE = 255
+CITYSCAPES_CLASSES = ("road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
+                      "vegetation", "terrain", "sky", "person", "rider", "car", "truck", "bus", "train", "motorcycle",
+                      "bicycle")  # train id order
 
 
 def confusion(pred: np.ndarray, gt: np.ndarray, n_classes: int = N_CLASSES, ignore: int = IGNORE) -> np.ndarray:

@@ -12,7 +12,9 @@ EXPECTED_TREE = """PATH/
   trainA/   adverse training images (night, rain, fog)
   trainB/   normal (day) training images
   testA/    adverse test images, translated and scored
-  testB/    normal test images: the FID/KID reference set"""
+  testB/    normal test images: the FID/KID reference set
+  testA_labels/  (optional) Cityscapes train-id label PNG per testA image, same stem: enables mIoU
+                 with --segmenter"""
 
 
 class SuiteDataError(ValueError):
@@ -36,7 +38,21 @@ class FolderSuite(Suite):
             if not split[sub]:
                 raise SuiteDataError(f"folder suite: {d} holds no images ({', '.join(('.png', '.jpg'))} ...)")
         h, w = size if size is not None else (0, 0)  # 0: native size; methods crop/pad as they need
-        return SuiteFiles(root, split["trainA"], split["trainB"], split["testA"], split["testB"], height=h, width=w)
+        return SuiteFiles(root, split["trainA"], split["trainB"], split["testA"], split["testB"],
+                          labels=_labels(root, split["testA"]), height=h, width=w)
+
+
+def _labels(root: Path, test_a: tuple[Path, ...]) -> tuple[Path, ...] | None:
+    """The label map of every testA image, or None without a testA_labels/ folder; a partial folder is an error."""
+    folder = root / "testA_labels"
+    if not folder.is_dir():
+        return None
+    labels = tuple(folder / (p.stem + ".png") for p in test_a)
+    missing = [p.name for p in labels if not p.is_file()]
+    if missing:
+        raise SuiteDataError(f"folder suite: {folder} lacks the label of {len(missing)} testA image(s), e.g. "
+                             f"{', '.join(missing[:3])}; each testA/NAME.* needs testA_labels/NAME.png")
+    return labels
 
 
 def folder_suite(path: str) -> FolderSuite:
@@ -44,7 +60,7 @@ def folder_suite(path: str) -> FolderSuite:
         name=f"folder:{path}",
         description="user data in the trainA/trainB/testA/testB layout",
         condition="adverse",
-        metrics=("fid", "kid"),
+        metrics=("fid", "kid", "miou"),
         default_methods=("identity", "gamma", "clahe", "histmatch"),
         path=Path(path).expanduser(),
     )

@@ -1,0 +1,200 @@
+"""Pretrained semantic segmenters for real suites, behind one seam.
+
+A segmenter turns image files into Cityscapes train-id label maps (0..18) at each image's own
+size. Specs name one on the command line (``bench run --segmenter SPEC``):
+
+- ``torchvision:ARCH:CHECKPOINT``: a torchvision segmentation model (``deeplabv3_resnet50``,
+  ``deeplabv3_mobilenet_v3_large``, ``fcn_resnet50``, ``lraspp_mobilenet_v3_large``, ...) built
+  with 19 classes and loaded from a Cityscapes-trained state dict (.safetensors or .pth);
+- ``segformer:DIR``: a Hugging Face SegFormer folder (``config.json`` + weights), e.g. a local copy of
+  ``nvidia/segformer-b0-finetuned-cityscapes-1024-1024``; needs ``pip install augan-bench[hf]``;
+- ``mmseg:CONFIG:CHECKPOINT``: an mmsegmentation config and model-zoo checkpoint, e.g. DeepLabV3
+  R-18-D8 Cityscapes (the published BDD100K protocol); needs the ``mmseg`` extra and mmcv (README).
+
+Inputs are normalised with ImageNet statistics (what all three model families were trained with)
+and run at ``size`` (H, W) when given, else at the image's own size; logits are upsampled
+bilinearly to the image size before the argmax. mmseg models run their config's own test pipeline.
+Checkpoints are never unpickled: safetensors, or ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from bench.data.io import read_rgb
+from bench.metrics.segmentation import N_CLASSES
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class SegmenterError(ValueError):
+    """A segmenter spec, file or package problem, said in words the user can act on."""
+
+
+class Segmenter(Protocol):
+    id: str  # names the model and its weights in metrics.csv
+
+    def predict(self, paths: Sequence[Path]) -> list[np.ndarray]:
+        """Cityscapes train-id label map (uint8, H x W of each image) per image."""
+        ...
+
+
+def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Tensors from a .safetensors file or a torch checkpoint, without unpickling arbitrary objects.
+
+    Model-zoo checkpoints often wrap the weights (``{"state_dict": ..., "meta": ...}``) and store
+    numpy scalars or arrays in ``meta``; those few numpy globals are allow-listed for the safe
+    loader, nothing else is.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SegmenterError(f"checkpoint {path} does not exist")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    numeric = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float16", "float32",
+               "float64", "complex64", "complex128")
+    numpy_globals = [np.dtype, np.ndarray, *(type(np.dtype(t)) for t in numeric)]
+    try:
+        numpy_globals.append(np._core.multiarray._reconstruct)  # numpy >= 2
+        numpy_globals.append(np._core.multiarray.scalar)
+    except AttributeError:  # pragma: no cover - numpy 1.x
+        numpy_globals += [np.core.multiarray._reconstruct, np.core.multiarray.scalar]
+    try:
+        with torch.serialization.safe_globals(numpy_globals):
+            obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unpickling refusal is reported the same way
+        raise SegmenterError(
+            f"{path} cannot be loaded safely (weights_only=True): {str(exc).splitlines()[0]}. Convert it to "
+            "safetensors in a trusted environment, or use the publisher's original file"
+        ) from None
+    for key in ("state_dict", "model", "model_state"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+            break
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise SegmenterError(f"{path} holds no state dict of tensors")
+    # Weights saved from DataParallel/DDP carry a 'module.' prefix.
+    return {k.removeprefix("module."): v for k, v in obj.items()}
+
+
+def _normalised(paths: Sequence[Path], device: str) -> list[torch.Tensor]:
+    mean = torch.tensor(IMAGENET_MEAN, device=device).view(3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=device).view(3, 1, 1)
+    return [(torch.from_numpy(read_rgb(p)).permute(2, 0, 1).to(device).float() / 255.0 - mean) / std for p in paths]
+
+
+def _labels_from_logits(logits_fn, paths: Sequence[Path], device: str, size: tuple[int, int] | None) -> list[np.ndarray]:
+    """Run ``logits_fn`` (N x C x h x w from a normalised batch) one image size at a time."""
+    out = []
+    with torch.no_grad():
+        for x in _normalised(paths, device):
+            h, w = x.shape[-2:]
+            inp = x[None] if size is None else F.interpolate(x[None], size=size, mode="bilinear", align_corners=False)
+            logits = logits_fn(inp)
+            if logits.shape[1] != N_CLASSES:
+                raise SegmenterError(f"the segmenter predicts {logits.shape[1]} classes; Cityscapes train ids need "
+                                     f"{N_CLASSES}")
+            logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
+            out.append(logits.argmax(1)[0].to(torch.uint8).cpu().numpy())
+    return out
+
+
+class TorchvisionSegmenter:
+    def __init__(self, arch: str, checkpoint: Path, device: str = "cpu", size: tuple[int, int] | None = None) -> None:
+        import torchvision.models.segmentation as tvseg
+
+        builder = getattr(tvseg, arch, None)
+        if builder is None or not callable(builder) or arch.startswith("_"):
+            names = sorted(n for n in dir(tvseg) if n.islower() and not n.startswith("_") and callable(getattr(tvseg, n)))
+            raise SegmenterError(f"torchvision has no segmentation model {arch!r}; choose one of {', '.join(names)}")
+        state = load_state_dict(checkpoint)
+        aux = any(k.startswith("aux_classifier.") for k in state)
+        kwargs = {"aux_loss": aux} if "lraspp" not in arch else {}
+        model = builder(weights=None, weights_backbone=None, num_classes=N_CLASSES, **kwargs)
+        try:
+            model.load_state_dict(state)
+        except RuntimeError as exc:
+            raise SegmenterError(f"{checkpoint} does not fit torchvision {arch} with {N_CLASSES} classes: "
+                                 f"{str(exc).splitlines()[0]} ...") from None
+        self.model = model.to(device).eval()
+        self.device, self.size = device, size
+        self.id = f"torchvision-{arch}:{Path(checkpoint).name}"
+
+    def predict(self, paths: Sequence[Path]) -> list[np.ndarray]:
+        return _labels_from_logits(lambda x: self.model(x)["out"], paths, self.device, self.size)
+
+
+class SegformerSegmenter:
+    def __init__(self, folder: Path, device: str = "cpu", size: tuple[int, int] | None = None) -> None:
+        try:
+            from transformers import SegformerForSemanticSegmentation
+        except ImportError:
+            raise SegmenterError("segformer segmenters need Hugging Face transformers: pip install 'augan-bench[hf]'") from None
+        folder = Path(folder)
+        if not (folder / "config.json").is_file():
+            raise SegmenterError(f"{folder} is not a Hugging Face model folder (no config.json). Download one with "
+                                 "`huggingface-cli download nvidia/segformer-b0-finetuned-cityscapes-1024-1024 "
+                                 f"--local-dir {folder}`")
+        model = SegformerForSemanticSegmentation.from_pretrained(str(folder), local_files_only=True, use_safetensors=None)
+        if model.config.num_labels != N_CLASSES:
+            raise SegmenterError(f"{folder} predicts {model.config.num_labels} classes; a Cityscapes model has {N_CLASSES}")
+        self.model = model.to(device).eval()
+        self.device, self.size = device, size
+        self.id = f"segformer:{folder.name}"
+
+    def predict(self, paths: Sequence[Path]) -> list[np.ndarray]:
+        return _labels_from_logits(lambda x: self.model(pixel_values=x).logits, paths, self.device, self.size)
+
+
+class MmsegSegmenter:
+    def __init__(self, config: Path, checkpoint: Path, device: str = "cpu") -> None:
+        try:
+            from mmseg.apis import init_model
+        except ImportError as exc:
+            raise SegmenterError(
+                f"mmseg segmenters need mmsegmentation and mmcv with its compiled ops ({exc}); see the README's "
+                "'mmsegmentation' section") from None
+        if not Path(config).is_file():
+            raise SegmenterError(f"mmseg config {config} does not exist")
+        model = init_model(str(config), checkpoint=None, device=device)
+        state = load_state_dict(checkpoint)
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise SegmenterError(f"{checkpoint} does not fit {Path(config).name}: missing {missing[:3]}, "
+                                 f"unexpected {unexpected[:3]}")
+        if model.decode_head.num_classes != N_CLASSES:
+            raise SegmenterError(f"{config} predicts {model.decode_head.num_classes} classes; Cityscapes has {N_CLASSES}")
+        self.model = model
+        self.id = f"mmseg-{Path(config).stem}:{Path(checkpoint).name}"
+
+    def predict(self, paths: Sequence[Path]) -> list[np.ndarray]:
+        from mmseg.apis import inference_model
+
+        # mmseg's pipelines expect BGR arrays, as mmcv.imread returns them.
+        results = inference_model(self.model, [np.ascontiguousarray(read_rgb(p)[..., ::-1]) for p in paths])
+        results = results if isinstance(results, list) else [results]
+        return [r.pred_sem_seg.data[0].to(torch.uint8).cpu().numpy() for r in results]
+
+
+SPEC_HELP = "torchvision:ARCH:CHECKPOINT, segformer:DIR or mmseg:CONFIG:CHECKPOINT"
+
+
+def build_segmenter(spec: str, device: str = "cpu", size: tuple[int, int] | None = None) -> Segmenter:
+    """A segmenter from its command-line spec (module docstring)."""
+    kind, _, rest = spec.partition(":")
+    parts = rest.split(":") if rest else []
+    if kind == "torchvision" and len(parts) == 2:
+        return TorchvisionSegmenter(parts[0], Path(parts[1]).expanduser(), device, size)
+    if kind == "segformer" and len(parts) == 1:
+        return SegformerSegmenter(Path(parts[0]).expanduser(), device, size)
+    if kind == "mmseg" and len(parts) == 2:
+        return MmsegSegmenter(Path(parts[0]).expanduser(), Path(parts[1]).expanduser(), device)
+    raise SegmenterError(f"cannot read segmenter spec {spec!r}; use {SPEC_HELP}")
