@@ -279,7 +279,7 @@ def weights_list() -> None:
     from bench.weights import ALL_WEIGHTS
 
     for wf in ALL_WEIGHTS:
-        click.echo(f"{wf.key}\n  file:    {wf.filename}\n  sha256:  {wf.sha256_prefix}...\n  url:     {wf.url}\n  used by: {wf.used_by}")
+        click.echo(f"{wf.key}\n  file:    {wf.filename}\n  expect:  {wf.expected}\n  url:     {wf.url}\n  used by: {wf.used_by}")
 
 
 @weights.command(name="where")
@@ -300,7 +300,7 @@ def weights_where() -> None:
 
 @weights.command(name="check")
 def weights_check() -> None:
-    """Hash every file that is present; exit 1 if any is missing or not the published file.
+    """Hash every file that is present; exit 1 if a required one is missing or any is not the published file.
 
     \b
     Example:
@@ -313,12 +313,13 @@ def weights_check() -> None:
         try:
             r = resolve(wf, download=False)
         except WeightsMissing as exc:
-            ok = False
-            click.echo(f"MISSING   {wf.filename}: {exc.fix}")
+            ok &= wf.optional
+            click.echo(f"{'absent' if wf.optional else 'MISSING':<9} {wf.filename}: {exc.fix}"
+                       + (" (optional: only its metrics are skipped)" if wf.optional else ""))
             continue
         status = "ok" if r.verified else "MISMATCH"
         ok &= r.verified
-        click.echo(f"{status:<9} {r.path} sha256 {r.sha256[:16]}... (expected {wf.sha256_prefix}...)")
+        click.echo(f"{status:<9} {r.path} sha256 {r.sha256[:16]}... (expected {wf.expected})")
     sys.exit(0 if ok else 1)
 
 

@@ -13,7 +13,7 @@ from unittest import mock
 
 import torch
 
-from bench.weights import ALEXNET, INCEPTION_V3
+from bench.weights import ALEXNET, DINOV2_VITL14, INCEPTION_V3
 
 
 def kaiming_reinit(module: torch.nn.Module, seed: int) -> None:
@@ -28,7 +28,13 @@ def kaiming_reinit(module: torch.nn.Module, seed: int) -> None:
 
 
 def make_substitute_weights(folder: Path) -> Path:
-    """Write substitute Inception-v3 (torch-fidelity layout) and AlexNet files under their published names."""
+    """Write substitute Inception-v3 (torch-fidelity layout), AlexNet and DINOv2 files under their published names.
+
+    The DINOv2 file is a small ViT (width 128, 2 blocks) in the official key layout: a random ViT-L/14
+    would be 1.2 GB, and the loader reads the sizes off the state dict anyway.
+    """
+    from bench.metrics.dinov2 import DinoV2
+
     from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
     from torchvision.models import alexnet
 
@@ -42,4 +48,9 @@ def make_substitute_weights(folder: Path) -> Path:
     alex = alexnet(weights=None)
     kaiming_reinit(alex, 1)
     torch.save(alex.state_dict(), folder / ALEXNET.filename)
+    torch.manual_seed(2)
+    vit = DinoV2(dim=128, depth=2)
+    for p in (vit.cls_token, vit.pos_embed):
+        torch.nn.init.normal_(p, std=0.02)
+    torch.save(vit.state_dict(), folder / DINOV2_VITL14.filename)
     return folder

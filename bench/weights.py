@@ -24,8 +24,15 @@ class WeightsFile:
     key: str
     filename: str
     url: str
-    sha256_prefix: str
+    sha256_prefix: str  # "" when the publisher gives no checksum: then size_bytes identifies the file
     used_by: str
+    size_bytes: int | None = None
+    optional: bool = False  # metrics that need it are skipped without failing `bench weights check`
+
+    @property
+    def expected(self) -> str:
+        """The published identity of the file, as users can check it."""
+        return f"sha256 {self.sha256_prefix}..." if self.sha256_prefix else f"{self.size_bytes:,} bytes (no published hash)"
 
 
 INCEPTION_V3 = WeightsFile(
@@ -42,14 +49,23 @@ ALEXNET = WeightsFile(
     sha256_prefix="7be5be79",
     used_by="lpips (AlexNet trunk; the linear layers v0.1 ship inside the lpips package)",
 )
-ALL_WEIGHTS = (INCEPTION_V3, ALEXNET)
+DINOV2_VITL14 = WeightsFile(
+    key="dinov2-vitl14",
+    filename="dinov2_vitl14_pretrain.pth",
+    url="https://dl.fbaipublicfiles.com/dinov2/dinov2_vitl14/dinov2_vitl14_pretrain.pth",
+    sha256_prefix="",  # Meta publishes no checksum; the file's size (304.4M float32 parameters) is checked instead
+    used_by="fd-dinov2 (DINOv2 ViT-L/14, the torch hub dinov2_vitl14 backbone; optional, never auto-downloaded)",
+    size_bytes=1_217_586_395,
+    optional=True,
+)
+ALL_WEIGHTS = (INCEPTION_V3, ALEXNET, DINOV2_VITL14)
 
 
 class WeightsMissing(FileNotFoundError):
     def __init__(self, wf: WeightsFile, searched: list[Path], reason: str) -> None:
         self.weights = wf
         self.fix = f"download {wf.url} and put it at {searched[-1]} (or in $AUGAN_BENCH_WEIGHTS)"
-        self.summary = f"weights file {wf.filename} ({wf.key}, sha256 {wf.sha256_prefix}...) is not available: {reason}."
+        self.summary = f"weights file {wf.filename} ({wf.key}, {wf.expected}) is not available: {reason}."
         where = "\n  ".join(str(p) for p in searched)
         super().__init__(f"{self.summary}\nSearched:\n  {where}\nFix: {self.fix}")
 
@@ -66,7 +82,9 @@ class ResolvedWeights:
 
     @property
     def verified(self) -> bool:
-        return self.sha256.startswith(self.spec.sha256_prefix)
+        if self.spec.sha256_prefix:
+            return self.sha256.startswith(self.spec.sha256_prefix)
+        return self.path.stat().st_size == self.spec.size_bytes
 
     @property
     def label(self) -> str:
@@ -136,7 +154,7 @@ def resolve(wf: WeightsFile, download: bool = True) -> ResolvedWeights:
         dst.parent.mkdir(parents=True, exist_ok=True)
         try:
             # hash_prefix makes torch verify the download before it is moved into place.
-            torch.hub.download_url_to_file(wf.url, str(dst), hash_prefix=wf.sha256_prefix, progress=True)
+            torch.hub.download_url_to_file(wf.url, str(dst), hash_prefix=wf.sha256_prefix or None, progress=True)
         except Exception as exc:  # noqa: BLE001 - any network failure means "not available"
             raise WeightsMissing(wf, searched, f"download failed ({type(exc).__name__}: {exc})") from None
         path = dst

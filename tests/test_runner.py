@@ -48,7 +48,7 @@ def test_run_writes_the_documented_layout(smoke_run):
         assert next(csv.reader(fh)) == COLUMNS
     records = read_metrics_csv(d / "metrics.csv")
     assert {r.method for r in records} == set(METHODS) | {"day-twin"}
-    main = {"fid", "kid", "lpips", "psnr", "ssim", "sift", "miou", "map", "ap50", "fd-synthseg"}
+    main = {"fid", "kid", "fd-dinov2", "lpips", "psnr", "ssim", "sift", "miou", "map", "ap50", "fd-synthseg"}
     for method in METHODS:
         found = {r.metric for r in records if r.method == method}
         assert main <= found and all(m.startswith(("iou/", "ap/")) for m in found - main)
@@ -67,14 +67,15 @@ def test_summary_table_bolds_the_true_best(smoke_run):
     summary, _, _ = smoke_run
     records = read_metrics_csv(summary.run_dir / "metrics.csv")
     table = (summary.run_dir / "tables" / "summary.md").read_text()
-    rows = {line.split("|")[1].strip(): line for line in table.splitlines() if line.startswith("| ") and "---" not in line}
-    for metric, higher in (("psnr", True), ("fid", False), ("ssim", True)):
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[1:-1]]
+            for line in table.splitlines() if line.startswith("| ") and "---" not in line}
+    for metric, higher, head in (("psnr", True, "psnr ↑"), ("fid", False, "FID ↓"), ("ssim", True, "ssim ↑")):
         vals = {r.method: r.value for r in records if r.metric == metric}
         best = (max if higher else min)(vals, key=vals.get)
-        col = ["method", "fid", "kid", "lpips", "psnr", "ssim"].index(metric) + 1
-        assert rows[best].split("|")[col].strip().startswith("**"), (metric, best)
+        col = rows["method"].index(head)
+        assert rows[best][col].startswith("**"), (metric, best)
         others = [m for m in vals if m != best]
-        assert not any(rows[m].split("|")[col].strip().startswith("**") for m in others)
+        assert not any(rows[m][col].startswith("**") for m in others)
     assert "FID ↓" in table and "psnr ↑" in table
 
 

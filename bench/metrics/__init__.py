@@ -44,6 +44,12 @@ METRICS: dict[str, MetricInfo] = {
             higher_is_better=False,
         ),
         MetricInfo(
+            "fd-dinov2",
+            "Fréchet distance of DINOv2 ViT-L/14 CLS features (dgm-eval protocol: 224x224 bicubic, ImageNet "
+            "normalisation), translations vs. the target domain's test images; computed when its weights are present",
+            higher_is_better=False,
+        ),
+        MetricInfo(
             "lpips",
             "LPIPS v0.1 (AlexNet) between each translation and its pixel-aligned day twin",
             higher_is_better=False,

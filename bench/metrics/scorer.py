@@ -43,11 +43,13 @@ class Scorer:
         self.batch_size = batch_size
         self.preset = preset
         self._inception = None
+        self._dinov2 = None
         self._lpips = None
         self._segmenter = None
         self._synthseg = None
         self._detector = None
         self._reference: torch.Tensor | None = None
+        self._dino_reference: torch.Tensor | None = None
         self._seg_reference: torch.Tensor | None = None
         self.skipped: dict[str, WeightsMissing] = {}
         self.weights_used: dict[str, str] = {}  # label -> sha256
@@ -69,6 +71,11 @@ class Scorer:
         from bench.metrics.fid_kid import InceptionExtractor
 
         return self._model("inception", InceptionExtractor)
+
+    def dinov2(self):
+        from bench.metrics.dinov2 import DinoV2Extractor
+
+        return self._model("dinov2", DinoV2Extractor)
 
     def lpips(self):
         from bench.metrics.lpips_metric import LpipsAlex
@@ -125,6 +132,8 @@ class Scorer:
             return records
         if "fid" in self.metrics or "kid" in self.metrics:
             self._distribution_metrics(translated, rec)
+        if "fd-dinov2" in self.metrics:
+            self._dinov2_distance(translated, rec)
         if self.files.twins is not None:
             self._paired_metrics(translated, rec)
         return records
@@ -216,6 +225,19 @@ class Scorer:
         if "kid" in self.metrics:
             mean, std = kid_from_features(feats, self._reference)
             rec("kid", mean, *kid_ci, extractor=ext.weights.label, note=f"std over subsets {std:.6g}")
+
+    def _dinov2_distance(self, translated: Sequence[Path], rec) -> None:
+        from bench.metrics.fid_kid import bootstrap_fid_kid_ci, extract_features, fid_from_features
+
+        ext = self.dinov2()
+        if ext is None:
+            rec("fd-dinov2", math.nan, note=self.skipped["dinov2"].one_line)
+            return
+        if self._dino_reference is None:
+            self._dino_reference = extract_features(self.files.test_b, ext, self.batch_size, desc="DINOv2 reference")
+        feats = extract_features(translated, ext, self.batch_size, desc="DINOv2 features")
+        ci, _ = bootstrap_fid_kid_ci(feats, self._dino_reference)
+        rec("fd-dinov2", fid_from_features(feats, self._dino_reference), *ci, extractor=ext.weights.label)
 
     def _paired_metrics(self, translated: Sequence[Path], rec) -> None:
         twins = self.files.twins

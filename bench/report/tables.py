@@ -10,7 +10,7 @@ import numpy as np
 from bench.metrics import METRICS
 from bench.results import MetricRecord
 
-DECIMALS = {"fid": 2, "kid": 4, "lpips": 4, "psnr": 2, "ssim": 4, "sift": 2, "miou": 2, "map": 2, "ap50": 2, "fd-synthseg": 3}
+DECIMALS = {"fid": 2, "kid": 4, "fd-dinov2": 2, "lpips": 4, "psnr": 2, "ssim": 4, "sift": 2, "miou": 2, "map": 2, "ap50": 2, "fd-synthseg": 3}
 LOWER_BOUND = "identity"  # the raw adverse input
 GAP_METRICS = {"miou": "mIoU", "map": "mAP"}  # one downstream headline metric per task
 

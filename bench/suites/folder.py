@@ -60,7 +60,7 @@ def folder_suite(path: str) -> FolderSuite:
         name=f"folder:{path}",
         description="user data in the trainA/trainB/testA/testB layout",
         condition="adverse",
-        metrics=("fid", "kid", "miou"),
+        metrics=("fid", "kid", "fd-dinov2", "miou"),
         default_methods=("identity", "gamma", "clahe", "histmatch"),
         path=Path(path).expanduser(),
     )
