@@ -102,3 +102,21 @@ def test_fd_dinov2_is_skipped_with_the_fix_when_weights_are_absent(smoke_suite, 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     (rec,) = Scorer("synthetic-night", smoke_suite, ("fd-dinov2",)).score("identity", 0, smoke_suite.test_a)
     assert rec.skipped and "dinov2_vitl14_pretrain.pth" in rec.note and "dl.fbaipublicfiles.com" in rec.note
+
+
+def test_fd_dinov2_equals_torch_fidelity_dinov2_extractor(smoke_suite, with_weights, monkeypatch):
+    """torch-fidelity's dinov2-vit-l-14 extractor fetches the model code from GitHub through torch hub; handed our
+    ViT with the same weights instead, its calculate_metrics gives our fd-dinov2 (its resize and normalisation)."""
+    import torch_fidelity
+
+    from bench.metrics.dinov2 import DinoV2Extractor
+    from bench.metrics.scorer import Scorer
+
+    ext = DinoV2Extractor()
+    monkeypatch.setattr(torch.hub, "load", lambda repo, name, *a, **k: DinoV2.from_state_dict(ext.model.state_dict()))
+    ref = torch_fidelity.calculate_metrics(
+        input1=str(smoke_suite.root / "testA"), input2=str(smoke_suite.root / "testB"), fid=True, cuda=False,
+        feature_extractor="dinov2-vit-l-14", save_cpu_ram=True, cache=False, verbose=False,
+    )["frechet_inception_distance"]
+    (rec,) = Scorer("synthetic-night", smoke_suite, ("fd-dinov2",)).score("identity", 0, smoke_suite.test_a)
+    assert rec.value == pytest.approx(ref, rel=1e-4) and ref > 0

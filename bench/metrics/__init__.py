@@ -45,8 +45,9 @@ METRICS: dict[str, MetricInfo] = {
         ),
         MetricInfo(
             "fd-dinov2",
-            "Fréchet distance of DINOv2 ViT-L/14 CLS features (dgm-eval protocol: 224x224 bicubic, ImageNet "
-            "normalisation), translations vs. the target domain's test images; computed when its weights are present",
+            "Fréchet distance of DINOv2 ViT-L/14 CLS features at 224x224, as torch-fidelity's dinov2-vit-l-14 "
+            "extractor computes it, translations vs. the target domain's test images; computed when its weights "
+            "are present",
             higher_is_better=False,
         ),
         MetricInfo(

@@ -1,10 +1,12 @@
-"""fd-dinov2: the Fréchet distance in DINOv2 ViT-L/14 feature space (Stein et al., NeurIPS 2023, dgm-eval).
+"""fd-dinov2: the Fréchet distance in DINOv2 ViT-L/14 feature space.
 
-Stein et al. found Inception features a poor judge of image realism and recommend DINOv2's
-instead. Their protocol, which we follow: the official ``dinov2_vitl14`` backbone (the torch hub
-file ``dinov2_vitl14_pretrain.pth``), images resized to 224 x 224 (bicubic, antialiased, as
-torchvision's ``Resize`` does on tensors), ImageNet mean/std normalisation, the final-LayerNorm
-CLS token (1024-d) as the feature, and the FID formula on those features.
+Stein et al. (NeurIPS 2023, dgm-eval) found Inception features a poor judge of image realism and
+recommend DINOv2's instead. We compute it exactly as torch-fidelity >= 0.4 does with
+``--feature-extractor dinov2-vit-l-14`` (so users can cross-check with the ``fidelity`` CLI): the
+official ``dinov2_vitl14`` backbone (torch hub file ``dinov2_vitl14_pretrain.pth``), uint8 images
+resized to 224 x 224 by torch-fidelity's TF1-compatible bilinear resize, ImageNet mean/std
+normalisation, the final-LayerNorm CLS token (1024-d) as the feature, and the FID formula.
+(dgm-eval resizes with torchvision's antialiased bicubic instead; numbers differ slightly.)
 
 The ViT is written here, not fetched through torch hub (which imports code from GitHub at run
 time); it loads the official state dict and reproduces the official forward pass, including the
@@ -136,10 +138,10 @@ class DinoV2Extractor:
 
     @torch.no_grad()
     def __call__(self, batch_uint8: torch.Tensor) -> torch.Tensor:
-        from torchvision.transforms.v2.functional import InterpolationMode, resize
+        from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
 
-        x = batch_uint8.to(self.device).float() / 255.0
-        x = resize(x, [INPUT_SIZE, INPUT_SIZE], interpolation=InterpolationMode.BICUBIC, antialias=True)
-        mean = torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
-        std = torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
+        x = batch_uint8.to(self.device).float()  # 0..255, as torch-fidelity feeds it
+        x = interpolate_bilinear_2d_like_tensorflow1x(x, size=(INPUT_SIZE, INPUT_SIZE), align_corners=False)
+        mean = 255 * torch.tensor(IMAGENET_MEAN, device=self.device).view(1, 3, 1, 1)
+        std = 255 * torch.tensor(IMAGENET_STD, device=self.device).view(1, 3, 1, 1)
         return self.model((x - mean) / std).cpu()
