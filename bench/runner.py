@@ -5,6 +5,7 @@ Layout of ``<out>/<suite>/<run-name>/``::
     manifest.json           config, seeds, versions, git commit, device, weights ids, cells
     metrics.csv             long format (bench.results)
     tables/summary.md       methods x metrics, best in bold
+    tables/summary.csv      per (method, metric): mean and std over seeds, n seeds, CI
     figures/qualitative.png input | each method | day twin
     cells/<method>/seed<k>/ checkpoint.safetensors, translations/*.png, metrics.json
 
@@ -31,7 +32,7 @@ from bench.atomic import atomic_write_bytes, atomic_write_text
 from bench.data.io import read_rgb, to_tensor, to_uint8, write_png
 from bench.metrics.scorer import Scorer
 from bench.report.figures import qualitative_grid
-from bench.report.tables import summary_markdown
+from bench.report.tables import summary_csv, summary_markdown
 from bench.results import (
     MetricRecord,
     git_commit,
@@ -238,6 +239,7 @@ def _write_outputs(run_dir: Path, suite: str, files, cfg: RunConfig, device: str
              if m in found]
     write_metrics_csv(run_dir / "metrics.csv", records)
     atomic_write_text(run_dir / "tables" / "summary.md", summary_markdown(records, suite, order, reference=REFERENCE_ROW))
+    atomic_write_text(run_dir / "tables" / "summary.csv", summary_csv(records, suite))
 
     idx = np.linspace(0, len(files.test_a) - 1, min(QUALITATIVE_ROWS, len(files.test_a))).round().astype(int)
     rows = []

@@ -211,3 +211,11 @@ def test_a_killed_run_resumes_and_completes(tmp_path, plugin_site):
     # slow is the identity: its scores equal identity's exactly.
     psnr = {(r.method, r.seed): r.value for r in records if r.metric == "psnr"}
     assert psnr[("slow", 0)] == psnr[("slow", 1)] == psnr[("identity", 0)]
+    # Two seeds: summary.csv holds their mean and std (here the two seeds agree: std 0), one seed a CI.
+    import csv
+
+    rows = {(r["method"], r["metric"]): r for r in
+            csv.DictReader(open(tmp_path / "out" / "synthetic-night" / "smoke" / "tables" / "summary.csv"))}
+    slow = rows[("slow", "psnr")]
+    assert slow["n_seeds"] == "2" and float(slow["mean"]) == psnr[("identity", 0)] and float(slow["std_over_seeds"]) == 0
+    assert slow["ci_low"] == "" and float(rows[("identity", "psnr")]["ci_low"]) < psnr[("identity", 0)]

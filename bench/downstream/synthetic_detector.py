@@ -32,14 +32,15 @@ class DetectorConfig:
     batch_size: int = 4
     lr: float = 1e-3
     score_threshold: float = 0.05  # COCO practice: keep low-scoring boxes, mAP integrates over scores
+    crop: tuple[int, int] | None = (64, 128)  # random native-scale crops (H, W) for training; None: whole images
     seed: int = 0
     version: int = 1  # bump when training changes, so cached models are retrained
 
 
 DETECTOR_PRESETS = {
     "smoke": DetectorConfig(steps=60, lr=2e-3),
-    "quick": DetectorConfig(steps=300),
-    "paper": DetectorConfig(steps=3000, batch_size=8),
+    "quick": DetectorConfig(steps=300, batch_size=8),
+    "paper": DetectorConfig(steps=3000, batch_size=8, crop=None),
 }
 
 
@@ -109,37 +110,53 @@ def trained_detector(images: Sequence[Path], boxes_json: Path, preset: str, devi
         model.load_state_dict(load_file(str(path)))
         return SyntheticDetector(model, categories, device, key)
 
-    def targets(idx: list[int], flip: bool) -> list[dict]:
-        out = []
-        for i in idx:
+    def sample(idx: list[int], g: torch.Generator) -> tuple[list[torch.Tensor], list[dict]]:
+        """Images and targets of a training batch: a random crop (same window for the batch) and flip."""
+        ch, cw = cfg.crop if cfg.crop is not None else (h, w)
+        ch, cw = min(ch, h), min(cw, w)
+        top = int(torch.randint(h - ch + 1, (), generator=g))
+        left = int(torch.randint(w - cw + 1, (), generator=g))
+        flip = bool(torch.rand((), generator=g) < 0.5)
+        xs, targets = [], []
+        for x, i in zip(_images([images[i] for i in idx], device), idx):
             anns = grouped.get(Path(images[i]).name, [])
             b = torch.tensor([a["bbox"] for a in anns], dtype=torch.float32).reshape(-1, 4)
             b[:, 2:] += b[:, :2]  # xywh -> xyxy
+            area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+            b[:, [0, 2]] = (b[:, [0, 2]] - left).clamp(0, cw)
+            b[:, [1, 3]] = (b[:, [1, 3]] - top).clamp(0, ch)
+            # Keep a box if at least half of it is inside the crop (and it is not a sliver).
+            keep = ((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) >= 0.5 * area) & (b[:, 2] - b[:, 0] >= 2) & (
+                b[:, 3] - b[:, 1] >= 2)
+            labels = torch.tensor([to_label[a["category_id"]] for a in anns], dtype=torch.int64)[keep]
+            b, x = b[keep], x[:, top:top + ch, left:left + cw]
             if flip:
-                b[:, [0, 2]] = w - b[:, [2, 0]]
-            out.append({"boxes": b.to(device),
-                        "labels": torch.tensor([to_label[a["category_id"]] for a in anns], dtype=torch.int64).to(device)})
-        return out
+                b[:, [0, 2]] = cw - b[:, [2, 0]]
+                x = x.flip(-1)
+            xs.append(x)
+            targets.append({"boxes": b.to(device), "labels": labels.to(device)})
+        return xs, targets
 
     model.to(device).train()
+    # torchvision's transform resizes every input so that its sides reach (min_size, max_size); training on
+    # crops must keep native scale, so the crop size is the target while training, the frame size after.
+    if cfg.crop is not None:
+        model.transform.min_size, model.transform.max_size = (min(cfg.crop[0], h),), min(cfg.crop[1], w)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     g = torch.Generator().manual_seed(cfg.seed)
     warmup = max(1, cfg.steps // 10)
     for step in tqdm(range(cfg.steps), desc="training day detector", unit="step", leave=False):
-        idx = torch.randint(len(images), (cfg.batch_size,), generator=g).tolist()
-        flip = bool(torch.rand((), generator=g) < 0.5)
-        x = _images([images[i] for i in idx], device)
-        if flip:
-            x = [im.flip(-1) for im in x]
+        x, targets = sample(torch.randint(len(images), (cfg.batch_size,), generator=g).tolist(), g)
         # Linear warm-up, then cosine to 0: from-scratch FCOS diverges without the warm-up.
         lr = cfg.lr * min(1.0, (step + 1) / warmup) * 0.5 * (1 + np.cos(np.pi * step / cfg.steps))
         for group in opt.param_groups:
             group["lr"] = lr
-        loss = sum(model(x, targets(idx, flip)).values())
+        loss = sum(model(x, targets).values())
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
         opt.step()
+    model.transform.min_size, model.transform.max_size = (h,), w
 
     def forward_backbone(idx: list[int]) -> None:
         batch, _ = model.transform(_images([images[i] for i in idx], device))

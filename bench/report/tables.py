@@ -40,6 +40,23 @@ def aggregate(records: list[MetricRecord]) -> dict[tuple[str, str], dict]:
     return out
 
 
+SUMMARY_COLUMNS = ["suite", "method", "metric", "mean", "std_over_seeds", "n_seeds", "ci_low", "ci_high"]
+
+
+def summary_csv(records: list[MetricRecord], suite: str) -> str:
+    """One row per (method, metric): mean and std over seeds, and the bootstrap CI when one seed ran."""
+    import csv
+    import io
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(SUMMARY_COLUMNS)
+    for (method, metric), cell in sorted(aggregate(records).items()):
+        vals = [cell["mean"], cell["std"], cell["n_seeds"], *cell["ci"]]
+        w.writerow([suite, method, metric, *("" if isinstance(v, float) and math.isnan(v) else repr(v) for v in vals)])
+    return buf.getvalue()
+
+
 def best_methods(agg: dict[tuple[str, str], dict], methods: list[str], metric: str) -> set[str]:
     vals = {m: agg[(m, metric)]["mean"] for m in methods if (m, metric) in agg and not math.isnan(agg[(m, metric)]["mean"])}
     if not vals:
