@@ -14,66 +14,30 @@ One training step:
 
 from __future__ import annotations
 
-import json
-import math
-import os
-from dataclasses import replace
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from augan.config import AUGANConfig, preset_config
-from augan.data import UnpairedBatches
 from augan.losses import asymmetric_feature_matching, l1, lsgan, uncertainty_cycle
 from augan.networks import Generator, MultiScaleDiscriminator
 from augan.pool import HistoryPool
-from bench.translator import TrainBudget, TranslatorError, UnpairedData
+from bench.gan_training import (
+    CheckpointMismatch,
+    GanTraining,
+    TrainingDiverged,  # noqa: F401 - part of this module's interface (tests, callers)
+    decode_text,
+    encode_text,
+    strip_wrapper_prefixes,
+)
 
 META_CONFIG = "_meta.config"
 META_METHOD = "_meta.method"
-TRAIN_STATE = "train_state.pt"
 
 
-class TrainingDiverged(TranslatorError, RuntimeError):
-    pass
-
-
-class CheckpointMismatch(TranslatorError, ValueError):
-    pass
-
-
-def _encode(text: str) -> torch.Tensor:
-    return torch.frombuffer(bytearray(text.encode()), dtype=torch.uint8).clone()
-
-
-def _decode(t: torch.Tensor) -> str:
-    return bytes(t.to(torch.uint8).tolist()).decode()
-
-
-def _strip_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Accept weights saved from DDP ('module.') or torch.compile ('_orig_mod.') wrappers."""
-    out = {}
-    for k, v in state.items():
-        for prefix in ("module.", "_orig_mod."):
-            k = k.replace(prefix, "")
-        out[k] = v
-    return out
-
-
-def _atomic_torch_save(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-class AUGAN:
+class AUGAN(GanTraining):
     """Adverse -> normal translation with AU-GAN; also ``uncertainty`` and ``translate_back``."""
 
     learned = True
@@ -99,59 +63,24 @@ class AUGAN:
     def modules(self) -> dict[str, nn.Module]:
         return {"g_a2b": self.g_a2b, "g_b2a": self.g_b2a, "d_a": self.d_a, "d_b": self.d_b}
 
-    # ------------------------------------------------------------------ training
-    def fit(self, data: UnpairedData, budget: TrainBudget, out_dir: Path) -> None:
+    # ------------------------------------------------------------------ training (loop: bench.gan_training)
+    def setup_training(self, seed: int) -> list[torch.optim.Optimizer]:
         c = self.config
-        if budget.max_steps is not None:
-            c = self.config = replace(c, max_steps=budget.max_steps)
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        batches = UnpairedBatches(data.train_a, data.train_b, c.batch_size, c.load_size, c.fine_size, budget.seed)
-        total = batches.steps_per_epoch * c.epochs
-        if c.max_steps is not None:
-            total = c.max_steps
         opt_g = torch.optim.Adam([*self.g_a2b.parameters(), *self.g_b2a.parameters()], lr=c.lr, betas=(c.beta1, 0.999))
         opt_d = [torch.optim.Adam([*self.d_a[i].parameters(), *self.d_b[i].parameters()], lr=c.lr,
                                   betas=(c.beta1, 0.999)) for i in range(c.n_d)]
-        pool = HistoryPool(c.pool_size, seed=budget.seed)
-        start = self._resume(out_dir, opt_g, opt_d, pool)
-        for m in self.modules().values():
-            m.train()
-        log_path = out_dir / "train_log.jsonl"
-        pending: list[tuple[int, dict[str, torch.Tensor]]] = []
-        bar = tqdm(range(start, total), initial=start, total=total, desc=f"train {self.name}", unit="step", leave=False)
-        for step in bar:
-            lr = c.lr * self._lr_factor(step, total)
-            for opt in (opt_g, *opt_d):
-                for group in opt.param_groups:
-                    group["lr"] = lr
-            real_a, real_b = (t.to(self.device, non_blocking=True) for t in batches.batch(step))
-            if c.channels_last:
-                real_a, real_b = real_a.contiguous(memory_format=torch.channels_last), real_b.contiguous(
-                    memory_format=torch.channels_last)
-            losses = self._train_step(real_a, real_b, opt_g, opt_d, pool)
-            pending.append((step, losses))
-            done = step + 1
-            # Losses are read back (a host sync) only every log_every steps and before a checkpoint.
-            if done % c.log_every == 0 or done % c.checkpoint_every == 0 or done == total:
-                self._flush_log(pending, log_path, out_dir)
-                bar.set_postfix(g=f"{pending[-1][1]['g_total']:.3f}" if pending else "")
-                pending.clear()
-            if done % c.checkpoint_every == 0 or done == total:
-                self._save_train_state(out_dir, done, opt_g, opt_d, pool)
-        for m in self.modules().values():
-            m.eval()
+        self.pool = HistoryPool(c.pool_size, seed=seed)
+        return [opt_g, *opt_d]
 
-    def _lr_factor(self, step: int, total: int) -> float:
-        """Constant for epoch_decay epochs, then linear to 0 (per epoch, as the official loop)."""
-        c = self.config
-        epoch = min(c.epochs - 1, int(step * c.epochs / total))
-        if epoch < c.epoch_decay:
-            return 1.0
-        return (c.epochs - epoch) / (c.epochs - c.epoch_decay)
+    def extra_train_state(self) -> dict:
+        return {"pool": self.pool.state_dict()}
 
-    def _train_step(self, real_a, real_b, opt_g, opt_d, pool) -> dict[str, torch.Tensor]:
+    def load_extra_train_state(self, state: dict) -> None:
+        self.pool.load_state_dict(state["pool"], self.device)
+
+    def train_step(self, real_a, real_b, optimizers) -> dict[str, torch.Tensor]:
         c = self.config
+        opt_g, *opt_d = optimizers
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=c.amp_bf16)
         with autocast:
             a2b = self.g_a2b(real_a)
@@ -178,7 +107,7 @@ class AUGAN:
         g_total.backward()
         opt_g.step()
 
-        pooled_a, pooled_b = pool(fake_a.detach(), fake_b.detach())
+        pooled_a, pooled_b = self.pool(fake_a.detach(), fake_b.detach())
         d_losses = []
         for i in range(c.n_d):
             with autocast:
@@ -191,60 +120,6 @@ class AUGAN:
             d_losses.append(d_loss.detach())
         return {"g_total": g_total.detach(), "g_adv": adv.detach(), "rec": rec.detach(), "cycle_a": cycle_a.detach(),
                 "cycle_b": cycle_b.detach(), "afm": afm.detach(), "d_total": torch.stack(d_losses).sum()}
-
-    def _flush_log(self, pending, log_path: Path, out_dir: Path) -> None:
-        if not pending:
-            return
-        rows = []
-        for step, losses in pending:
-            values = {k: float(v) for k, v in losses.items()}
-            if not all(math.isfinite(v) for v in values.values()):
-                last = out_dir / TRAIN_STATE
-                keep = f"the last good checkpoint is {last}" if last.is_file() else "no checkpoint was written yet"
-                bad = ", ".join(k for k, v in values.items() if not math.isfinite(v))
-                raise TrainingDiverged(f"{self.name}: non-finite loss ({bad}) at step {step + 1}; training stopped, {keep}")
-            rows.append(json.dumps({"step": step + 1, **values}))
-        with open(log_path, "a") as fh:
-            fh.write("\n".join(rows) + "\n")
-
-    def _save_train_state(self, out_dir: Path, step: int, opt_g, opt_d, pool: HistoryPool) -> None:
-        state = {
-            "step": step,
-            "config": self.config.to_json(),
-            "models": {k: m.state_dict() for k, m in self.modules().items()},
-            "opt_g": opt_g.state_dict(),
-            "opt_d": [o.state_dict() for o in opt_d],
-            "pool": pool.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
-        }
-        _atomic_torch_save(state, out_dir / TRAIN_STATE)
-
-    def _resume(self, out_dir: Path, opt_g, opt_d, pool: HistoryPool) -> int:
-        path = out_dir / TRAIN_STATE
-        if not path.is_file():
-            return 0
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        saved = AUGANConfig.from_json(state["config"])
-        mismatch = self.config.architecture_mismatch(saved)
-        if mismatch:
-            raise CheckpointMismatch(f"{path} was made with another AU-GAN configuration ({'; '.join(mismatch)}); "
-                                     "delete it or use the matching preset")
-        for k, m in self.modules().items():
-            m.load_state_dict(state["models"][k])
-        opt_g.load_state_dict(state["opt_g"])
-        for o, s in zip(opt_d, state["opt_d"]):
-            o.load_state_dict(s)
-        pool.load_state_dict(state["pool"], self.device)
-        torch.set_rng_state(state["torch_rng"])
-        if state["cuda_rng"]:
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
-        # Log lines past the checkpoint belong to the interrupted attempt: drop them.
-        log = out_dir / "train_log.jsonl"
-        if log.is_file():
-            keep = [ln for ln in log.read_text().splitlines() if ln and json.loads(ln)["step"] <= state["step"]]
-            log.write_text("".join(ln + "\n" for ln in keep))
-        return int(state["step"])
 
     # ------------------------------------------------------------------ inference
     def _run(self, net: nn.Module, images: torch.Tensor, sigma: bool = False) -> torch.Tensor:
@@ -277,15 +152,15 @@ class AUGAN:
     def state_dict(self) -> dict[str, torch.Tensor]:
         state = {f"g_a2b.{k}": v for k, v in self.g_a2b.state_dict().items()}
         state.update({f"g_b2a.{k}": v for k, v in self.g_b2a.state_dict().items()})
-        state[META_CONFIG] = _encode(self.config.to_json())
-        state[META_METHOD] = _encode("augan")
+        state[META_CONFIG] = encode_text(self.config.to_json())
+        state[META_METHOD] = encode_text("augan")
         return state
 
     def _checkpoint_config(self, state: dict[str, torch.Tensor]) -> AUGANConfig:
-        if META_METHOD not in state or _decode(state[META_METHOD]) != "augan":
+        if META_METHOD not in state or decode_text(state[META_METHOD]) != "augan":
             sample = ", ".join(list(state)[:3])
             raise CheckpointMismatch(f"not an AU-GAN checkpoint (no AU-GAN metadata; first keys: {sample})")
-        return AUGANConfig.from_json(_decode(state[META_CONFIG]))
+        return AUGANConfig.from_json(decode_text(state[META_CONFIG]))
 
     def configure_from_state(self, state: dict[str, torch.Tensor]) -> None:
         """Adopt the checkpoint's architecture (for `bench translate`, where no preset is implied)."""
@@ -304,7 +179,7 @@ class AUGAN:
             net.load_state_dict({k[len(prefix):]: v for k, v in converted.items() if k.startswith(prefix)})
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        state = _strip_prefixes(state)
+        state = strip_wrapper_prefixes(state)
         saved = self._checkpoint_config(state)
         mismatch = self.config.architecture_mismatch(saved)
         if mismatch:

@@ -132,7 +132,8 @@ def run(suite, methods, preset, seeds, device, data_root, out, name, size, batch
 @main.command()
 @click.option("--method", required=True, help="Method name (see `bench list`).")
 @click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
-              help="A .safetensors checkpoint (e.g. results/<suite>/<run>/cells/<method>/seed0/checkpoint.safetensors).")
+              help="A .safetensors checkpoint (e.g. results/<suite>/<run>/cells/<method>/seed0/checkpoint.safetensors), "
+                   "or a published .pth state dict the method knows (read with weights_only=True).")
 @click.option("--input", "input_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
               help="Folder of adverse images (any size).")
 @click.option("--output", "output_dir", type=click.Path(path_type=Path), required=True, help="Folder for the translations.")
@@ -147,16 +148,16 @@ def translate(method, checkpoint, input_dir, output_dir, save_uncertainty, devic
       bench translate --method augan --checkpoint ckpt.safetensors --input night/ --output day/ --save-uncertainty
     """
     from safetensors import SafetensorError
-    from safetensors.torch import load_file
 
+    from bench.checkpoints import CheckpointError, load_tensor_dict
     from bench.data.io import list_images
     from bench.runner import RunError, resolve_device, translate_folder
     from bench.translator import build_translator
 
     try:
-        state = load_file(str(checkpoint))
-    except (SafetensorError, OSError) as exc:
-        raise RunError(f"{checkpoint}: not a readable .safetensors checkpoint ({exc})") from None
+        state = load_tensor_dict(checkpoint)
+    except (SafetensorError, OSError, CheckpointError) as exc:
+        raise RunError(f"{checkpoint}: not a readable checkpoint ({exc})") from None
     dev = resolve_device(device)
     translator = build_translator(method, device=dev)
     if hasattr(translator, "configure_from_state"):

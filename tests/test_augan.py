@@ -196,7 +196,7 @@ def test_kill_and_resume_equals_an_uninterrupted_run(smoke_suite, tmp_path, monk
 
     torch.manual_seed(0)
     killed = AUGAN("smoke")
-    original = AUGAN._train_step
+    original = AUGAN.train_step
     calls = {"n": 0}
 
     def dies_at_step_6(self, *args):
@@ -205,12 +205,12 @@ def test_kill_and_resume_equals_an_uninterrupted_run(smoke_suite, tmp_path, monk
             raise KeyboardInterrupt  # after the step-4 checkpoint (checkpoint_every=4)
         return original(self, *args)
 
-    monkeypatch.setattr(AUGAN, "_train_step", dies_at_step_6)
+    monkeypatch.setattr(AUGAN, "train_step", dies_at_step_6)
     with pytest.raises(KeyboardInterrupt):
         _fit(killed, smoke_suite, tmp_path / "b", 8)
-    monkeypatch.setattr(AUGAN, "_train_step", original)
+    monkeypatch.setattr(AUGAN, "train_step", original)
     state = torch.load(tmp_path / "b" / "train_state.pt", weights_only=True)
-    assert state["step"] == 4 and len(state["pool"]["fake_a"]) == 4
+    assert state["step"] == 4 and len(state["extra"]["pool"]["fake_a"]) == 4
 
     torch.manual_seed(123)  # a different RNG state: resume must restore the saved one
     resumed = AUGAN("smoke")

@@ -28,7 +28,7 @@ class UnpairedBatches:
     def __init__(self, files_a: Sequence[Path], files_b: Sequence[Path], batch_size: int, load_size: int | None,
                  fine_size: int, seed: int) -> None:
         if not files_a or not files_b:
-            raise ValueError("AU-GAN needs training images of both domains (trainA and trainB are not empty)")
+            raise ValueError("training needs images of both domains (trainA and trainB must not be empty)")
         self.files_a, self.files_b = list(files_a), list(files_b)
         self.batch_size = min(batch_size, len(self.files_a), len(self.files_b))
         self.load_size, self.fine_size, self.seed = load_size, fine_size, seed

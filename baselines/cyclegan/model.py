@@ -1,0 +1,235 @@
+"""CycleGAN as a Translator: the official training step, on the shared loop (bench.gan_training).
+
+One step (official ``CycleGANModel.optimize_parameters``):
+  fake_B = G_A(A), rec_A = G_B(fake_B), fake_A = G_B(B), rec_B = G_A(fake_A);
+  G: LSGAN(D_B(fake_B), 1) + LSGAN(D_A(fake_A), 1) + lambda (|rec_A - A| + |rec_B - B|)
+     + lambda_identity * lambda (|G_A(B) - B| + |G_B(A) - A|);  one Adam step on both generators;
+  D: 0.5 (LSGAN(D(real), 1) + LSGAN(D(pool(fake)), 0)) per domain; one Adam step on both.
+Our ``d_b`` judges domain B (the official code calls it D_A, after the generator it trains).
+Checkpoints of the official repository (``latest_net_G_A.pth``) load into ``g_a2b``.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import asdict, dataclass, fields, replace
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from baselines.cyclegan.networks import NLayerDiscriminator, ResnetGenerator, generator_shape_from_state, init_normal
+from bench.gan_training import CheckpointMismatch, GanTraining, decode_text, encode_text, strip_wrapper_prefixes
+
+META_CONFIG = "_meta.config"
+META_METHOD = "_meta.method"
+ARCHITECTURE_FIELDS = ("ngf", "ndf", "n_blocks", "n_layers_d")
+
+
+@dataclass(frozen=True)
+class CycleGANConfig:
+    ngf: int = 64
+    ndf: int = 64
+    n_blocks: int = 9  # resnet_9blocks
+    n_layers_d: int = 3  # 70x70 PatchGAN
+    lambda_cycle: float = 10.0
+    lambda_identity: float = 0.5  # times lambda_cycle, as the official code scales it
+    pool_size: int = 50
+    lr: float = 2e-4
+    beta1: float = 0.5
+    epochs: int = 200  # n_epochs 100 + n_epochs_decay 100
+    epoch_decay: int = 100
+    batch_size: int = 1
+    load_size: int | None = 286  # resize to load x 2*load, then random crop fine x 2*fine (1:2 driving frames)
+    fine_size: int = 256
+    max_steps: int | None = None
+    checkpoint_every: int = 500
+    log_every: int = 10
+    channels_last: bool = False
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> "CycleGANConfig":
+        data = json.loads(text)
+        return cls(**{k: v for k, v in data.items() if k in {f.name for f in fields(cls)}})
+
+    def architecture_mismatch(self, other: "CycleGANConfig") -> list[str]:
+        return [f"{f}: checkpoint {getattr(other, f)!r}, model {getattr(self, f)!r}"
+                for f in ARCHITECTURE_FIELDS if getattr(self, f) != getattr(other, f)]
+
+
+PRESETS = {
+    "paper": CycleGANConfig(),
+    "quick": CycleGANConfig(ngf=16, ndf=16, n_blocks=6, batch_size=4, load_size=None, fine_size=64, epochs=6,
+                            epoch_decay=3, max_steps=500, checkpoint_every=100),
+    "smoke": CycleGANConfig(ngf=8, ndf=8, n_blocks=2, batch_size=2, load_size=None, fine_size=32, epochs=1,
+                            epoch_decay=1, max_steps=12, checkpoint_every=4, log_every=2, pool_size=4),
+}
+
+
+class ImagePool:
+    """The official per-image history buffer: after it fills, each image is swapped for a stored one w.p. 1/2."""
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size, self.images = size, []
+        self.rng = random.Random(seed)
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        if self.size <= 0:
+            return images
+        out = []
+        for img in images.detach():
+            if len(self.images) < self.size:
+                self.images.append(img.clone())
+                out.append(img)
+            elif self.rng.random() > 0.5:
+                i = self.rng.randrange(self.size)
+                out.append(self.images[i].clone())
+                self.images[i] = img.clone()
+            else:
+                out.append(img)
+        return torch.stack(out)
+
+    def state_dict(self) -> dict:
+        return {"images": [t.cpu() for t in self.images], "rng": repr(self.rng.getstate())}
+
+    def load_state_dict(self, state: dict, device: torch.device) -> None:
+        import ast
+
+        self.images = [t.to(device) for t in state["images"]]
+        self.rng.setstate(ast.literal_eval(state["rng"]))
+
+
+def lsgan(pred: torch.Tensor, target: float) -> torch.Tensor:
+    return F.mse_loss(pred, torch.full_like(pred, target))
+
+
+class CycleGAN(GanTraining):
+    learned = True
+
+    def __init__(self, preset: str = "quick", device: str = "cpu", config: CycleGANConfig | None = None) -> None:
+        self.name = "cyclegan"
+        self.device = torch.device(device)
+        self.config = config or PRESETS[preset]
+        self._build()
+
+    def _build(self) -> None:
+        c = self.config
+        self.g_a2b, self.g_b2a = ResnetGenerator(c.ngf, c.n_blocks), ResnetGenerator(c.ngf, c.n_blocks)
+        self.d_a, self.d_b = NLayerDiscriminator(c.ndf, c.n_layers_d), NLayerDiscriminator(c.ndf, c.n_layers_d)
+        for m in self.modules().values():
+            init_normal(m)
+            m.to(self.device, memory_format=torch.channels_last if c.channels_last else torch.contiguous_format).eval()
+
+    def modules(self) -> dict[str, nn.Module]:
+        return {"g_a2b": self.g_a2b, "g_b2a": self.g_b2a, "d_a": self.d_a, "d_b": self.d_b}
+
+    # ------------------------------------------------------------------ training
+    def setup_training(self, seed: int) -> list[torch.optim.Optimizer]:
+        c = self.config
+        self.pool_a, self.pool_b = ImagePool(c.pool_size, seed), ImagePool(c.pool_size, seed + 1)
+        betas = (c.beta1, 0.999)
+        return [torch.optim.Adam([*self.g_a2b.parameters(), *self.g_b2a.parameters()], lr=c.lr, betas=betas),
+                torch.optim.Adam([*self.d_a.parameters(), *self.d_b.parameters()], lr=c.lr, betas=betas)]
+
+    def extra_train_state(self) -> dict:
+        return {"pool_a": self.pool_a.state_dict(), "pool_b": self.pool_b.state_dict()}
+
+    def load_extra_train_state(self, state: dict) -> None:
+        self.pool_a.load_state_dict(state["pool_a"], self.device)
+        self.pool_b.load_state_dict(state["pool_b"], self.device)
+
+    def train_step(self, real_a, real_b, optimizers) -> dict[str, torch.Tensor]:
+        c = self.config
+        opt_g, opt_d = optimizers
+        fake_b, fake_a = self.g_a2b(real_a), self.g_b2a(real_b)
+        rec_a, rec_b = self.g_b2a(fake_b), self.g_a2b(fake_a)
+        for d in (self.d_a, self.d_b):
+            d.requires_grad_(False)
+        adv = lsgan(self.d_b(fake_b), 1.0) + lsgan(self.d_a(fake_a), 1.0)
+        cycle = c.lambda_cycle * (F.l1_loss(rec_a, real_a) + F.l1_loss(rec_b, real_b))
+        identity = torch.zeros((), device=real_a.device)
+        if c.lambda_identity > 0:
+            identity = c.lambda_cycle * c.lambda_identity * (F.l1_loss(self.g_a2b(real_b), real_b)
+                                                             + F.l1_loss(self.g_b2a(real_a), real_a))
+        g_total = adv + cycle + identity
+        opt_g.zero_grad(set_to_none=True)
+        g_total.backward()
+        opt_g.step()
+        for d in (self.d_a, self.d_b):
+            d.requires_grad_(True)
+        pooled_b, pooled_a = self.pool_b(fake_b), self.pool_a(fake_a)
+        d_b = 0.5 * (lsgan(self.d_b(real_b), 1.0) + lsgan(self.d_b(pooled_b), 0.0))
+        d_a = 0.5 * (lsgan(self.d_a(real_a), 1.0) + lsgan(self.d_a(pooled_a), 0.0))
+        opt_d.zero_grad(set_to_none=True)
+        (d_a + d_b).backward()
+        opt_d.step()
+        return {"g_total": g_total.detach(), "g_adv": adv.detach(), "cycle": cycle.detach(),
+                "identity": identity.detach(), "d_a": d_a.detach(), "d_b": d_b.detach()}
+
+    # ------------------------------------------------------------------ inference
+    def _run(self, net: nn.Module, images: torch.Tensor) -> torch.Tensor:
+        """Pad to a multiple of 4 (two stride-2 stages), translate, crop back: any input size."""
+        h, w = images.shape[-2:]
+        ph, pw = (-h) % 4, (-w) % 4
+        x = images.to(self.device) * 2 - 1
+        if ph or pw:
+            x = F.pad(x, (0, pw, 0, ph), mode="reflect" if min(h, w) > max(ph, pw) else "replicate")
+        with torch.no_grad():
+            y = net(x)
+        return ((y[..., :h, :w] + 1) / 2).clamp(0, 1).float()
+
+    def translate(self, images: torch.Tensor) -> torch.Tensor:
+        return self._run(self.g_a2b, images)
+
+    def translate_back(self, images: torch.Tensor) -> torch.Tensor:
+        return self._run(self.g_b2a, images)
+
+    # ------------------------------------------------------------------ weights
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        state = {f"g_a2b.{k}": v for k, v in self.g_a2b.state_dict().items()}
+        state.update({f"g_b2a.{k}": v for k, v in self.g_b2a.state_dict().items()})
+        state[META_CONFIG] = encode_text(self.config.to_json())
+        state[META_METHOD] = encode_text("cyclegan")
+        return state
+
+    @staticmethod
+    def _official(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
+        """A generator saved by the official repository (``model.<i>...`` keys), with the running statistics
+        that old PyTorch versions stored for InstanceNorm dropped (as the official loader does)."""
+        if not any(k.startswith("model.") for k in state) or META_METHOD in state:
+            return None
+        drop = ("running_mean", "running_var", "num_batches_tracked")
+        return {k: v for k, v in state.items() if not k.endswith(drop)}
+
+    def configure_from_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Adopt the checkpoint's architecture (ours, or an official G_A file)."""
+        state = strip_wrapper_prefixes(state)
+        official = self._official(state)
+        if official is not None:
+            ngf, n_blocks = generator_shape_from_state(official)
+            self.config = replace(self.config, ngf=ngf, n_blocks=n_blocks)
+        elif META_CONFIG in state:
+            self.config = CycleGANConfig.from_json(decode_text(state[META_CONFIG]))
+        self._build()
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        state = strip_wrapper_prefixes(state)
+        official = self._official(state)
+        if official is not None:  # latest_net_G_A.pth: the night -> day generator alone
+            try:
+                self.g_a2b.load_state_dict(official)
+            except RuntimeError as exc:
+                raise CheckpointMismatch(f"official CycleGAN generator does not fit ngf={self.config.ngf}, "
+                                         f"n_blocks={self.config.n_blocks}: {str(exc).splitlines()[0]}") from None
+            return
+        if META_METHOD not in state or decode_text(state[META_METHOD]) != "cyclegan":
+            raise CheckpointMismatch(f"not a CycleGAN checkpoint (first keys: {', '.join(list(state)[:3])})")
+        mismatch = self.config.architecture_mismatch(CycleGANConfig.from_json(decode_text(state[META_CONFIG])))
+        if mismatch:
+            raise CheckpointMismatch(f"CycleGAN checkpoint does not fit this model: {'; '.join(mismatch)}")
+        for prefix, net in (("g_a2b.", self.g_a2b), ("g_b2a.", self.g_b2a)):
+            net.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})

@@ -1,0 +1,191 @@
+"""The training loop every learned translator shares: schedule, logging, checkpoints, resume.
+
+A method supplies its networks and one training step; this loop does the rest, the same way for
+all of them, so their schedules and checkpoints are comparable:
+- unpaired batches (``bench.data.unpaired.UnpairedBatches``: the official CycleGAN/ForkGAN/AU-GAN loader),
+  every random draw a function of (seed, step);
+- learning rate constant for ``epoch_decay`` epochs, then linear to 0 (per epoch);
+- losses read back (a host sync) only every ``log_every`` steps, appended to ``train_log.jsonl``;
+  a non-finite loss stops training and names the last good checkpoint;
+- ``train_state.pt`` (networks, optimizers, step, RNG, method extras such as an image pool) every
+  ``checkpoint_every`` steps, written atomically; ``fit`` resumes from it and ends with the weights
+  of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+from tqdm import tqdm
+
+from bench.translator import TrainBudget, TranslatorError, UnpairedData
+
+TRAIN_STATE = "train_state.pt"
+
+
+class TrainingDiverged(TranslatorError, RuntimeError):
+    pass
+
+
+class CheckpointMismatch(TranslatorError, ValueError):
+    pass
+
+
+def atomic_torch_save(obj, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def encode_text(text: str) -> torch.Tensor:
+    """Text as a uint8 tensor, so configs can travel inside safetensors checkpoints."""
+    return torch.frombuffer(bytearray(text.encode()), dtype=torch.uint8).clone()
+
+
+def decode_text(t: torch.Tensor) -> str:
+    return bytes(t.to(torch.uint8).tolist()).decode()
+
+
+def strip_wrapper_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Accept weights saved from DDP ('module.') or torch.compile ('_orig_mod.') wrappers."""
+    out = {}
+    for k, v in state.items():
+        for prefix in ("module.", "_orig_mod."):
+            k = k.replace(prefix, "")
+        out[k] = v
+    return out
+
+
+class GanTraining:
+    """Base for learned translators. Subclasses set ``name``, ``device``, ``config`` (a dataclass with the
+    schedule fields below and ``to_json``/``from_json``/``architecture_mismatch``) and implement
+    ``modules``, ``setup_training`` and ``train_step``."""
+
+    name: str
+    device: torch.device
+    config: object  # lr, epochs, epoch_decay, batch_size, load_size, fine_size, max_steps, checkpoint_every,
+    #                 log_every, channels_last
+
+    def modules(self) -> dict[str, nn.Module]:
+        raise NotImplementedError
+
+    def setup_training(self, seed: int) -> list[torch.optim.Optimizer]:
+        """Build optimizers (and any training-only state such as an image pool); return the optimizers."""
+        raise NotImplementedError
+
+    def train_step(self, real_a: torch.Tensor, real_b: torch.Tensor, optimizers: list) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def extra_train_state(self) -> dict:
+        return {}
+
+    def load_extra_train_state(self, state: dict) -> None:
+        pass
+
+    # ------------------------------------------------------------------ the loop
+    def fit(self, data: UnpairedData, budget: TrainBudget, out_dir: Path) -> None:
+        from bench.data.unpaired import UnpairedBatches
+
+        if budget.max_steps is not None:
+            self.config = replace(self.config, max_steps=budget.max_steps)
+        c = self.config
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        batches = UnpairedBatches(data.train_a, data.train_b, c.batch_size, c.load_size, c.fine_size, budget.seed)
+        total = c.max_steps if c.max_steps is not None else batches.steps_per_epoch * c.epochs
+        optimizers = self.setup_training(budget.seed)
+        start = self._resume(out_dir, optimizers)
+        for m in self.modules().values():
+            m.train()
+        log_path = out_dir / "train_log.jsonl"
+        pending: list[tuple[int, dict[str, torch.Tensor]]] = []
+        bar = tqdm(range(start, total), initial=start, total=total, desc=f"train {self.name}", unit="step", leave=False)
+        for step in bar:
+            lr = c.lr * self.lr_factor(step, total)
+            for opt in optimizers:
+                for group in opt.param_groups:
+                    group["lr"] = lr
+            real_a, real_b = (t.to(self.device, non_blocking=True) for t in batches.batch(step))
+            if c.channels_last:
+                real_a = real_a.contiguous(memory_format=torch.channels_last)
+                real_b = real_b.contiguous(memory_format=torch.channels_last)
+            pending.append((step, self.train_step(real_a, real_b, optimizers)))
+            done = step + 1
+            if done % c.log_every == 0 or done % c.checkpoint_every == 0 or done == total:
+                self._flush_log(pending, log_path, out_dir)
+                bar.set_postfix(g=f"{float(pending[-1][1]['g_total']):.3f}" if pending else "")
+                pending.clear()
+            if done % c.checkpoint_every == 0 or done == total:
+                self._save_train_state(out_dir, done, optimizers)
+        for m in self.modules().values():
+            m.eval()
+
+    def lr_factor(self, step: int, total: int) -> float:
+        """Constant for epoch_decay epochs, then linear to 0 (per epoch, as the official loops)."""
+        c = self.config
+        epoch = min(c.epochs - 1, int(step * c.epochs / total))
+        if epoch < c.epoch_decay:
+            return 1.0
+        return (c.epochs - epoch) / (c.epochs - c.epoch_decay)
+
+    def _flush_log(self, pending, log_path: Path, out_dir: Path) -> None:
+        if not pending:
+            return
+        rows = []
+        for step, losses in pending:
+            values = {k: float(v) for k, v in losses.items()}
+            if not all(math.isfinite(v) for v in values.values()):
+                last = out_dir / TRAIN_STATE
+                keep = f"the last good checkpoint is {last}" if last.is_file() else "no checkpoint was written yet"
+                bad = ", ".join(k for k, v in values.items() if not math.isfinite(v))
+                raise TrainingDiverged(f"{self.name}: non-finite loss ({bad}) at step {step + 1}; training stopped, {keep}")
+            rows.append(json.dumps({"step": step + 1, **values}))
+        with open(log_path, "a") as fh:
+            fh.write("\n".join(rows) + "\n")
+
+    def _save_train_state(self, out_dir: Path, step: int, optimizers: list) -> None:
+        state = {
+            "step": step,
+            "config": self.config.to_json(),
+            "models": {k: m.state_dict() for k, m in self.modules().items()},
+            "optimizers": [o.state_dict() for o in optimizers],
+            "extra": self.extra_train_state(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
+        }
+        atomic_torch_save(state, out_dir / TRAIN_STATE)
+
+    def _resume(self, out_dir: Path, optimizers: list) -> int:
+        path = out_dir / TRAIN_STATE
+        if not path.is_file():
+            return 0
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        saved = type(self.config).from_json(state["config"])
+        mismatch = self.config.architecture_mismatch(saved)
+        if mismatch:
+            raise CheckpointMismatch(f"{path} was made with another {self.name} configuration ({'; '.join(mismatch)}); "
+                                     "delete it or use the matching preset")
+        for k, m in self.modules().items():
+            m.load_state_dict(state["models"][k])
+        for o, s in zip(optimizers, state["optimizers"]):
+            o.load_state_dict(s)
+        self.load_extra_train_state(state["extra"])
+        torch.set_rng_state(state["torch_rng"])
+        if state["cuda_rng"]:
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        # Log lines past the checkpoint belong to the interrupted attempt: drop them.
+        log = out_dir / "train_log.jsonl"
+        if log.is_file():
+            keep = [ln for ln in log.read_text().splitlines() if ln and json.loads(ln)["step"] <= state["step"]]
+            log.write_text("".join(ln + "\n" for ln in keep))
+        return int(state["step"])
