@@ -19,6 +19,7 @@ class _Cli(click.Group):
 
     def invoke(self, ctx: click.Context):
         from bench.data.io import ImageReadError
+        from bench.downstream.detectors import DetectorError
         from bench.downstream.segmenters import SegmenterError
         from bench.runner import RunError
         from bench.suites import SuiteDataError
@@ -28,7 +29,7 @@ class _Cli(click.Group):
         try:
             return super().invoke(ctx)
         except (RunError, SuiteDataError, RegistryError, TranslatorError, WeightsMissing, ImageReadError,
-                SegmenterError) as exc:
+                SegmenterError, DetectorError) as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
         except OSError as exc:
@@ -94,8 +95,11 @@ def _parse_seeds(value: str) -> tuple[int, ...]:
                    "(default: the suite's own; synthetic suites train theirs).")
 @click.option("--segmenter-size", default=None, metavar="HxW",
               help="Run the segmenter at this size (e.g. 512x1024); predictions are resized back. Default: native.")
+@click.option("--detector", default=None, metavar="SPEC",
+              help="Pretrained detector for mAP: torchvision:ARCH:CKPT with COCO labels (default: the suite's own; "
+                   "synthetic suites train theirs).")
 def run(suite, methods, preset, seeds, device, data_root, out, name, size, batch_size, force, segmenter,
-        segmenter_size) -> None:
+        segmenter_size, detector) -> None:
     """Train or load each method, translate the suite's test images, score, and write tables and figures.
 
     \b
@@ -122,6 +126,7 @@ def run(suite, methods, preset, seeds, device, data_root, out, name, size, batch
         batch_size=batch_size,
         segmenter=segmenter,
         segmenter_size=_parse_size(segmenter_size),
+        detector=detector,
     )
     summary = run_benchmark(cfg)
     click.echo(f"finished {len(summary.done)} cell(s), reused {len(summary.skipped)} finished cell(s)")

@@ -69,6 +69,7 @@ class RunConfig:
     max_steps: int | None = None
     segmenter: str | None = None  # spec of a pretrained segmenter (bench.downstream.segmenters); None: the suite's
     segmenter_size: tuple[int, int] | None = None
+    detector: str | None = None  # spec of a pretrained detector (bench.downstream.detectors); None: the suite's
 
 
 @dataclass
@@ -140,7 +141,7 @@ def run(cfg: RunConfig) -> RunSummary:
 
     files = suite.prepare(cfg.preset, cfg.data_root, cfg.size)
     scorer = Scorer(suite.name, files, suite.metrics, device=device, batch_size=cfg.batch_size, preset=cfg.preset,
-                    segmenter=cfg.segmenter, segmenter_size=cfg.segmenter_size)
+                    segmenter=cfg.segmenter, segmenter_size=cfg.segmenter_size, detector=cfg.detector)
     summary = RunSummary(run_dir)
     started = time.time()
 

@@ -133,3 +133,42 @@ def test_scorer_map_equals_pycocotools_on_the_day_detector(smoke_suite):
     assert records["ap50"].value == pytest.approx(100 * ap50, abs=1e-9)
     assert records["map"].extractor.startswith("synthdet-fcos-r18:")
     assert {"ap/car", "ap/person"} <= set(records)
+
+
+def test_pretrained_torchvision_detector_spec_maps_coco_labels(smoke_suite, tmp_path, with_weights):
+    """--detector torchvision:ARCH:CKPT: a 91-label COCO head; only the suite's categories are scored, and the
+    run's mAP equals pycocotools on that detector's own output."""
+    import json
+
+    import torch
+    from click.testing import CliRunner
+    from torchvision.models.detection import fasterrcnn_mobilenet_v3_large_320_fpn
+
+    from bench.cli import main
+    from bench.downstream.detectors import build_detector
+    from bench.results import read_metrics_csv
+
+    torch.manual_seed(0)
+    model = fasterrcnn_mobilenet_v3_large_320_fpn(weights=None, weights_backbone=None, num_classes=91)
+    with torch.no_grad():  # a head that fires on person and car
+        model.roi_heads.box_predictor.cls_score.bias[[1, 3]] = 8.0
+    torch.save(model.state_dict(), tmp_path / "frcnn_coco.pth")
+    spec = f"torchvision:fasterrcnn_mobilenet_v3_large_320_fpn:{tmp_path / 'frcnn_coco.pth'}"
+    gt = json.loads(smoke_suite.boxes.read_text())
+    ids = {img["file_name"]: img["id"] for img in gt["images"]}
+    det = build_detector(spec, [1, 3])
+    dets = det.detect(smoke_suite.test_a, [ids[p.name] for p in smoke_suite.test_a])
+    assert dets and {d["category_id"] for d in dets} <= {1, 3}
+    # COCO labels the suite does not annotate are dropped, the others kept as they are (ids are COCO's).
+    det.model = lambda images: [{"boxes": torch.tensor([[0.0, 0, 4, 4]] * 3), "labels": torch.tensor([1, 14, 3]),
+                                 "scores": torch.tensor([0.9, 0.8, 0.7])} for _ in images]
+    assert [d["category_id"] for d in det.detect(smoke_suite.test_a[:1], [7])] == [1, 3]
+    res = CliRunner().invoke(main, ["run", "--preset", "smoke", "--methods", "identity", "--out", str(tmp_path / "o"),
+                                    "--detector", spec, "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    rec = {r.metric: r for r in read_metrics_csv(tmp_path / "o" / "synthetic-night" / "smoke" / "metrics.csv")
+           if r.method == "identity"}
+    assert rec["map"].value == pytest.approx(100 * _pycocotools(gt, dets)[0], abs=1e-9)
+    assert rec["map"].extractor.startswith("torchvision-fasterrcnn")
+    bad = CliRunner().invoke(main, ["run", "--preset", "smoke", "--out", str(tmp_path / "o2"), "--detector", "yolo:x"])
+    assert bad.exit_code == 2 and "cannot read detector spec" in bad.output

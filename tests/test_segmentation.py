@@ -64,6 +64,7 @@ def test_smoke_run_has_upper_bound_lower_bound_and_gap(tmp_path, with_weights):
     per_class = {r.metric for r in records if r.method == "day-twin" and r.metric.startswith("iou/")}
     assert {"iou/road", "iou/sky", "iou/car"} <= per_class
     fd = {r.method: r.value for r in records if r.metric == "fd-synthseg"}
+    assert all(0 < r.ci_low < r.ci_high for r in records if r.metric == "fd-synthseg")  # resampled sets: a CI
     assert set(fd) == {"identity", "histmatch"} and all(v > 0 for v in fd.values())
     table = (summary.run_dir / "tables" / "summary.md").read_text()
     assert "mIoU gap recovered ↑" in table and "day-twin (upper bound)" in table

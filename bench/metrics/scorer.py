@@ -27,15 +27,16 @@ from bench.weights import WeightsMissing
 class Scorer:
     def __init__(self, suite_name: str, files: SuiteFiles, metrics: Sequence[str], device: str = "cpu",
                  batch_size: int = 16, preset: str = "quick", segmenter: str | None = None,
-                 segmenter_size: tuple[int, int] | None = None) -> None:
+                 segmenter_size: tuple[int, int] | None = None, detector: str | None = None) -> None:
         self.suite_name = suite_name
         self.files = files
         self.segmenter_spec = segmenter  # None: the suite's own day-trained segmenter
         self.segmenter_size = segmenter_size
+        self.detector_spec = detector  # None: the suite's own day-trained detector
         trainable = files.train_b_labels is not None
         have = {"reference-set": True, "twins": files.twins is not None,
                 "labels": files.labels is not None and (trainable or segmenter is not None),
-                "boxes": files.boxes is not None and files.train_b_boxes is not None}
+                "boxes": files.boxes is not None and (files.train_b_boxes is not None or detector is not None)}
         self.metrics = [m for m in metrics if have[METRICS[m].needs]]
         if not trainable:  # fd-synthseg lives in the synthetic segmenter's feature space
             self.metrics = [m for m in self.metrics if m != "fd-synthseg"]
@@ -103,11 +104,21 @@ class Scorer:
         return self._segmenter
 
     def detector(self):
+        """The detector mAP is measured with: the one named by spec, else the suite's own day-trained one."""
         if self._detector is None:
-            from bench.downstream.synthetic_detector import trained_detector
+            if self.detector_spec is not None:
+                from bench.downstream.detectors import build_detector
+                from bench.downstream.synthetic_detector import read_boxes
 
-            assert self.files.train_b_boxes is not None
-            self._detector = trained_detector(self.files.train_b, self.files.train_b_boxes, self.preset, self.device)
+                assert self.files.boxes is not None
+                categories = [c["id"] for c in read_boxes(self.files.boxes)[0]["categories"]]
+                self._detector = build_detector(self.detector_spec, categories, self.device)
+            else:
+                from bench.downstream.synthetic_detector import trained_detector
+
+                assert self.files.train_b_boxes is not None
+                self._detector = trained_detector(self.files.train_b, self.files.train_b_boxes, self.preset,
+                                                  self.device)
         return self._detector
 
     @property
@@ -142,7 +153,7 @@ class Scorer:
         import cv2
 
         from bench.downstream.synthetic_segmenter import read_label
-        from bench.metrics.fid_kid import fid_from_features
+        from bench.metrics.fid_kid import bootstrap_fid_kid_ci, fid_from_features
         from bench.metrics.segmentation import (
             CITYSCAPES_CLASSES,
             bootstrap_miou_ci,
@@ -184,7 +195,9 @@ class Scorer:
             if self._seg_reference is None:
                 self._seg_reference = torch.cat([synth.features(list(self.files.test_b[i:i + self.batch_size]))
                                                  for i in range(0, len(self.files.test_b), self.batch_size)])
-            rec("fd-synthseg", fid_from_features(torch.cat(feats), self._seg_reference), extractor=synth.id)
+            feats_t = torch.cat(feats)
+            ci, _ = bootstrap_fid_kid_ci(feats_t, self._seg_reference)
+            rec("fd-synthseg", fid_from_features(feats_t, self._seg_reference), *ci, extractor=synth.id)
 
     def _detection_metrics(self, translated: Sequence[Path], rec) -> None:
         """Detections on image i of ``translated`` are scored against the boxes of test image i."""
