@@ -7,8 +7,9 @@ discriminators, n_scale 2, LSGAN, lambda_L1 10, lambda_conf 1, pool 50, Adam 2e-
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, replace
+
+from bench.gan_training import JsonConfig
 
 # Fields that change the networks' shapes: a checkpoint made with other values cannot load.
 ARCHITECTURE_FIELDS = ("ngf", "ndf", "n_d", "n_scale", "use_tnet", "use_uncertainty")
@@ -16,7 +17,9 @@ UNCERTAINTY_FORMS = ("official", "paper")
 
 
 @dataclass(frozen=True)
-class AUGANConfig:
+class AUGANConfig(JsonConfig):
+    ARCHITECTURE_FIELDS = ARCHITECTURE_FIELDS
+
     ngf: int = 64
     ndf: int = 64  # split evenly over the n_d discriminators (official: df_dim = ndf // n_d)
     n_d: int = 2
@@ -56,22 +59,6 @@ class AUGANConfig:
     @property
     def df_dim(self) -> int:
         return self.ndf // self.n_d
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> "AUGANConfig":
-        data = json.loads(text)
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown AU-GAN config fields in checkpoint: {sorted(unknown)}")
-        return cls(**data)
-
-    def architecture_mismatch(self, other: "AUGANConfig") -> list[str]:
-        return [f"{f}: checkpoint {getattr(other, f)!r}, model {getattr(self, f)!r}"
-                for f in ARCHITECTURE_FIELDS if getattr(self, f) != getattr(other, f)]
 
 
 PRESETS: dict[str, AUGANConfig] = {

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from augan.config import AUGANConfig, preset_config
 from augan.losses import asymmetric_feature_matching, l1, lsgan, uncertainty_cycle
@@ -30,6 +29,7 @@ from bench.gan_training import (
     TrainingDiverged,  # noqa: F401 - part of this module's interface (tests, callers)
     decode_text,
     encode_text,
+    padded_forward,
     strip_wrapper_prefixes,
 )
 
@@ -123,17 +123,15 @@ class AUGAN(GanTraining):
 
     # ------------------------------------------------------------------ inference
     def _run(self, net: nn.Module, images: torch.Tensor, sigma: bool = False) -> torch.Tensor:
-        """Pad to a multiple of 4 (two stride-2 stages), run, crop back to the input size."""
-        h, w = images.shape[-2:]
-        ph, pw = (-h) % 4, (-w) % 4
-        x = images.to(self.device) * 2 - 1
-        if ph or pw:
-            mode = "reflect" if min(h, w) > max(ph, pw) else "replicate"
-            x = F.pad(x, (0, pw, 0, ph), mode=mode)
-        with torch.no_grad(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.amp_bf16):
+        """Translation (or sigma) at the input's size; images in [0, 1]."""
+
+        def forward(x: torch.Tensor) -> torch.Tensor:
             out = net(x, reconstruct=False, confidence=sigma)
-        y = (out.sigma if sigma else (out.image + 1) / 2).float()
-        return y[..., :h, :w].clamp(min=0) if sigma else y[..., :h, :w].clamp(0, 1)
+            return out.sigma if sigma else out.image
+
+        with torch.no_grad(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.amp_bf16):
+            y = padded_forward(forward, images.to(self.device) * 2 - 1).float()
+        return y.clamp(min=0) if sigma else ((y + 1) / 2).clamp(0, 1)
 
     def translate(self, images: torch.Tensor) -> torch.Tensor:
         return self._run(self.g_a2b, images)

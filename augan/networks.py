@@ -1,4 +1,9 @@
-"""AU-GAN's generators and ForkGAN's multi-scale discriminator (official models.py / ops.py)."""
+"""AU-GAN's generators and ForkGAN's multi-scale discriminator (official models.py / ops.py).
+
+AU-GAN's generator is ForkGAN's (one encoder, a translation and a reconstruction decoder) with one
+encoder block fewer (4 instead of 5), plus the T-net and the confidence head; baselines/forkgan
+builds ForkGAN from these same classes, so the difference between the two is visible in code.
+"""
 
 from __future__ import annotations
 
@@ -23,13 +28,15 @@ class GeneratorOutput:
 
 
 class Encoder(nn.Sequential):
-    def __init__(self, ngf: int) -> None:
+    """c7s1-ngf, two stride-2 3x3 stages, residual blocks (AU-GAN: 4; ForkGAN: 5)."""
+
+    def __init__(self, ngf: int, n_blocks: int = N_BLOCKS) -> None:
         super().__init__(
             nn.ReflectionPad2d(3),
             conv_in_relu(3, ngf, 7, 1, padding="valid"),
             conv_in_relu(ngf, 2 * ngf, 3, 2),
             conv_in_relu(2 * ngf, 4 * ngf, 3, 2),
-            *[ResidualBlock(4 * ngf) for _ in range(N_BLOCKS)],
+            *[ResidualBlock(4 * ngf) for _ in range(n_blocks)],
         )
 
 
@@ -79,9 +86,10 @@ class ConfidenceHead(nn.Module):
 class Generator(nn.Module):
     """Encoder, optional T-net, translation decoder, reconstruction decoder, optional confidence head."""
 
-    def __init__(self, ngf: int, transfer: bool = False, confidence: bool = False, noise_std: float = 0.02) -> None:
+    def __init__(self, ngf: int, transfer: bool = False, confidence: bool = False, noise_std: float = 0.02,
+                 encoder_blocks: int = N_BLOCKS) -> None:
         super().__init__()
-        self.encoder = Encoder(ngf)
+        self.encoder = Encoder(ngf, encoder_blocks)
         self.tnet = nn.Sequential(*[ResidualBlock(4 * ngf, dilated=False) for _ in range(N_BLOCKS)]) if transfer else None
         self.decoder = Decoder(ngf)
         self.rec_decoder = Decoder(ngf, noise_std=noise_std)

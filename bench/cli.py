@@ -22,6 +22,7 @@ class _Cli(click.Group):
         from bench.downstream.detectors import DetectorError
         from bench.downstream.segmenters import SegmenterError
         from bench.runner import RunError
+        from bench.scaffold import ScaffoldError
         from bench.suites import SuiteDataError
         from bench.translator import RegistryError, TranslatorError
         from bench.weights import WeightsMissing
@@ -29,7 +30,7 @@ class _Cli(click.Group):
         try:
             return super().invoke(ctx)
         except (RunError, SuiteDataError, RegistryError, TranslatorError, WeightsMissing, ImageReadError,
-                SegmenterError, DetectorError) as exc:
+                SegmenterError, DetectorError, ScaffoldError) as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
         except OSError as exc:
@@ -202,6 +203,27 @@ def import_checkpoint(method, tf_checkpoint, out) -> None:
     translator.import_tf_checkpoint(tf_checkpoint)
     atomic_write_bytes(out, save({k: v.contiguous() for k, v in translator.state_dict().items()}))
     click.echo(f"wrote {out} ({method}, converted from {tf_checkpoint})")
+
+
+@main.command(name="new-method")
+@click.argument("name")
+@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Checkout to write into (default: the one this bench runs from).")
+def new_method(name, root) -> None:
+    """Scaffold baselines/NAME/ with a working minimal translator, and tests/test_NAME.py.
+
+    \b
+    Example:
+      bench new-method my-gan && python -m pytest tests/test_my_gan.py && bench run --methods identity,my-gan
+    """
+    import baselines
+    from bench.scaffold import new_method as scaffold
+
+    repo = root or Path(baselines.__file__).resolve().parent.parent
+    for path in scaffold(name, repo):
+        click.echo(f"wrote {path}")
+    click.echo("next: edit the model, run its test, then `bench run --methods identity," + name + "` "
+               "(docs/adding-a-baseline.md)")
 
 
 @main.command(name="list")

@@ -17,8 +17,9 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import replace
+from dataclasses import asdict, fields, replace
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 import torch.nn as nn
@@ -64,6 +65,38 @@ def strip_wrapper_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Te
             k = k.replace(prefix, "")
         out[k] = v
     return out
+
+
+def padded_forward(fn, x: torch.Tensor, multiple: int = 4) -> torch.Tensor:
+    """``fn`` on ``x`` padded (reflect, or replicate for tiny images) to a multiple of ``multiple`` on both sides,
+    cropped back to the input size: translation at any size for networks with stride-2 stages."""
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        x = torch.nn.functional.pad(x, (0, pw, 0, ph), mode="reflect" if min(h, w) > max(ph, pw) else "replicate")
+    return fn(x)[..., :h, :w]
+
+
+class JsonConfig:
+    """Mixin for a method's frozen config dataclass: JSON round trip (checkpoints carry their config) and
+    the list of architecture differences that stop a checkpoint from loading."""
+
+    ARCHITECTURE_FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str):
+        data = json.loads(text)
+        unknown = set(data) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} fields in checkpoint: {sorted(unknown)}")
+        return cls(**data)
+
+    def architecture_mismatch(self, other) -> list[str]:
+        return [f"{f}: checkpoint {getattr(other, f)!r}, model {getattr(self, f)!r}"
+                for f in self.ARCHITECTURE_FIELDS if getattr(self, f) != getattr(other, f)]
 
 
 class GanTraining:

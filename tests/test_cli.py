@@ -2,6 +2,8 @@
 
 import errno
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,7 +12,7 @@ from click.testing import CliRunner
 from bench.cli import main
 from bench.data.io import list_images, read_rgb
 
-COMMANDS = [[], ["run"], ["translate"], ["import-checkpoint"], ["list"], ["data"], ["data", "synth"], ["weights"], ["weights", "list"],
+COMMANDS = [[], ["run"], ["translate"], ["import-checkpoint"], ["new-method"], ["list"], ["data"], ["data", "synth"], ["weights"], ["weights", "list"],
             ["weights", "where"], ["weights", "check"]]
 
 
@@ -129,3 +131,33 @@ def test_weights_check_passes_without_optional_files_and_flags_substitutes(weigh
     assert "absent" in res.output and "optional" in res.output and "dinov2_vitl14_pretrain.pth" in res.output
     # The required files are present but are the test substitutes, so the check still fails, saying so.
     assert res.exit_code == 1 and res.output.count("MISMATCH") == 2 and "MISSING" not in res.output
+
+
+def test_new_method_scaffold_is_registered_runs_and_its_own_test_passes(tmp_path):
+    """The scaffold goes into this checkout (where discovery finds it); it is removed afterwards."""
+    import shutil
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    name = f"scaffold-probe-{os.getpid()}"
+    ident = name.replace("-", "_")
+    package, test = root / "baselines" / ident, root / "tests" / f"test_{ident}.py"
+    try:
+        res = CliRunner().invoke(main, ["new-method", name])
+        assert res.exit_code == 0, res.output
+        assert package.joinpath("__init__.py").is_file() and test.is_file()
+        env = {**os.environ}
+        check = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(test)], cwd=root,
+                               env=env, capture_output=True, text=True)
+        assert check.returncode == 0 and "2 passed" in check.stdout, check.stdout[-2000:]
+        listed = subprocess.run([sys.executable, "-m", "bench.cli", "list"], cwd=tmp_path, capture_output=True, text=True)
+        assert name in listed.stdout
+        again = CliRunner().invoke(main, ["new-method", name])
+        assert again.exit_code == 2 and "already" in again.output
+    finally:
+        shutil.rmtree(package, ignore_errors=True)
+        test.unlink(missing_ok=True)
+    for bad in ("My_GAN", "1gan", "class"):
+        res = CliRunner().invoke(main, ["new-method", bad])
+        assert res.exit_code == 2 and "error:" in res.output

@@ -11,24 +11,32 @@ Checkpoints of the official repository (``latest_net_G_A.pth``) load into ``g_a2
 
 from __future__ import annotations
 
-import json
 import random
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from baselines.cyclegan.networks import NLayerDiscriminator, ResnetGenerator, generator_shape_from_state, init_normal
-from bench.gan_training import CheckpointMismatch, GanTraining, decode_text, encode_text, strip_wrapper_prefixes
+from bench.gan_training import (
+    CheckpointMismatch,
+    GanTraining,
+    JsonConfig,
+    decode_text,
+    encode_text,
+    padded_forward,
+    strip_wrapper_prefixes,
+)
 
 META_CONFIG = "_meta.config"
 META_METHOD = "_meta.method"
-ARCHITECTURE_FIELDS = ("ngf", "ndf", "n_blocks", "n_layers_d")
 
 
 @dataclass(frozen=True)
-class CycleGANConfig:
+class CycleGANConfig(JsonConfig):
+    ARCHITECTURE_FIELDS = ("ngf", "ndf", "n_blocks", "n_layers_d")
+
     ngf: int = 64
     ndf: int = 64
     n_blocks: int = 9  # resnet_9blocks
@@ -47,18 +55,6 @@ class CycleGANConfig:
     checkpoint_every: int = 500
     log_every: int = 10
     channels_last: bool = False
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> "CycleGANConfig":
-        data = json.loads(text)
-        return cls(**{k: v for k, v in data.items() if k in {f.name for f in fields(cls)}})
-
-    def architecture_mismatch(self, other: "CycleGANConfig") -> list[str]:
-        return [f"{f}: checkpoint {getattr(other, f)!r}, model {getattr(self, f)!r}"
-                for f in ARCHITECTURE_FIELDS if getattr(self, f) != getattr(other, f)]
 
 
 PRESETS = {
@@ -172,15 +168,9 @@ class CycleGAN(GanTraining):
 
     # ------------------------------------------------------------------ inference
     def _run(self, net: nn.Module, images: torch.Tensor) -> torch.Tensor:
-        """Pad to a multiple of 4 (two stride-2 stages), translate, crop back: any input size."""
-        h, w = images.shape[-2:]
-        ph, pw = (-h) % 4, (-w) % 4
-        x = images.to(self.device) * 2 - 1
-        if ph or pw:
-            x = F.pad(x, (0, pw, 0, ph), mode="reflect" if min(h, w) > max(ph, pw) else "replicate")
         with torch.no_grad():
-            y = net(x)
-        return ((y[..., :h, :w] + 1) / 2).clamp(0, 1).float()
+            y = padded_forward(net, images.to(self.device) * 2 - 1)
+        return ((y + 1) / 2).clamp(0, 1).float()
 
     def translate(self, images: torch.Tensor) -> torch.Tensor:
         return self._run(self.g_a2b, images)

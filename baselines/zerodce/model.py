@@ -13,21 +13,29 @@ method here (native scale), see the presets.
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.gan_training import CheckpointMismatch, GanTraining, decode_text, encode_text, strip_wrapper_prefixes
+from bench.gan_training import (
+    CheckpointMismatch,
+    GanTraining,
+    JsonConfig,
+    decode_text,
+    encode_text,
+    strip_wrapper_prefixes,
+)
 
 META_METHOD = "_meta.method"
 META_CONFIG = "_meta.config"
 
 
 @dataclass(frozen=True)
-class ZeroDCEConfig:
+class ZeroDCEConfig(JsonConfig):
+    ARCHITECTURE_FIELDS = ("width", "n_curves")
+
     width: int = 32
     n_curves: int = 8
     lr: float = 1e-4
@@ -47,17 +55,6 @@ class ZeroDCEConfig:
     checkpoint_every: int = 500
     log_every: int = 10
     channels_last: bool = False
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, text: str) -> "ZeroDCEConfig":
-        return cls(**{k: v for k, v in json.loads(text).items() if k in {f.name for f in fields(cls)}})
-
-    def architecture_mismatch(self, other: "ZeroDCEConfig") -> list[str]:
-        return [f"{f}: checkpoint {getattr(other, f)!r}, model {getattr(self, f)!r}"
-                for f in ("width", "n_curves") if getattr(self, f) != getattr(other, f)]
 
 
 PRESETS = {
