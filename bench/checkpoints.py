@@ -46,6 +46,9 @@ def load_tensor_dict(path: Path) -> dict[str, torch.Tensor]:
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
             break
+    # Two-network files such as MUNIT/UNIT's gen_<iter>.pt ({"a": ..., "b": ...}) become "a."/"b." keys.
+    if isinstance(obj, dict) and obj and all(isinstance(v, dict) for v in obj.values()):
+        obj = {f"{name}.{k}": v for name, sub in obj.items() for k, v in sub.items()}
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CheckpointError(f"{path} holds no state dict of tensors")
     # Weights saved from DataParallel/DDP carry a 'module.' prefix.

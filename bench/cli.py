@@ -146,7 +146,10 @@ def run(suite, methods, preset, seeds, device, data_root, out, name, size, batch
 @click.option("--save-uncertainty", is_flag=True, help="Also write <name>_sigma.npy and a <name>_sigma.png view (AU-GAN).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(1))
-def translate(method, checkpoint, input_dir, output_dir, save_uncertainty, device, batch_size) -> None:
+@click.option("--style-samples", default=1, show_default=True, type=click.IntRange(1),
+              help="Multimodal methods (MUNIT): write K translations per image, NAME_style<k>.png, one per seeded "
+                   "style code (style 0 is the one bench run scores).")
+def translate(method, checkpoint, input_dir, output_dir, save_uncertainty, device, batch_size, style_samples) -> None:
     """Translate a folder of adverse images with a trained checkpoint, at each image's own size.
 
     \b
@@ -174,6 +177,17 @@ def translate(method, checkpoint, input_dir, output_dir, save_uncertainty, devic
         raise RunError(f"{input_dir} holds no images")
     if save_uncertainty and not hasattr(translator, "uncertainty"):
         raise RunError(f"method {method!r} has no uncertainty map")
+    if style_samples > 1:
+        if not hasattr(translator, "translate_styles"):
+            raise RunError(f"method {method!r} is not multimodal: --style-samples needs e.g. munit")
+        from bench.data.io import read_rgb, to_tensor, to_uint8, write_png
+
+        for path in inputs:
+            outs = translator.translate_styles(to_tensor(read_rgb(path))[None].to(dev), style_samples)
+            for k, out in enumerate(outs):
+                write_png(Path(output_dir) / f"{Path(path).stem}_style{k}.png", to_uint8(out[0]))
+        click.echo(f"translated {len(inputs)} image(s) x {style_samples} styles into {output_dir}")
+        return
     translate_folder(translator, inputs, output_dir, dev, batch_size, uncertainty=save_uncertainty)
     click.echo(f"translated {len(inputs)} image(s) into {output_dir}")
 
