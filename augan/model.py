@@ -23,24 +23,19 @@ from augan.config import AUGANConfig, preset_config
 from augan.losses import asymmetric_feature_matching, l1, lsgan, uncertainty_cycle
 from augan.networks import Generator, MultiScaleDiscriminator
 from augan.pool import HistoryPool
-from bench.gan_training import (
+from bench.gan_training import (  # noqa: F401 - the errors are part of this module's interface (tests, callers)
     CheckpointMismatch,
     GanTraining,
-    TrainingDiverged,  # noqa: F401 - part of this module's interface (tests, callers)
-    decode_text,
-    encode_text,
+    TrainingDiverged,
     padded_forward,
-    strip_wrapper_prefixes,
 )
-
-META_CONFIG = "_meta.config"
-META_METHOD = "_meta.method"
 
 
 class AUGAN(GanTraining):
     """Adverse -> normal translation with AU-GAN; also ``uncertainty`` and ``translate_back``."""
 
-    learned = True
+    METHOD, KIND = "augan", "an AU-GAN"
+    CHECKPOINT_NETS = {"g_a2b": "g_a2b", "g_b2a": "g_b2a"}
 
     def __init__(self, preset: str = "quick", device: str = "cpu", variant: str = "augan",
                  config: AUGANConfig | None = None) -> None:
@@ -146,25 +141,7 @@ class AUGAN(GanTraining):
             raise ValueError(f"{self.name} has no uncertainty head (use_uncertainty is off)")
         return self._run(self.g_a2b, images, sigma=True)
 
-    # ------------------------------------------------------------------ weights
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        state = {f"g_a2b.{k}": v for k, v in self.g_a2b.state_dict().items()}
-        state.update({f"g_b2a.{k}": v for k, v in self.g_b2a.state_dict().items()})
-        state[META_CONFIG] = encode_text(self.config.to_json())
-        state[META_METHOD] = encode_text("augan")
-        return state
-
-    def _checkpoint_config(self, state: dict[str, torch.Tensor]) -> AUGANConfig:
-        if META_METHOD not in state or decode_text(state[META_METHOD]) != "augan":
-            sample = ", ".join(list(state)[:3])
-            raise CheckpointMismatch(f"not an AU-GAN checkpoint (no AU-GAN metadata; first keys: {sample})")
-        return AUGANConfig.from_json(decode_text(state[META_CONFIG]))
-
-    def configure_from_state(self, state: dict[str, torch.Tensor]) -> None:
-        """Adopt the checkpoint's architecture (for `bench translate`, where no preset is implied)."""
-        self.config = self._checkpoint_config(state)
-        self._build()
-
+    # ------------------------------------------------------------------ weights (checkpoints: GanTraining)
     def import_tf_checkpoint(self, path: Path) -> None:
         """Adopt the architecture and generator weights of an official TensorFlow checkpoint."""
         from augan.tf_import import config_from_variables, convert, read_tf_checkpoint
@@ -175,12 +152,3 @@ class AUGAN(GanTraining):
         converted = convert(variables, self.state_dict())
         for prefix, net in (("g_a2b.", self.g_a2b), ("g_b2a.", self.g_b2a)):
             net.load_state_dict({k[len(prefix):]: v for k, v in converted.items() if k.startswith(prefix)})
-
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        state = strip_wrapper_prefixes(state)
-        saved = self._checkpoint_config(state)
-        mismatch = self.config.architecture_mismatch(saved)
-        if mismatch:
-            raise CheckpointMismatch(f"AU-GAN checkpoint does not fit this model: {'; '.join(mismatch)}")
-        for prefix, net in (("g_a2b.", self.g_a2b), ("g_b2a.", self.g_b2a)):
-            net.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})

@@ -28,6 +28,8 @@ from tqdm import tqdm
 from bench.translator import TrainBudget, TranslatorError, UnpairedData
 
 TRAIN_STATE = "train_state.pt"
+META_CONFIG = "_meta.config"  # checkpoint entries that say which method and configuration made it
+META_METHOD = "_meta.method"
 
 
 class TrainingDiverged(TranslatorError, RuntimeError):
@@ -100,14 +102,30 @@ class JsonConfig:
 
 
 class GanTraining:
-    """Base for learned translators. Subclasses set ``name``, ``device``, ``config`` (a dataclass with the
-    schedule fields below and ``to_json``/``from_json``/``architecture_mismatch``) and implement
-    ``modules``, ``setup_training`` and ``train_step``."""
+    """Base for learned translators. Subclasses set ``name``, ``device``, ``config`` (a JsonConfig dataclass
+    with the schedule fields below), the class attributes below, and implement ``_build``, ``modules``,
+    ``setup_training`` and ``train_step``; checkpoints (``state_dict``/``load_state_dict``/``configure_from_state``)
+    come from here, with two hooks for the authors' published files."""
 
+    METHOD: ClassVar[str]  # the registry name and the id written into checkpoints
+    KIND: ClassVar[str]  # for messages: "a CycleGAN", "an AU-GAN"
+    CHECKPOINT_NETS: ClassVar[dict[str, str]]  # key prefix in checkpoints -> attribute holding that network
+    PRESETS: ClassVar[dict[str, JsonConfig]]  # smoke / quick / paper
+
+    learned = True
     name: str
     device: torch.device
-    config: object  # lr, epochs, epoch_decay, batch_size, load_size, fine_size, max_steps, checkpoint_every,
-    #                 log_every, channels_last
+    config: JsonConfig  # lr, epochs, epoch_decay, batch_size, load_size, fine_size, max_steps, checkpoint_every,
+    #                     log_every, channels_last
+
+    def __init__(self, preset: str = "quick", device: str = "cpu", config: JsonConfig | None = None) -> None:
+        self.name = self.METHOD
+        self.device = torch.device(device)
+        self.config = config or self.PRESETS[preset]
+        self._build()
+
+    def _build(self) -> None:
+        raise NotImplementedError
 
     def modules(self) -> dict[str, nn.Module]:
         raise NotImplementedError
@@ -124,6 +142,53 @@ class GanTraining:
 
     def load_extra_train_state(self, state: dict) -> None:
         pass
+
+    # ------------------------------------------------------------------ checkpoints
+    def official_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
+        """Hook: a file in the authors' layout, re-keyed with our prefixes (networks it lacks are not loaded);
+        None when ``state`` is not one."""
+        return None
+
+    def config_from_official(self, state: dict[str, torch.Tensor]):
+        """Hook: the configuration an authors' file implies (read off its shapes), or None."""
+        return None
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        state = {f"{prefix}.{k}": v for prefix, attr in self.CHECKPOINT_NETS.items()
+                 for k, v in getattr(self, attr).state_dict().items()}
+        state[META_CONFIG] = encode_text(self.config.to_json())
+        state[META_METHOD] = encode_text(self.METHOD)
+        return state
+
+    def configure_from_state(self, state: dict[str, torch.Tensor]) -> None:
+        """Adopt the checkpoint's architecture (for ``bench translate``, where no preset is implied)."""
+        state = strip_wrapper_prefixes(state)
+        if META_CONFIG in state:
+            self.config = type(self.config).from_json(decode_text(state[META_CONFIG]))
+        else:
+            self.config = self.config_from_official(state) or self.config
+        self._build()
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        state = strip_wrapper_prefixes(state)
+        official = None if META_METHOD in state else self.official_state(state)
+        if official is None:
+            if META_METHOD not in state or decode_text(state[META_METHOD]) != self.METHOD:
+                raise CheckpointMismatch(f"not {self.KIND} checkpoint (no {self.KIND.split()[-1]} metadata; "
+                                         f"first keys: {', '.join(list(state)[:3])})")
+            mismatch = self.config.architecture_mismatch(type(self.config).from_json(decode_text(state[META_CONFIG])))
+            if mismatch:
+                raise CheckpointMismatch(f"{self.KIND.split()[-1]} checkpoint does not fit this model: "
+                                         f"{'; '.join(mismatch)}")
+        source = official if official is not None else state
+        try:
+            for prefix, attr in self.CHECKPOINT_NETS.items():
+                sub = {k[len(prefix) + 1:]: v for k, v in source.items() if k.startswith(prefix + ".")}
+                if sub or official is None:  # an authors' file may hold one network only (CycleGAN's G_A)
+                    getattr(self, attr).load_state_dict(sub)
+        except RuntimeError as exc:
+            raise CheckpointMismatch(f"{self.KIND.split()[-1]} weights do not fit this configuration "
+                                     f"({self.config.to_json()[:120]}...): {str(exc).splitlines()[0]}") from None
 
     # ------------------------------------------------------------------ the loop
     def fit(self, data: UnpairedData, budget: TrainBudget, out_dir: Path) -> None:

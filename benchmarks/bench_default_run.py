@@ -15,9 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shlex
-import subprocess
 import sys
 import tempfile
 import time

@@ -17,18 +17,7 @@ import torch
 from torch import nn
 
 from baselines.cut.networks import CUTDiscriminator, CUTGenerator, PatchSampleF, patch_nce
-from bench.gan_training import (
-    CheckpointMismatch,
-    GanTraining,
-    JsonConfig,
-    decode_text,
-    encode_text,
-    padded_forward,
-    strip_wrapper_prefixes,
-)
-
-META_CONFIG = "_meta.config"
-META_METHOD = "_meta.method"
+from bench.gan_training import GanTraining, JsonConfig, padded_forward
 
 
 @dataclass(frozen=True)
@@ -83,7 +72,8 @@ def _xavier(module: nn.Module, gain: float) -> None:
 
 
 class CUT(GanTraining):
-    learned = True
+    METHOD, KIND = "cut", "a CUT"
+    CHECKPOINT_NETS = {"g": "g"}
 
     def __init__(self, preset: str = "quick", device: str = "cpu", variant: str = "cut",
                  config: CUTConfig | None = None) -> None:
@@ -160,44 +150,13 @@ class CUT(GanTraining):
             y = padded_forward(self.g, images.to(self.device) * 2 - 1)
         return ((y + 1) / 2).clamp(0, 1).float()
 
-    # ------------------------------------------------------------------ weights
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        state = {f"g.{k}": v for k, v in self.g.state_dict().items()}
-        state[META_CONFIG] = encode_text(self.config.to_json())
-        state[META_METHOD] = encode_text("cut")
-        return state
-
-    @staticmethod
-    def _official(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
+    # ------------------------------------------------------------------ weights (checkpoints: GanTraining)
+    def official_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
         """``latest_net_G.pth`` of the official repository: ``model.<i>...`` keys, blur buffers included."""
-        if META_METHOD in state or not any(k.startswith("model.") for k in state):
+        return {f"g.{k}": v for k, v in state.items()} if any(k.startswith("model.") for k in state) else None
+
+    def config_from_official(self, state: dict[str, torch.Tensor]) -> CUTConfig | None:
+        if "model.1.weight" not in state:
             return None
-        return state
-
-    def configure_from_state(self, state: dict[str, torch.Tensor]) -> None:
-        state = strip_wrapper_prefixes(state)
-        official = self._official(state)
-        if official is not None:
-            ngf = official["model.1.weight"].shape[0]
-            n_blocks = len({k.split(".")[1] for k in official if ".conv_block." in k})
-            self.config = replace(self.config, ngf=ngf, n_blocks=n_blocks)
-        elif META_CONFIG in state:
-            self.config = CUTConfig.from_json(decode_text(state[META_CONFIG]))
-        self._build()
-
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        state = strip_wrapper_prefixes(state)
-        official = self._official(state)
-        if official is not None:
-            try:
-                self.g.load_state_dict(official)
-            except RuntimeError as exc:
-                raise CheckpointMismatch(f"official CUT generator does not fit ngf={self.config.ngf}, "
-                                         f"n_blocks={self.config.n_blocks}: {str(exc).splitlines()[0]}") from None
-            return
-        if META_METHOD not in state or decode_text(state[META_METHOD]) != "cut":
-            raise CheckpointMismatch(f"not a CUT checkpoint (first keys: {', '.join(list(state)[:3])})")
-        mismatch = self.config.architecture_mismatch(CUTConfig.from_json(decode_text(state[META_CONFIG])))
-        if mismatch:
-            raise CheckpointMismatch(f"CUT checkpoint does not fit this model: {'; '.join(mismatch)}")
-        self.g.load_state_dict({k[2:]: v for k, v in state.items() if k.startswith("g.")})
+        n_blocks = len({k.split(".")[1] for k in state if ".conv_block." in k})
+        return replace(self.config, ngf=state["model.1.weight"].shape[0], n_blocks=n_blocks)

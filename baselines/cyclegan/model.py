@@ -19,18 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines.cyclegan.networks import NLayerDiscriminator, ResnetGenerator, generator_shape_from_state, init_normal
-from bench.gan_training import (
-    CheckpointMismatch,
-    GanTraining,
-    JsonConfig,
-    decode_text,
-    encode_text,
-    padded_forward,
-    strip_wrapper_prefixes,
-)
-
-META_CONFIG = "_meta.config"
-META_METHOD = "_meta.method"
+from bench.gan_training import GanTraining, JsonConfig, padded_forward
 
 
 @dataclass(frozen=True)
@@ -104,13 +93,10 @@ def lsgan(pred: torch.Tensor, target: float) -> torch.Tensor:
 
 
 class CycleGAN(GanTraining):
-    learned = True
+    METHOD, KIND = "cyclegan", "a CycleGAN"
+    PRESETS = PRESETS
+    CHECKPOINT_NETS = {"g_a2b": "g_a2b", "g_b2a": "g_b2a"}
 
-    def __init__(self, preset: str = "quick", device: str = "cpu", config: CycleGANConfig | None = None) -> None:
-        self.name = "cyclegan"
-        self.device = torch.device(device)
-        self.config = config or PRESETS[preset]
-        self._build()
 
     def _build(self) -> None:
         c = self.config
@@ -178,48 +164,18 @@ class CycleGAN(GanTraining):
     def translate_back(self, images: torch.Tensor) -> torch.Tensor:
         return self._run(self.g_b2a, images)
 
-    # ------------------------------------------------------------------ weights
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        state = {f"g_a2b.{k}": v for k, v in self.g_a2b.state_dict().items()}
-        state.update({f"g_b2a.{k}": v for k, v in self.g_b2a.state_dict().items()})
-        state[META_CONFIG] = encode_text(self.config.to_json())
-        state[META_METHOD] = encode_text("cyclegan")
-        return state
-
-    @staticmethod
-    def _official(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
-        """A generator saved by the official repository (``model.<i>...`` keys), with the running statistics
-        that old PyTorch versions stored for InstanceNorm dropped (as the official loader does)."""
-        if not any(k.startswith("model.") for k in state) or META_METHOD in state:
+    # ------------------------------------------------------------------ weights (checkpoints: GanTraining)
+    def official_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
+        """``latest_net_G_A.pth`` of the official repository (``model.<i>...`` keys: the night -> day generator),
+        without the running statistics old PyTorch versions stored for InstanceNorm (dropped, as the official
+        loader does)."""
+        if not any(k.startswith("model.") for k in state):
             return None
         drop = ("running_mean", "running_var", "num_batches_tracked")
-        return {k: v for k, v in state.items() if not k.endswith(drop)}
+        return {f"g_a2b.{k}": v for k, v in state.items() if not k.endswith(drop)}
 
-    def configure_from_state(self, state: dict[str, torch.Tensor]) -> None:
-        """Adopt the checkpoint's architecture (ours, or an official G_A file)."""
-        state = strip_wrapper_prefixes(state)
-        official = self._official(state)
-        if official is not None:
-            ngf, n_blocks = generator_shape_from_state(official)
-            self.config = replace(self.config, ngf=ngf, n_blocks=n_blocks)
-        elif META_CONFIG in state:
-            self.config = CycleGANConfig.from_json(decode_text(state[META_CONFIG]))
-        self._build()
-
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        state = strip_wrapper_prefixes(state)
-        official = self._official(state)
-        if official is not None:  # latest_net_G_A.pth: the night -> day generator alone
-            try:
-                self.g_a2b.load_state_dict(official)
-            except RuntimeError as exc:
-                raise CheckpointMismatch(f"official CycleGAN generator does not fit ngf={self.config.ngf}, "
-                                         f"n_blocks={self.config.n_blocks}: {str(exc).splitlines()[0]}") from None
-            return
-        if META_METHOD not in state or decode_text(state[META_METHOD]) != "cyclegan":
-            raise CheckpointMismatch(f"not a CycleGAN checkpoint (first keys: {', '.join(list(state)[:3])})")
-        mismatch = self.config.architecture_mismatch(CycleGANConfig.from_json(decode_text(state[META_CONFIG])))
-        if mismatch:
-            raise CheckpointMismatch(f"CycleGAN checkpoint does not fit this model: {'; '.join(mismatch)}")
-        for prefix, net in (("g_a2b.", self.g_a2b), ("g_b2a.", self.g_b2a)):
-            net.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+    def config_from_official(self, state: dict[str, torch.Tensor]) -> CycleGANConfig | None:
+        if not any(k.startswith("model.") for k in state):
+            return None
+        ngf, n_blocks = generator_shape_from_state(state)
+        return replace(self.config, ngf=ngf, n_blocks=n_blocks)

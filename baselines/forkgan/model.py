@@ -30,18 +30,8 @@ from augan.layers import Conv, InstanceNorm
 from augan.losses import l1, lsgan
 from augan.networks import Generator, MultiScaleDiscriminator
 from augan.pool import HistoryPool
-from bench.gan_training import (
-    CheckpointMismatch,
-    GanTraining,
-    JsonConfig,
-    decode_text,
-    encode_text,
-    padded_forward,
-    strip_wrapper_prefixes,
-)
+from bench.gan_training import GanTraining, JsonConfig, padded_forward
 
-META_CONFIG = "_meta.config"
-META_METHOD = "_meta.method"
 ENCODER_BLOCKS = 5  # g_r1 .. g_r5
 
 
@@ -111,13 +101,10 @@ def _discriminators(c: ForkGANConfig) -> nn.ModuleList:
 
 
 class ForkGAN(GanTraining):
-    learned = True
+    METHOD, KIND = "forkgan", "a ForkGAN"
+    PRESETS = PRESETS
+    CHECKPOINT_NETS = {"g_a2b": "g_a2b", "g_b2a": "g_b2a"}
 
-    def __init__(self, preset: str = "quick", device: str = "cpu", config: ForkGANConfig | None = None) -> None:
-        self.name = "forkgan"
-        self.device = torch.device(device)
-        self.config = config or PRESETS[preset]
-        self._build()
 
     def _build(self) -> None:
         c = self.config
@@ -211,26 +198,3 @@ class ForkGAN(GanTraining):
 
     def translate_back(self, images: torch.Tensor) -> torch.Tensor:
         return self._run(self.g_b2a, images)
-
-    # ------------------------------------------------------------------ weights
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        state = {f"g_a2b.{k}": v for k, v in self.g_a2b.state_dict().items()}
-        state.update({f"g_b2a.{k}": v for k, v in self.g_b2a.state_dict().items()})
-        state[META_CONFIG] = encode_text(self.config.to_json())
-        state[META_METHOD] = encode_text("forkgan")
-        return state
-
-    def configure_from_state(self, state: dict[str, torch.Tensor]) -> None:
-        if META_CONFIG in state:
-            self.config = ForkGANConfig.from_json(decode_text(state[META_CONFIG]))
-            self._build()
-
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        state = strip_wrapper_prefixes(state)
-        if META_METHOD not in state or decode_text(state[META_METHOD]) != "forkgan":
-            raise CheckpointMismatch(f"not a ForkGAN checkpoint (first keys: {', '.join(list(state)[:3])})")
-        mismatch = self.config.architecture_mismatch(ForkGANConfig.from_json(decode_text(state[META_CONFIG])))
-        if mismatch:
-            raise CheckpointMismatch(f"ForkGAN checkpoint does not fit this model: {'; '.join(mismatch)}")
-        for prefix, net in (("g_a2b.", self.g_a2b), ("g_b2a.", self.g_b2a)):
-            net.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})

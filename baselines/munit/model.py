@@ -20,25 +20,15 @@ draws K codes from the same seeded generator for diversity (``bench translate --
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from baselines.munit.networks import MLP, AdaptiveInstanceNorm2d, ContentEncoder, Decoder, MsImageDis, StyleEncoder
-from baselines.munit.networks import count_downsampling, count_res_blocks, init_weights, step_decay
-from bench.gan_training import (
-    CheckpointMismatch,
-    GanTraining,
-    JsonConfig,
-    decode_text,
-    encode_text,
-    padded_forward,
-    strip_wrapper_prefixes,
-)
-
-META_CONFIG = "_meta.config"
-META_METHOD = "_meta.method"
+from baselines.munit.autoencoders import TwoAutoencoderGAN
+from baselines.munit.networks import MLP, AdaptiveInstanceNorm2d, ContentEncoder, Decoder, StyleEncoder
+from bench.gan_training import JsonConfig, padded_forward
 
 
 @dataclass(frozen=True)
@@ -107,43 +97,18 @@ class AdaINGen(nn.Module):
         return self.dec(content)
 
 
-def l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return (a - b).abs().mean()
+class MUNIT(TwoAutoencoderGAN):
+    METHOD, KIND = "munit", "a MUNIT"
+    PRESETS = PRESETS
+    ENCODER_PREFIX = "a.enc_content.model."
 
 
-class MUNIT(GanTraining):
-    learned = True
+    def _generator(self) -> nn.Module:
+        return AdaINGen(self.config)
 
-    def __init__(self, preset: str = "quick", device: str = "cpu", config: MUNITConfig | None = None) -> None:
-        self.name = "munit"
-        self.device = torch.device(device)
-        self.config = config or PRESETS[preset]
-        self._build()
-
-    def _build(self) -> None:
-        c = self.config
-        self.gen_a, self.gen_b = AdaINGen(c), AdaINGen(c)
-        self.dis_a = MsImageDis(c.dis_dim, c.dis_layers, c.dis_scales)
-        self.dis_b = MsImageDis(c.dis_dim, c.dis_layers, c.dis_scales)
-        for g in (self.gen_a, self.gen_b):
-            init_weights(g, "kaiming")
-        for d in (self.dis_a, self.dis_b):
-            init_weights(d, "gaussian")
-        for m in self.modules().values():
-            m.to(self.device).eval()
-
-    def modules(self) -> dict[str, nn.Module]:
-        return {"gen_a": self.gen_a, "gen_b": self.gen_b, "dis_a": self.dis_a, "dis_b": self.dis_b}
-
-    def lr_factor(self, step: int, total: int) -> float:
-        return step_decay(step, self.config.step_size, self.config.gamma)
-
-    # ------------------------------------------------------------------ training
-    def setup_training(self, seed: int) -> list[torch.optim.Optimizer]:
-        c = self.config
-        adam = lambda ps: torch.optim.Adam(ps, lr=c.lr, betas=(c.beta1, 0.999), weight_decay=c.weight_decay)  # noqa
-        return [adam([*self.gen_a.parameters(), *self.gen_b.parameters()]),
-                adam([*self.dis_a.parameters(), *self.dis_b.parameters()])]
+    def _extra_official_shapes(self, state: dict[str, torch.Tensor]) -> dict:
+        fc = state["a.mlp.model.0.fc.weight"]
+        return {"style_dim": fc.shape[1], "mlp_dim": fc.shape[0]}
 
     def _styles(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         shape = (n, self.config.style_dim, 1, 1)
@@ -169,22 +134,21 @@ class MUNIT(GanTraining):
         x_ba, x_ab = self.gen_a.decode(c_b, s_a), self.gen_b.decode(c_a, s_b)
         c_b_recon, s_a_recon = self.gen_a.encode(x_ba)
         c_a_recon, s_b_recon = self.gen_b.encode(x_ab)
-        recon_x = l1(x_a_recon, x_a) + l1(x_b_recon, x_b)
-        recon_s = l1(s_a_recon, s_a) + l1(s_b_recon, s_b)
-        recon_c = l1(c_a_recon, c_a) + l1(c_b_recon, c_b)
+        recon_x = F.l1_loss(x_a_recon, x_a) + F.l1_loss(x_b_recon, x_b)
+        recon_s = F.l1_loss(s_a_recon, s_a) + F.l1_loss(s_b_recon, s_b)
+        recon_c = F.l1_loss(c_a_recon, c_a) + F.l1_loss(c_b_recon, c_b)
         cyc = torch.zeros((), device=x_a.device)
         if c.recon_x_cyc_w > 0:
-            cyc = l1(self.gen_a.decode(c_a_recon, s_a_prime), x_a) + l1(self.gen_b.decode(c_b_recon, s_b_prime), x_b)
-        for d in (self.dis_a, self.dis_b):
-            d.requires_grad_(False)
+            x_aba, x_bab = self.gen_a.decode(c_a_recon, s_a_prime), self.gen_b.decode(c_b_recon, s_b_prime)
+            cyc = F.l1_loss(x_aba, x_a) + F.l1_loss(x_bab, x_b)
+        self._set_requires_grad_d(False)
         adv = self.dis_a.gen_loss(x_ba) + self.dis_b.gen_loss(x_ab)
         g_total = (c.gan_w * adv + c.recon_x_w * recon_x + c.recon_s_w * recon_s + c.recon_c_w * recon_c
                    + c.recon_x_cyc_w * cyc)
         opt_g.zero_grad(set_to_none=True)
         g_total.backward()
         opt_g.step()
-        for d in (self.dis_a, self.dis_b):
-            d.requires_grad_(True)
+        self._set_requires_grad_d(True)
         return {"g_total": g_total.detach(), "g_adv": adv.detach(), "recon_x": recon_x.detach(),
                 "recon_s": recon_s.detach(), "recon_c": recon_c.detach(), "cycle": cyc.detach(),
                 "d_total": d_loss.detach()}
@@ -211,41 +175,3 @@ class MUNIT(GanTraining):
     def translate_styles(self, images: torch.Tensor, k: int) -> list[torch.Tensor]:
         """One translation of ``images`` per style code, for diversity (same seeded codes every call)."""
         return [self._translate_with(images, s[None]) for s in self.style_codes(k)]
-
-    # ------------------------------------------------------------------ weights
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        state = {f"a.{k}": v for k, v in self.gen_a.state_dict().items()}
-        state.update({f"b.{k}": v for k, v in self.gen_b.state_dict().items()})
-        state[META_CONFIG] = encode_text(self.config.to_json())
-        state[META_METHOD] = encode_text("munit")
-        return state
-
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        """Ours, or the official ``gen_<iter>.pt`` ({"a": gen_a, "b": gen_b}, flattened to a./b. keys on load)."""
-        state = strip_wrapper_prefixes(state)
-        if META_METHOD in state:
-            if decode_text(state[META_METHOD]) != "munit":
-                raise CheckpointMismatch(f"not a MUNIT checkpoint ({decode_text(state[META_METHOD])})")
-            mismatch = self.config.architecture_mismatch(MUNITConfig.from_json(decode_text(state[META_CONFIG])))
-            if mismatch:
-                raise CheckpointMismatch(f"MUNIT checkpoint does not fit this model: {'; '.join(mismatch)}")
-        elif not any(k.startswith("a.enc_style.") for k in state):
-            raise CheckpointMismatch(f"not a MUNIT checkpoint (first keys: {', '.join(list(state)[:3])})")
-        try:
-            for prefix, net in (("a.", self.gen_a), ("b.", self.gen_b)):
-                net.load_state_dict({k[2:]: v for k, v in state.items() if k.startswith(prefix)})
-        except RuntimeError as exc:
-            raise CheckpointMismatch(f"MUNIT weights do not fit this configuration: {str(exc).splitlines()[0]}") from None
-
-    def configure_from_state(self, state: dict[str, torch.Tensor]) -> None:
-        """Adopt the checkpoint's architecture: ours carries its config; an official file's is read off its shapes."""
-        state = strip_wrapper_prefixes(state)
-        if META_CONFIG in state:
-            self.config = MUNITConfig.from_json(decode_text(state[META_CONFIG]))
-        elif "a.enc_content.model.0.conv.weight" in state:
-            self.config = replace(self.config, dim=state["a.enc_content.model.0.conv.weight"].shape[0],
-                                  style_dim=state["a.mlp.model.0.fc.weight"].shape[1],
-                                  mlp_dim=state["a.mlp.model.0.fc.weight"].shape[0],
-                                  n_downsample=count_downsampling(state, "a.enc_content.model."),
-                                  n_res=count_res_blocks(state, "a.enc_content.model."))
-        self._build()

@@ -199,16 +199,3 @@ def step_decay(step: int, step_size: int, gamma: float = 0.5) -> float:
     """MUNIT/UNIT's learning-rate policy: multiply by gamma every step_size iterations."""
     return gamma ** (step // step_size)
 
-
-def count_downsampling(state: dict[str, torch.Tensor], prefix: str) -> int:
-    """Stride-2 conv blocks of a content encoder in a state dict (``prefix`` = '<net>.model.')."""
-    convs = {k[len(prefix):].split(".")[0] for k in state if k.startswith(prefix) and k.endswith(".conv.weight")
-             and k[len(prefix):].count(".") == 2}
-    return len(convs) - 1  # minus the 7x7 stem
-
-
-def count_res_blocks(state: dict[str, torch.Tensor], prefix: str) -> int:
-    """Residual blocks in the ResBlocks module that ends a content encoder."""
-    blocks = {k[len(prefix):].split(".")[2] for k in state if k.startswith(prefix) and ".model." in k[len(prefix):]
-              and k[len(prefix):].count(".") >= 5}
-    return len(blocks)

@@ -15,32 +15,15 @@ Adam lr 1e-4, betas (0.5, 0.999), weight decay 1e-4, halved every 100k iteration
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from baselines.munit.networks import (
-    ContentEncoder,
-    Decoder,
-    MsImageDis,
-    count_downsampling,
-    count_res_blocks,
-    init_weights,
-    step_decay,
-)
-from bench.gan_training import (
-    CheckpointMismatch,
-    GanTraining,
-    JsonConfig,
-    decode_text,
-    encode_text,
-    padded_forward,
-    strip_wrapper_prefixes,
-)
-
-META_CONFIG = "_meta.config"
-META_METHOD = "_meta.method"
+from baselines.munit.autoencoders import TwoAutoencoderGAN
+from baselines.munit.networks import ContentEncoder, Decoder
+from bench.gan_training import JsonConfig, padded_forward
 
 
 @dataclass(frozen=True)
@@ -101,42 +84,14 @@ def kl(h: torch.Tensor) -> torch.Tensor:
     return h.pow(2).mean()
 
 
-def l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return (a - b).abs().mean()
+class UNIT(TwoAutoencoderGAN):
+    METHOD, KIND = "unit", "a UNIT"
+    PRESETS = PRESETS
+    ENCODER_PREFIX = "a.enc.model."
 
 
-class UNIT(GanTraining):
-    learned = True
-
-    def __init__(self, preset: str = "quick", device: str = "cpu", config: UNITConfig | None = None) -> None:
-        self.name = "unit"
-        self.device = torch.device(device)
-        self.config = config or PRESETS[preset]
-        self._build()
-
-    def _build(self) -> None:
-        c = self.config
-        self.gen_a, self.gen_b = VAEGen(c), VAEGen(c)
-        self.dis_a = MsImageDis(c.dis_dim, c.dis_layers, c.dis_scales)
-        self.dis_b = MsImageDis(c.dis_dim, c.dis_layers, c.dis_scales)
-        for g in (self.gen_a, self.gen_b):
-            init_weights(g, "kaiming")
-        for d in (self.dis_a, self.dis_b):
-            init_weights(d, "gaussian")
-        for m in self.modules().values():
-            m.to(self.device).eval()
-
-    def modules(self) -> dict[str, nn.Module]:
-        return {"gen_a": self.gen_a, "gen_b": self.gen_b, "dis_a": self.dis_a, "dis_b": self.dis_b}
-
-    def lr_factor(self, step: int, total: int) -> float:
-        return step_decay(step, self.config.step_size, self.config.gamma)
-
-    def setup_training(self, seed: int) -> list[torch.optim.Optimizer]:
-        c = self.config
-        adam = lambda ps: torch.optim.Adam(ps, lr=c.lr, betas=(c.beta1, 0.999), weight_decay=c.weight_decay)  # noqa
-        return [adam([*self.gen_a.parameters(), *self.gen_b.parameters()]),
-                adam([*self.dis_a.parameters(), *self.dis_b.parameters()])]
+    def _generator(self) -> nn.Module:
+        return VAEGen(self.config)
 
     def train_step(self, x_a, x_b, optimizers) -> dict[str, torch.Tensor]:
         c = self.config
@@ -158,20 +113,18 @@ class UNIT(GanTraining):
         h_a_recon, n_a_recon = self.gen_b.encode(x_ab)
         x_aba = self.gen_a.decode(h_a_recon + n_a_recon)
         x_bab = self.gen_b.decode(h_b_recon + n_b_recon)
-        recon = l1(x_a_recon, x_a) + l1(x_b_recon, x_b)
+        recon = F.l1_loss(x_a_recon, x_a) + F.l1_loss(x_b_recon, x_b)
         kl_recon = kl(h_a) + kl(h_b)
-        cyc = l1(x_aba, x_a) + l1(x_bab, x_b)
+        cyc = F.l1_loss(x_aba, x_a) + F.l1_loss(x_bab, x_b)
         kl_cyc = kl(h_a_recon) + kl(h_b_recon)
-        for d in (self.dis_a, self.dis_b):
-            d.requires_grad_(False)
+        self._set_requires_grad_d(False)
         adv = self.dis_a.gen_loss(x_ba) + self.dis_b.gen_loss(x_ab)
         g_total = (c.gan_w * adv + c.recon_x_w * recon + c.recon_kl_w * kl_recon + c.recon_x_cyc_w * cyc
                    + c.recon_kl_cyc_w * kl_cyc)
         opt_g.zero_grad(set_to_none=True)
         g_total.backward()
         opt_g.step()
-        for d in (self.dis_a, self.dis_b):
-            d.requires_grad_(True)
+        self._set_requires_grad_d(True)
         return {"g_total": g_total.detach(), "g_adv": adv.detach(), "recon_x": recon.detach(), "kl": kl_recon.detach(),
                 "cycle": cyc.detach(), "kl_cycle": kl_cyc.detach(), "d_total": d_loss.detach()}
 
@@ -181,38 +134,3 @@ class UNIT(GanTraining):
             y = padded_forward(lambda x: self.gen_b.decode(self.gen_a.enc(x)), images.to(self.device) * 2 - 1,
                                2 ** self.config.n_downsample)
         return ((y + 1) / 2).clamp(0, 1).float()
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        state = {f"a.{k}": v for k, v in self.gen_a.state_dict().items()}
-        state.update({f"b.{k}": v for k, v in self.gen_b.state_dict().items()})
-        state[META_CONFIG] = encode_text(self.config.to_json())
-        state[META_METHOD] = encode_text("unit")
-        return state
-
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        """Ours, or the official ``gen_<iter>.pt`` ({"a": gen_a, "b": gen_b}, flattened to a./b. keys on load)."""
-        state = strip_wrapper_prefixes(state)
-        if META_METHOD in state:
-            if decode_text(state[META_METHOD]) != "unit":
-                raise CheckpointMismatch(f"not a UNIT checkpoint ({decode_text(state[META_METHOD])})")
-            mismatch = self.config.architecture_mismatch(UNITConfig.from_json(decode_text(state[META_CONFIG])))
-            if mismatch:
-                raise CheckpointMismatch(f"UNIT checkpoint does not fit this model: {'; '.join(mismatch)}")
-        elif not any(k.startswith("a.enc.") for k in state):
-            raise CheckpointMismatch(f"not a UNIT checkpoint (first keys: {', '.join(list(state)[:3])})")
-        try:
-            for prefix, net in (("a.", self.gen_a), ("b.", self.gen_b)):
-                net.load_state_dict({k[2:]: v for k, v in state.items() if k.startswith(prefix)})
-        except RuntimeError as exc:
-            raise CheckpointMismatch(f"UNIT weights do not fit this configuration: {str(exc).splitlines()[0]}") from None
-
-    def configure_from_state(self, state: dict[str, torch.Tensor]) -> None:
-        """Adopt the checkpoint's architecture: ours carries its config; an official file's is read off its shapes."""
-        state = strip_wrapper_prefixes(state)
-        if META_CONFIG in state:
-            self.config = UNITConfig.from_json(decode_text(state[META_CONFIG]))
-        elif "a.enc.model.0.conv.weight" in state:
-            self.config = replace(self.config, dim=state["a.enc.model.0.conv.weight"].shape[0],
-                                  n_downsample=count_downsampling(state, "a.enc.model."),
-                                  n_res=count_res_blocks(state, "a.enc.model."))
-        self._build()

@@ -19,17 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.gan_training import (
-    CheckpointMismatch,
-    GanTraining,
-    JsonConfig,
-    decode_text,
-    encode_text,
-    strip_wrapper_prefixes,
-)
-
-META_METHOD = "_meta.method"
-META_CONFIG = "_meta.config"
+from bench.gan_training import GanTraining, JsonConfig
 
 
 @dataclass(frozen=True)
@@ -122,13 +112,10 @@ def exposure_control(enhanced: torch.Tensor, level: float) -> torch.Tensor:
 
 
 class ZeroDCE(GanTraining):
-    learned = True
+    METHOD, KIND = "zero-dce", "a Zero-DCE"
+    PRESETS = PRESETS
+    CHECKPOINT_NETS = {"net": "net"}
 
-    def __init__(self, preset: str = "quick", device: str = "cpu", config: ZeroDCEConfig | None = None) -> None:
-        self.name = "zero-dce"
-        self.device = torch.device(device)
-        self.config = config or PRESETS[preset]
-        self._build()
 
     def _build(self) -> None:
         self.net = DCENet(self.config.width, self.config.n_curves)
@@ -165,20 +152,6 @@ class ZeroDCE(GanTraining):
         with torch.no_grad():
             return self.net(images.to(self.device))[0].clamp(0, 1).float()
 
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        state = {f"net.{k}": v for k, v in self.net.state_dict().items()}
-        state[META_CONFIG] = encode_text(self.config.to_json())
-        state[META_METHOD] = encode_text("zero-dce")
-        return state
-
-    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        state = strip_wrapper_prefixes(state)
-        if META_METHOD not in state and any(k.startswith("e_conv1.") for k in state):
-            self.net.load_state_dict(state)  # the official Epoch99.pth
-            return
-        if META_METHOD not in state or decode_text(state[META_METHOD]) != "zero-dce":
-            raise CheckpointMismatch(f"not a Zero-DCE checkpoint (first keys: {', '.join(list(state)[:3])})")
-        mismatch = self.config.architecture_mismatch(ZeroDCEConfig.from_json(decode_text(state[META_CONFIG])))
-        if mismatch:
-            raise CheckpointMismatch(f"Zero-DCE checkpoint does not fit this model: {'; '.join(mismatch)}")
-        self.net.load_state_dict({k[4:]: v for k, v in state.items() if k.startswith("net.")})
+    def official_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
+        """The official ``Epoch99.pth``: DCE-Net's own keys (e_conv1 ... e_conv7)."""
+        return {f"net.{k}": v for k, v in state.items()} if any(k.startswith("e_conv1.") for k in state) else None
