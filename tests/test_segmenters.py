@@ -162,3 +162,29 @@ def test_run_scores_miou_with_a_pretrained_segmenter_on_a_folder_suite(tmp_path,
     res = cli.invoke(main, ["run", "--suite", f"folder:{data}", "--methods", "identity", "--preset", "smoke",
                             "--out", str(tmp_path / "out2"), "--segmenter", spec])
     assert res.exit_code == 2 and tests[0].name in res.output
+
+
+def test_segmenter_size_runs_the_model_at_that_size_and_returns_image_size_maps(lraspp_checkpoint, smoke_suite):
+    """--segmenter-size HxW: input resized bilinearly to HxW, logits resized back to the image size."""
+    model, path = lraspp_checkpoint
+    seg = build_segmenter(f"torchvision:lraspp_mobilenet_v3_large:{path}", size=(32, 64))
+    paths = list(smoke_suite.test_a[:2])
+    ours = seg.predict(paths)
+
+    def at_size(m, x):
+        small = F.interpolate(x, size=(32, 64), mode="bilinear", align_corners=False)
+        return m(small)["out"]
+
+    ref = _direct(model, paths, at_size)
+    assert all(o.shape == (64, 128) and np.array_equal(o, r) for o, r in zip(ours, ref))
+    native = build_segmenter(f"torchvision:lraspp_mobilenet_v3_large:{path}").predict(paths)
+    assert any(not np.array_equal(a, b) for a, b in zip(ours, native))  # the size really changed the input
+
+
+def test_bad_segmenter_size_is_refused_with_the_format(tmp_path):
+    from click.testing import CliRunner
+
+    from bench.cli import main
+
+    res = CliRunner().invoke(main, ["run", "--preset", "smoke", "--out", str(tmp_path), "--segmenter-size", "512by1024"])
+    assert res.exit_code == 2 and "is not HxW" in res.output
