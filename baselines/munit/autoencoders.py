@@ -3,13 +3,46 @@ authors' optimiser and step decay, and their two-network checkpoint files (``{"a
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 
 from baselines.munit.networks import MsImageDis, init_weights, step_decay
-from bench.gan_training import GanTraining
+from bench.gan_training import GanTraining, JsonConfig
+
+
+@dataclass(frozen=True)
+class TwoAutoencoderConfig(JsonConfig):
+    """The fields MUNIT's and UNIT's configs share, with the authors' defaults (their configs: content encoder
+    dim 64, 2 downsamplings, 4 residual blocks; D 64 wide, 4 layers, 3 scales; Adam 1e-4, betas (0.5, 0.999),
+    weight decay 1e-4, x0.5 every 100k of 1M iterations)."""
+
+    ARCHITECTURE_FIELDS = ("dim", "n_downsample", "n_res", "dis_dim", "dis_layers", "dis_scales")
+
+    dim: int = 64
+    n_downsample: int = 2
+    n_res: int = 4
+    dis_dim: int = 64
+    dis_layers: int = 4
+    dis_scales: int = 3
+    gan_w: float = 1.0
+    recon_x_w: float = 10.0
+    recon_x_cyc_w: float = 10.0
+    lr: float = 1e-4
+    beta1: float = 0.5
+    weight_decay: float = 1e-4
+    step_size: int = 100_000
+    gamma: float = 0.5
+    epochs: int = 1  # the schedule is by iterations (max_steps), not epochs
+    epoch_decay: int = 1
+    batch_size: int = 1
+    load_size: int | None = 286
+    fine_size: int = 256
+    max_steps: int | None = 1_000_000
+    checkpoint_every: int = 1000
+    log_every: int = 10
+    channels_last: bool = False
 
 
 class TwoAutoencoderGAN(GanTraining):

@@ -26,44 +26,20 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.munit.autoencoders import TwoAutoencoderGAN
+from baselines.munit.autoencoders import TwoAutoencoderConfig, TwoAutoencoderGAN
 from baselines.munit.networks import MLP, AdaptiveInstanceNorm2d, ContentEncoder, Decoder, StyleEncoder
-from bench.gan_training import JsonConfig, padded_forward
+from bench.gan_training import padded_forward
 
 
 @dataclass(frozen=True)
-class MUNITConfig(JsonConfig):
-    ARCHITECTURE_FIELDS = ("dim", "style_dim", "mlp_dim", "n_downsample", "n_res", "dis_dim", "dis_layers",
-                           "dis_scales")
+class MUNITConfig(TwoAutoencoderConfig):
+    ARCHITECTURE_FIELDS = TwoAutoencoderConfig.ARCHITECTURE_FIELDS + ("style_dim", "mlp_dim")
 
-    dim: int = 64
     style_dim: int = 8
     mlp_dim: int = 256
-    n_downsample: int = 2
-    n_res: int = 4
-    dis_dim: int = 64
-    dis_layers: int = 4
-    dis_scales: int = 3
-    gan_w: float = 1.0
-    recon_x_w: float = 10.0
     recon_s_w: float = 1.0
     recon_c_w: float = 1.0
-    recon_x_cyc_w: float = 10.0
-    lr: float = 1e-4
-    beta1: float = 0.5
-    weight_decay: float = 1e-4
-    step_size: int = 100_000
-    gamma: float = 0.5
     style_seed: int = 0
-    epochs: int = 1  # the schedule is by iterations (max_steps), not epochs
-    epoch_decay: int = 1
-    batch_size: int = 1
-    load_size: int | None = 286
-    fine_size: int = 256
-    max_steps: int | None = 1_000_000
-    checkpoint_every: int = 1000
-    log_every: int = 10
-    channels_last: bool = False
 
 
 PRESETS = {

@@ -21,40 +21,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.munit.autoencoders import TwoAutoencoderGAN
+from baselines.munit.autoencoders import TwoAutoencoderConfig, TwoAutoencoderGAN
 from baselines.munit.networks import ContentEncoder, Decoder
-from bench.gan_training import JsonConfig, padded_forward
+from bench.gan_training import padded_forward
 
 
 @dataclass(frozen=True)
-class UNITConfig(JsonConfig):
-    ARCHITECTURE_FIELDS = ("dim", "n_downsample", "n_res", "dis_dim", "dis_layers", "dis_scales")
-
-    dim: int = 64
-    n_downsample: int = 2
-    n_res: int = 4
-    dis_dim: int = 64
-    dis_layers: int = 4
-    dis_scales: int = 3
-    gan_w: float = 1.0
-    recon_x_w: float = 10.0
+class UNITConfig(TwoAutoencoderConfig):
     recon_kl_w: float = 0.01
-    recon_x_cyc_w: float = 10.0
     recon_kl_cyc_w: float = 0.01
-    lr: float = 1e-4
-    beta1: float = 0.5
-    weight_decay: float = 1e-4
-    step_size: int = 100_000
-    gamma: float = 0.5
-    epochs: int = 1  # the schedule is by iterations
-    epoch_decay: int = 1
-    batch_size: int = 1
-    load_size: int | None = 286
-    fine_size: int = 256
-    max_steps: int | None = 1_000_000
-    checkpoint_every: int = 1000
-    log_every: int = 10
-    channels_last: bool = False
 
 
 PRESETS = {
