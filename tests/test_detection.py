@@ -172,3 +172,10 @@ def test_pretrained_torchvision_detector_spec_maps_coco_labels(smoke_suite, tmp_
     assert rec["map"].extractor.startswith("torchvision-fasterrcnn")
     bad = CliRunner().invoke(main, ["run", "--preset", "smoke", "--out", str(tmp_path / "o2"), "--detector", "yolo:x"])
     assert bad.exit_code == 2 and "cannot read detector spec" in bad.output
+
+
+def test_unknown_torchvision_detector_lists_the_choices():
+    from bench.downstream.detectors import DetectorError, build_detector
+
+    with pytest.raises(DetectorError, match="no detection model 'yolo'; choose one of .*fasterrcnn_resnet50_fpn"):
+        build_detector("torchvision:yolo:x.pth", [1, 3])

@@ -30,10 +30,12 @@ class TorchvisionDetector:
                  score_threshold: float = 0.05) -> None:
         import torchvision.models.detection as tvdet
 
-        builder = getattr(tvdet, arch, None)
-        if builder is None or not callable(builder) or arch.startswith("_") or not arch.islower():
-            names = sorted(n for n in dir(tvdet) if n.islower() and not n.startswith("_") and callable(getattr(tvdet, n)))
-            raise DetectorError(f"torchvision has no detection model {arch!r}; choose one of {', '.join(names)}")
+        from bench.downstream.torchvision_builders import find_builder
+
+        try:
+            builder = find_builder(tvdet, arch, "detection")
+        except LookupError as exc:
+            raise DetectorError(str(exc.args[0])) from None
         try:
             state = load_tensor_dict(checkpoint)
         except CheckpointError as exc:

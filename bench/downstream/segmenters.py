@@ -80,10 +80,12 @@ class TorchvisionSegmenter:
     def __init__(self, arch: str, checkpoint: Path, device: str = "cpu", size: tuple[int, int] | None = None) -> None:
         import torchvision.models.segmentation as tvseg
 
-        builder = getattr(tvseg, arch, None)
-        if builder is None or not callable(builder) or arch.startswith("_"):
-            names = sorted(n for n in dir(tvseg) if n.islower() and not n.startswith("_") and callable(getattr(tvseg, n)))
-            raise SegmenterError(f"torchvision has no segmentation model {arch!r}; choose one of {', '.join(names)}")
+        from bench.downstream.torchvision_builders import find_builder
+
+        try:
+            builder = find_builder(tvseg, arch, "segmentation")
+        except LookupError as exc:
+            raise SegmenterError(str(exc.args[0])) from None
         state = load_state_dict(checkpoint)
         aux = any(k.startswith("aux_classifier.") for k in state)
         kwargs = {"aux_loss": aux} if "lraspp" not in arch else {}
