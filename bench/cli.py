@@ -21,6 +21,9 @@ class _Cli(click.Group):
         from bench.data.io import ImageReadError
         from bench.downstream.detectors import DetectorError
         from bench.downstream.segmenters import SegmenterError
+        from bench.report.compare import CompareError
+        from bench.report.paper import PaperError
+        from bench.report.runs import RunFolderError
         from bench.runner import RunError
         from bench.scaffold import ScaffoldError
         from bench.suites import SuiteDataError
@@ -30,7 +33,7 @@ class _Cli(click.Group):
         try:
             return super().invoke(ctx)
         except (RunError, SuiteDataError, RegistryError, TranslatorError, WeightsMissing, ImageReadError,
-                SegmenterError, DetectorError, ScaffoldError) as exc:
+                SegmenterError, DetectorError, ScaffoldError, RunFolderError, PaperError, CompareError) as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
         except OSError as exc:
@@ -238,6 +241,72 @@ def new_method(name, root) -> None:
         click.echo(f"wrote {path}")
     click.echo("next: edit the model, run its test, then `bench run --methods identity," + name + "` "
                "(docs/adding-a-baseline.md)")
+
+
+@main.command()
+@click.option("--run", "runs", multiple=True, type=click.Path(path_type=Path), metavar="RUN",
+              help="A run folder (results/<suite>/<name>); repeat to compare runs.")
+@click.option("--paper", default=None, metavar="ID|FILE",
+              help="A published table to set beside the runs (an id in results/paper/, or a .toml file).")
+@click.option("--metrics", default="", help="Comma list of metrics to compare (default: every headline metric).")
+@click.option("--format", "fmt", type=click.Choice(["md", "tex", "csv"]), default="md", show_default=True,
+              help="What to print.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Also write the table as NAME.md, NAME.tex and NAME.csv into this folder.")
+def tables(runs, paper, metrics, fmt, out) -> None:
+    """Tables across runs, or a paper's table with reported and reproduced numbers side by side.
+
+    \b
+    Examples:
+      bench tables --paper n2d3-table1 --run results/bdd100k-night/paper --run results/alderley/paper
+      bench tables --run results/synthetic-night/quick --run results/synthetic-night/seeds --format tex
+      bench tables --paper list           # the published tables on file
+    """
+    from bench.atomic import atomic_write_text
+    from bench.report.compare import compare_table
+    from bench.report.paper import available_papers, load_paper, paper_table
+    from bench.report.render import FORMATS, render
+    from bench.report.runs import load_run
+
+    if paper == "list":
+        for pid in available_papers():
+            p = load_paper(pid)
+            click.echo(f"  {pid:<16} {p.title}\n  {'':<16} source: {p.source}")
+        return
+    if not runs and paper is None:
+        raise click.UsageError("give --run RUN (repeatable) and/or --paper ID")
+    loaded = [load_run(r) for r in runs]
+    if paper is not None:
+        table, name = paper_table(load_paper(paper), loaded), load_paper(paper).id
+    else:
+        chosen = [m.strip() for m in metrics.split(",") if m.strip()]
+        table, name = compare_table(loaded, chosen or None), "comparison"
+    click.echo(render(table, fmt), nl=False)
+    if out is not None:
+        for f in FORMATS:
+            atomic_write_text(out / f"{name}.{f}", render(table, f))
+        click.echo(f"wrote {out}/{name}.{{{','.join(FORMATS)}}}", err=True)
+
+
+@main.command()
+@click.argument("run_dir", metavar="RUN", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="HTML file to write (default: RUN/report.html).")
+@click.option("--uncertainty-rows", default=3, show_default=True, type=click.IntRange(0),
+              help="Test images shown with AU-GAN's uncertainty maps.")
+@click.option("--device", default="auto", show_default=True, help="Device for the uncertainty maps.")
+def report(run_dir, out, uncertainty_rows, device) -> None:
+    """Write one self-contained HTML report of a run (figures also as PNG and PDF in RUN/figures/).
+
+    \b
+    Example:
+      bench report results/synthetic-night/quick
+    """
+    from bench.report.html import build_report
+    from bench.runner import resolve_device
+
+    path = build_report(run_dir, out, uncertainty_rows=uncertainty_rows, device=resolve_device(device))
+    click.echo(f"wrote {path}")
 
 
 @main.command(name="list")

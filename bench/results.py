@@ -22,6 +22,7 @@ from pathlib import Path
 from bench.atomic import atomic_write_json, atomic_write_text
 
 SCHEMA_VERSION = 1
+REFERENCE_ROW = "day-twin"  # pseudo-method: downstream scores of the day twins (the upper bound)
 
 
 @dataclass

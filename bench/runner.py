@@ -6,7 +6,7 @@ Layout of ``<out>/<suite>/<run-name>/``::
     metrics.csv             long format (bench.results)
     tables/summary.md       methods x metrics, best in bold
     tables/summary.csv      per (method, metric): mean and std over seeds, n seeds, CI
-    figures/qualitative.png input | each method | day twin
+    figures/qualitative.*   input | each method | day twin (PNG and PDF)
     cells/<method>/seed<k>/ checkpoint.safetensors, translations/*.png, metrics.json
 
 A cell is finished when its ``metrics.json`` exists; every file is written atomically, so a
@@ -31,9 +31,10 @@ from tqdm import tqdm
 from bench.atomic import atomic_write_bytes, atomic_write_text
 from bench.data.io import read_rgb, to_tensor, to_uint8, write_png
 from bench.metrics.scorer import Scorer
-from bench.report.figures import qualitative_grid
+from bench.report.figures import image_grid
 from bench.report.tables import summary_csv, summary_markdown
 from bench.results import (
+    REFERENCE_ROW,
     MetricRecord,
     git_commit,
     read_cell_metrics,
@@ -46,7 +47,6 @@ from bench.suites import get_suite
 from bench.translator import PRESETS, TrainBudget, Translator, available_methods, build_translator, method_info
 
 QUALITATIVE_ROWS = 4
-REFERENCE_ROW = "day-twin"  # pseudo-method: downstream scores of the day twins (upper bound)
 
 
 class RunError(RuntimeError):
@@ -257,7 +257,7 @@ def _write_outputs(run_dir: Path, suite: str, files, cfg: RunConfig, device: str
             row["day twin"] = files.twins[i]
         rows.append(row)
     columns = ["input"] + [m for m in order if m != REFERENCE_ROW] + (["day twin"] if files.twins is not None else [])
-    qualitative_grid(rows, columns, run_dir / "figures" / "qualitative.png")
+    image_grid(rows, columns, run_dir / "figures" / "qualitative.png")
 
     manifest_path = run_dir / "manifest.json"
     previous = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
@@ -277,6 +277,9 @@ def _write_outputs(run_dir: Path, suite: str, files, cfg: RunConfig, device: str
         "weights": {**previous.get("weights", {}), **scorer.weights_used},
         "skipped_metrics": {k: v.one_line for k, v in scorer.skipped.items()},
         "cells": [str(p.parent.relative_to(run_dir)) for p in cells],
+        # The report's per-image figures (uncertainty maps) use the same test images as the grid.
+        "qualitative": {"inputs": [str(r["input"]) for r in rows],
+                        "twins": [str(r["day twin"]) for r in rows if "day twin" in r]},
         "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
         "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
     })

@@ -114,6 +114,17 @@ METRICS: dict[str, MetricInfo] = {
 }
 
 
+_LABELS = {"fid": "FID", "kid": "KID", "fd-dinov2": "FD-DINOv2", "lpips": "LPIPS", "psnr": "PSNR", "ssim": "SSIM",
+           "sift": "SIFT matches", "miou": "mIoU", "map": "mAP", "ap50": "AP50", "fd-synthseg": "FD-synthseg"}
+
+
+def metric_label(name: str, unit: bool = False) -> str:
+    """How tables and figures name a metric (``mIoU``); with ``unit``, its unit in parentheses."""
+    label = _LABELS.get(name, name)
+    u = METRICS[name].unit if name in METRICS else ""
+    return f"{label} ({u})" if unit and u else label
+
+
 def metric_info(name: str) -> MetricInfo:
     if name not in METRICS:
         raise KeyError(unknown_name_message("metric", name, METRICS))

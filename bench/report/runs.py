@@ -1,0 +1,98 @@
+"""A finished (or partly finished) run folder, read back for tables, figures and reports.
+
+Everything downstream of the runner reads runs through here, so a report never recomputes a
+metric: numbers come from ``metrics.csv``, context from ``manifest.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.report.tables import aggregate
+from bench.results import REFERENCE_ROW, MetricRecord, read_metrics_csv
+
+
+class RunFolderError(ValueError):
+    """A folder given as a run is not one (or is damaged); the message says which file and what to do."""
+
+
+@dataclass
+class RunResults:
+    path: Path
+    manifest: dict
+    records: list[MetricRecord]
+    agg: dict[tuple[str, str], dict] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.agg = aggregate(self.records)
+
+    @property
+    def suite(self) -> str:
+        return self.manifest.get("suite") or (self.records[0].suite if self.records else "?")
+
+    @property
+    def label(self) -> str:
+        """``suite/run-name``: how tables name a run."""
+        return f"{self.suite}/{self.path.name}"
+
+    @property
+    def methods(self) -> list[str]:
+        """Identity first, the compared methods in the order they were run, the upper bound last."""
+        asked = [m for m in self.manifest.get("config", {}).get("methods", []) if m != "all"]
+        order = asked + sorted(r.method for r in self.records)
+        seen = [m for m in dict.fromkeys(order) if any(r.method == m for r in self.records)]
+        head = [m for m in seen if m == "identity"]
+        tail = [m for m in seen if m == REFERENCE_ROW]
+        return head + [m for m in seen if m not in ("identity", REFERENCE_ROW)] + tail
+
+    def metrics(self, headline_only: bool = True) -> list[str]:
+        """Metric names present, in the registry's order; per-class entries (``iou/car``) unless headline_only."""
+        from bench.metrics import METRICS
+
+        present = list(dict.fromkeys(r.metric for r in self.records))
+        headline = [m for m in METRICS if m in present]
+        return headline if headline_only else headline + [m for m in present if m not in METRICS]
+
+    def value(self, method: str, metric: str) -> float:
+        cell = self.agg.get((method, metric))
+        return math.nan if cell is None else cell["mean"]
+
+    def extractor(self, metric: str) -> str:
+        return next((r.extractor for r in self.records if r.metric == metric and r.extractor), "")
+
+    def skip_note(self, method: str, metric: str) -> str:
+        cell = self.agg.get((method, metric))
+        return cell["note"] if cell is not None and math.isnan(cell["mean"]) else ""
+
+    def cell_dirs(self, method: str) -> list[Path]:
+        return sorted((self.path / "cells" / method).glob("seed*"))
+
+
+def load_run(path: Path) -> RunResults:
+    """Read ``metrics.csv`` and ``manifest.json`` of a run folder (``results/<suite>/<name>``)."""
+    path = Path(path)
+    if not path.is_dir():
+        raise RunFolderError(f"{path}: no such run folder. Give a folder that `bench run` wrote, "
+                             "e.g. results/synthetic-night/quick")
+    metrics = path / "metrics.csv"
+    if not metrics.is_file():
+        hint = ""
+        if any(path.glob("*/metrics.csv")):
+            hint = f" (it holds run folders: {', '.join(sorted(p.parent.name for p in path.glob('*/metrics.csv')))})"
+        raise RunFolderError(f"{path} is not a run folder: {metrics.name} is missing{hint}. "
+                             "Give results/<suite>/<run-name>, or finish the run with `bench run` first")
+    try:
+        records = read_metrics_csv(metrics)
+    except (KeyError, ValueError) as exc:
+        raise RunFolderError(f"{metrics}: not a metrics file of this version ({exc}); "
+                             "re-create it with `bench run` (finished cells are kept)") from None
+    manifest_path = path / "manifest.json"
+    try:
+        manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    except json.JSONDecodeError as exc:
+        raise RunFolderError(f"{manifest_path}: not valid JSON ({exc}); re-run `bench run` on this folder "
+                             "to rewrite it") from None
+    return RunResults(path, manifest, records)
