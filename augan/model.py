@@ -61,9 +61,9 @@ class AUGAN(GanTraining):
     # ------------------------------------------------------------------ training (loop: bench.gan_training)
     def setup_training(self, seed: int) -> list[torch.optim.Optimizer]:
         c = self.config
-        opt_g = torch.optim.Adam([*self.g_a2b.parameters(), *self.g_b2a.parameters()], lr=c.lr, betas=(c.beta1, 0.999))
-        opt_d = [torch.optim.Adam([*self.d_a[i].parameters(), *self.d_b[i].parameters()], lr=c.lr,
-                                  betas=(c.beta1, 0.999)) for i in range(c.n_d)]
+        opt_g = self.adam([*self.g_a2b.parameters(), *self.g_b2a.parameters()], lr=c.lr, betas=(c.beta1, 0.999))
+        opt_d = [self.adam([*self.d_a[i].parameters(), *self.d_b[i].parameters()], lr=c.lr, betas=(c.beta1, 0.999))
+                 for i in range(c.n_d)]
         self.pool = HistoryPool(c.pool_size, seed=seed)
         return [opt_g, *opt_d]
 

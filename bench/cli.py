@@ -24,6 +24,7 @@ class _Cli(click.Group):
         from bench.report.compare import CompareError
         from bench.report.paper import PaperError
         from bench.report.runs import RunFolderError
+        from bench.launch import CellsFailed
         from bench.runner import RunError
         from bench.scaffold import ScaffoldError
         from bench.suites import SuiteDataError
@@ -33,7 +34,8 @@ class _Cli(click.Group):
         try:
             return super().invoke(ctx)
         except (RunError, SuiteDataError, RegistryError, TranslatorError, WeightsMissing, ImageReadError,
-                SegmenterError, DetectorError, ScaffoldError, RunFolderError, PaperError, CompareError) as exc:
+                SegmenterError, DetectorError, ScaffoldError, RunFolderError, PaperError, CompareError,
+                CellsFailed) as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
         except OSError as exc:
@@ -81,6 +83,30 @@ def _parse_seeds(value: str) -> tuple[int, ...]:
         raise click.BadParameter(f"{value!r}: use a comma list (0,1,2) or a range (0-2)") from None
 
 
+def _engine_options(fn):
+    """Training-engine switches shared by `run` and `train` (recorded in the manifest)."""
+    opts = [
+        click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
+                     help="bf16: autocast training steps to bfloat16 on CUDA (the CPU always trains fp32)."),
+        click.option("--compile", "compile_", is_flag=True, help="torch.compile every network before training."),
+        click.option("--workers", default=None, type=click.IntRange(0),
+                     help="DataLoader processes decoding training batches (default: 4 on CUDA, 0 on the CPU)."),
+        click.option("--channels-last/--no-channels-last", default=None,
+                     help="Override the method's memory-format choice (default: the method's config)."),
+        click.option("--fused-adam/--no-fused-adam", default=None, help="Fused Adam kernels (default: on for CUDA)."),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
+def _engine(precision, compile_, workers, channels_last, fused_adam):
+    from bench.translator import TrainEngine
+
+    return TrainEngine(precision=precision, compile=compile_, workers=workers, channels_last=channels_last,
+                       fused_adam=fused_adam)
+
+
 @main.command()
 @click.option("--suite", default="synthetic-night", show_default=True, help="Suite name (see `bench list`) or folder:PATH.")
 @click.option("--methods", default="", help="Comma list of methods, or 'all'. Default: the suite's default methods.")
@@ -102,8 +128,22 @@ def _parse_seeds(value: str) -> tuple[int, ...]:
 @click.option("--detector", default=None, metavar="SPEC",
               help="Pretrained detector for mAP: torchvision:ARCH:CKPT with COCO labels (default: the suite's own; "
                    "synthetic suites train theirs).")
+@_engine_options
+@click.option("--launcher", type=click.Choice(["none", "local", "slurm"]), default="none", show_default=True,
+              help="Where cells run: here one by one, as --jobs local processes, or one Slurm job per cell.")
+@click.option("--jobs", default=1, show_default=True, type=click.IntRange(1), help="--launcher local: cells at once.")
+@click.option("--partition", default=None, help="--launcher slurm: the Slurm partition.")
+@click.option("--gpus-per-job", default=1, show_default=True, type=click.IntRange(0), help="--launcher slurm.")
+@click.option("--cpus-per-job", default=8, show_default=True, type=click.IntRange(1), help="--launcher slurm.")
+@click.option("--array-parallelism", default=None, type=click.IntRange(1),
+              help="--launcher slurm: at most this many cells at once.")
+@click.option("--timeout-min", default=24 * 60, show_default=True, type=click.IntRange(1),
+              help="--launcher slurm: the time limit of each job.")
+@click.option("--slurm-cluster", type=click.Choice(["slurm", "local"]), default="slurm", hidden=True,
+              help="'local': submitit's local executor stands in for Slurm (tests).")
 def run(suite, methods, preset, seeds, device, data_root, out, name, size, batch_size, force, segmenter,
-        segmenter_size, detector) -> None:
+        segmenter_size, detector, precision, compile_, workers, channels_last, fused_adam, launcher, jobs, partition,
+        gpus_per_job, cpus_per_job, array_parallelism, timeout_min, slurm_cluster) -> None:
     """Train or load each method, translate the suite's test images, score, and write tables and figures.
 
     \b
@@ -112,7 +152,9 @@ def run(suite, methods, preset, seeds, device, data_root, out, name, size, batch
       bench run --suite synthetic-fog --methods identity,clahe --preset smoke
       bench run --suite folder:/data/night2day --methods all --device cuda
       bench run --suite folder:/data/n2d --segmenter segformer:~/models/segformer-b0-cityscapes
+      bench run --methods all --seeds 0-2 --launcher slurm --partition gpu --array-parallelism 16
     """
+    from bench.launch import LaunchConfig
     from bench.runner import RunConfig
     from bench.runner import run as run_benchmark
 
@@ -131,11 +173,57 @@ def run(suite, methods, preset, seeds, device, data_root, out, name, size, batch
         segmenter=segmenter,
         segmenter_size=_parse_size(segmenter_size),
         detector=detector,
+        engine=_engine(precision, compile_, workers, channels_last, fused_adam),
+        launch=LaunchConfig(launcher=launcher, jobs=jobs, partition=partition, gpus_per_job=gpus_per_job,
+                            cpus_per_job=cpus_per_job, array_parallelism=array_parallelism, timeout_min=timeout_min,
+                            cluster=slurm_cluster),
     )
     summary = run_benchmark(cfg)
     click.echo(f"finished {len(summary.done)} cell(s), reused {len(summary.skipped)} finished cell(s)")
     click.echo((summary.run_dir / "tables" / "summary.md").read_text())
     click.echo(f"results: {summary.run_dir}")
+
+
+@main.command()
+@click.option("--suite", default="synthetic-night", show_default=True, help="Suite name or folder:PATH.")
+@click.option("--method", required=True, help="A learned method (see `bench list`).")
+@click.option("--preset", type=click.Choice(PRESETS), default="quick", show_default=True)
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda (each process takes its own GPU).")
+@click.option("--data-root", type=click.Path(path_type=Path), default=None)
+@click.option("--out", type=click.Path(path_type=Path), default=Path("results"), show_default=True)
+@click.option("--name", default=None, help="Run folder name (default: the preset): `bench run` with the same name "
+                                           "then scores this checkpoint instead of training again.")
+@click.option("--size", default=None, help="Image size HxW for synthetic suites.")
+@click.option("--max-steps", default=None, type=click.IntRange(1), help="Train this many steps (default: the preset).")
+@click.option("--gpus", "procs", default=1, show_default=True, type=click.IntRange(1),
+              help="Data-parallel processes (one per GPU; with --device cpu, CPU processes over gloo). "
+                   "Under torchrun, torchrun decides and this is ignored.")
+@_engine_options
+def train(suite, method, preset, seed, device, data_root, out, name, size, max_steps, procs, precision, compile_,
+          workers, channels_last, fused_adam) -> None:
+    """Train one method into a run folder's cell, on one or several GPUs (data parallel).
+
+    The per-process batch is the preset's; N processes train with an N-times larger global batch.
+
+    \b
+    Examples:
+      bench train --method augan --preset paper --gpus 8 --precision bf16
+      torchrun --nproc-per-node 8 -m bench.cli train --method cyclegan --preset paper
+      bench run --methods augan --preset paper      # then scores the trained checkpoint
+    """
+    import os
+
+    from bench.train import TrainConfig, relaunch_with_torchrun, train_cell
+
+    cfg = TrainConfig(suite=suite, method=method, preset=preset, seed=seed, device=device, data_root=data_root,
+                      out=out, name=name, size=_parse_size(size), max_steps=max_steps,
+                      engine=_engine(precision, compile_, workers, channels_last, fused_adam))
+    if procs > 1 and "WORLD_SIZE" not in os.environ:
+        sys.exit(relaunch_with_torchrun(procs, sys.argv[1:]))
+    path = train_cell(cfg)
+    if path is not None:
+        click.echo(f"wrote {path}")
 
 
 @main.command()

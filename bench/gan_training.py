@@ -191,40 +191,82 @@ class GanTraining:
                                      f"({self.config.to_json()[:120]}...): {str(exc).splitlines()[0]}") from None
 
     # ------------------------------------------------------------------ the loop
+    def adam(self, params, lr: float, betas: tuple[float, float] = (0.9, 0.999), weight_decay: float = 0.0):
+        """Adam as the method asks, with the engine's kernel choice (fused on CUDA unless switched off)."""
+        fused = bool(getattr(self, "_engine", None) and self._engine.fused_adam)
+        return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=weight_decay, fused=fused or None)
+
+    def clip_grad_norm(self, params, max_norm: float) -> None:
+        """Clip the gradient of the global batch: under data parallelism the ranks' gradients are averaged first
+        (the optimizer's own averaging is then a no-op), as one process with the whole batch would clip."""
+        from bench import distributed
+
+        params = [p for p in params if p.grad is not None]
+        ctx = distributed.current()
+        if ctx.enabled:
+            distributed.average_gradients([p.grad for p in params], ctx.world)
+        torch.nn.utils.clip_grad_norm_(params, max_norm)
+
     def fit(self, data: UnpairedData, budget: TrainBudget, out_dir: Path) -> None:
-        from bench.data.unpaired import UnpairedBatches
+        from bench import distributed
+        from bench.data.unpaired import StepBatches, UnpairedBatches
 
         if budget.max_steps is not None:
             self.config = replace(self.config, max_steps=budget.max_steps)
+        engine = self._engine = budget.engine.resolved(str(self.device))
+        if engine.channels_last is not None:
+            self.config = replace(self.config, channels_last=engine.channels_last)
         c = self.config
+        ctx = distributed.current()
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        batches = UnpairedBatches(data.train_a, data.train_b, c.batch_size, c.load_size, c.fine_size, budget.seed)
+        batches = UnpairedBatches(data.train_a, data.train_b, c.batch_size, c.load_size, c.fine_size, budget.seed,
+                                  ctx.rank, ctx.world)
         total = c.max_steps if c.max_steps is not None else batches.steps_per_epoch * c.epochs
-        optimizers = self.setup_training(budget.seed)
-        start = self._resume(out_dir, optimizers)
+        if c.channels_last:
+            for m in self.modules().values():
+                m.to(memory_format=torch.channels_last)
+        optimizers = self.setup_training(budget.seed + 1000 * ctx.rank)  # per-rank pools draw independently
+        if ctx.enabled:
+            distributed.broadcast_modules(self.modules())
+            for opt in optimizers:
+                distributed.average_gradients_before_step(opt, ctx.world)
+        start = self._resume(out_dir, optimizers, ctx)
+        if engine.compile:
+            for m in self.modules().values():
+                m.compile()
         for m in self.modules().values():
             m.train()
         log_path = out_dir / "train_log.jsonl"
         pending: list[tuple[int, dict[str, torch.Tensor]]] = []
-        bar = tqdm(range(start, total), initial=start, total=total, desc=f"train {self.name}", unit="step", leave=False)
-        for step in bar:
+        loader = torch.utils.data.DataLoader(
+            StepBatches(batches, start, total), batch_size=None, shuffle=False, num_workers=engine.workers,
+            pin_memory=engine.pin_memory, prefetch_factor=4 if engine.workers else None,
+            # its own generator: creating the iterator must not draw from the global RNG, which a resume restores
+            generator=torch.Generator().manual_seed(budget.seed))
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=engine.precision == "bf16")
+        bar = tqdm(zip(range(start, total), loader), initial=start, total=total, desc=f"train {self.name}",
+                   unit="step", leave=False, disable=not ctx.is_main)
+        for step, (real_a, real_b) in bar:
             lr = c.lr * self.lr_factor(step, total)
             for opt in optimizers:
                 for group in opt.param_groups:
                     group["lr"] = lr
-            real_a, real_b = (t.to(self.device, non_blocking=True) for t in batches.batch(step))
+            real_a = real_a.to(self.device, non_blocking=True)
+            real_b = real_b.to(self.device, non_blocking=True)
             if c.channels_last:
                 real_a = real_a.contiguous(memory_format=torch.channels_last)
                 real_b = real_b.contiguous(memory_format=torch.channels_last)
-            pending.append((step, self.train_step(real_a, real_b, optimizers)))
+            with autocast:
+                losses = self.train_step(real_a, real_b, optimizers)
+            pending.append((step, losses))
             done = step + 1
             if done % c.log_every == 0 or done % c.checkpoint_every == 0 or done == total:
-                self._flush_log(pending, log_path, out_dir)
+                self._flush_log(pending, log_path, out_dir, ctx)
                 bar.set_postfix(g=f"{float(pending[-1][1]['g_total']):.3f}" if pending else "")
                 pending.clear()
             if done % c.checkpoint_every == 0 or done == total:
-                self._save_train_state(out_dir, done, optimizers)
+                self._save_train_state(out_dir, done, optimizers, ctx)
         for m in self.modules().values():
             m.eval()
 
@@ -236,34 +278,57 @@ class GanTraining:
             return 1.0
         return (c.epochs - epoch) / (c.epochs - c.epoch_decay)
 
-    def _flush_log(self, pending, log_path: Path, out_dir: Path) -> None:
+    def _flush_log(self, pending, log_path: Path, out_dir: Path, ctx=None) -> None:
+        """The one host sync per ``log_every`` steps; under data parallelism the logged losses are rank means."""
         if not pending:
             return
+        keys = list(pending[0][1])
+        table = torch.stack([torch.stack([losses[k].detach().float().reshape(()) for k in keys])
+                             for _, losses in pending])
+        if ctx is not None and ctx.enabled:
+            from bench.distributed import mean_over_ranks
+
+            table = mean_over_ranks(table)
+        table = table.cpu().tolist()
         rows = []
-        for step, losses in pending:
-            values = {k: float(v) for k, v in losses.items()}
+        for (step, _), row in zip(pending, table):
+            values = dict(zip(keys, row))
             if not all(math.isfinite(v) for v in values.values()):
                 last = out_dir / TRAIN_STATE
                 keep = f"the last good checkpoint is {last}" if last.is_file() else "no checkpoint was written yet"
                 bad = ", ".join(k for k, v in values.items() if not math.isfinite(v))
                 raise TrainingDiverged(f"{self.name}: non-finite loss ({bad}) at step {step + 1}; training stopped, {keep}")
             rows.append(json.dumps({"step": step + 1, **values}))
-        with open(log_path, "a") as fh:
-            fh.write("\n".join(rows) + "\n")
+        if ctx is None or ctx.is_main:
+            with open(log_path, "a") as fh:
+                fh.write("\n".join(rows) + "\n")
 
-    def _save_train_state(self, out_dir: Path, step: int, optimizers: list) -> None:
-        state = {
-            "step": step,
-            "config": self.config.to_json(),
-            "models": {k: m.state_dict() for k, m in self.modules().items()},
-            "optimizers": [o.state_dict() for o in optimizers],
+    def _save_train_state(self, out_dir: Path, step: int, optimizers: list, ctx=None) -> None:
+        """Rank 0 writes networks and optimizers (identical on every rank); each rank's pool and RNG ride along."""
+        from bench import distributed
+
+        ctx = ctx or distributed.DistContext()
+        per_rank = distributed.gather_to_main({
             "extra": self.extra_train_state(),
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else [],
-        }
-        atomic_torch_save(state, out_dir / TRAIN_STATE)
+        }, ctx)
+        if ctx.is_main:
+            state = {
+                "step": step,
+                "world": ctx.world,
+                "config": self.config.to_json(),
+                "models": {k: m.state_dict() for k, m in self.modules().items()},
+                "optimizers": [o.state_dict() for o in optimizers],
+                "ranks": per_rank,
+            }
+            atomic_torch_save(state, out_dir / TRAIN_STATE)
+        ctx.barrier()  # nobody runs ahead of a checkpoint it may have to resume from
 
-    def _resume(self, out_dir: Path, optimizers: list) -> int:
+    def _resume(self, out_dir: Path, optimizers: list, ctx=None) -> int:
+        from bench import distributed
+
+        ctx = ctx or distributed.DistContext()
         path = out_dir / TRAIN_STATE
         if not path.is_file():
             return 0
@@ -273,17 +338,22 @@ class GanTraining:
         if mismatch:
             raise CheckpointMismatch(f"{path} was made with another {self.name} configuration ({'; '.join(mismatch)}); "
                                      "delete it or use the matching preset")
+        if state.get("world", 1) != ctx.world:
+            raise CheckpointMismatch(f"{path} was written by {state.get('world', 1)} process(es); resume it with the "
+                                     f"same number (this run has {ctx.world}), or delete it to start over")
         for k, m in self.modules().items():
             m.load_state_dict(state["models"][k])
         for o, s in zip(optimizers, state["optimizers"]):
             o.load_state_dict(s)
-        self.load_extra_train_state(state["extra"])
-        torch.set_rng_state(state["torch_rng"])
-        if state["cuda_rng"]:
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        mine = state["ranks"][ctx.rank] if "ranks" in state else state  # files from before data parallelism
+        self.load_extra_train_state(mine["extra"])
+        torch.set_rng_state(mine["torch_rng"])
+        if mine["cuda_rng"]:
+            torch.cuda.set_rng_state_all(mine["cuda_rng"])
         # Log lines past the checkpoint belong to the interrupted attempt: drop them.
         log = out_dir / "train_log.jsonl"
-        if log.is_file():
+        if ctx.is_main and log.is_file():
             keep = [ln for ln in log.read_text().splitlines() if ln and json.loads(ln)["step"] <= state["step"]]
             log.write_text("".join(ln + "\n" for ln in keep))
+        ctx.barrier()
         return int(state["step"])

@@ -44,7 +44,16 @@ from bench.results import (
     write_metrics_csv,
 )
 from bench.suites import get_suite
-from bench.translator import PRESETS, TrainBudget, Translator, available_methods, build_translator, method_info
+from bench.launch import LaunchConfig
+from bench.translator import (
+    PRESETS,
+    TrainBudget,
+    TrainEngine,
+    Translator,
+    available_methods,
+    build_translator,
+    method_info,
+)
 
 QUALITATIVE_ROWS = 4
 
@@ -70,6 +79,8 @@ class RunConfig:
     segmenter: str | None = None  # spec of a pretrained segmenter (bench.downstream.segmenters); None: the suite's
     segmenter_size: tuple[int, int] | None = None
     detector: str | None = None  # spec of a pretrained detector (bench.downstream.detectors); None: the suite's
+    engine: TrainEngine = field(default_factory=TrainEngine)  # precision, compile, loader workers (training only)
+    launch: LaunchConfig = field(default_factory=LaunchConfig)  # where cells run: here, local processes, Slurm
 
 
 @dataclass
@@ -106,13 +117,13 @@ def resolve_methods(requested: tuple[str, ...], default: tuple[str, ...]) -> lis
     return names
 
 
-def _seed_everything(seed: int) -> None:
+def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
 
 
-def _prepare_out(run_dir: Path) -> None:
+def prepare_out(run_dir: Path) -> None:
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         probe = run_dir / ".write-test"
@@ -124,7 +135,21 @@ def _prepare_out(run_dir: Path) -> None:
         ) from None
 
 
-def run(cfg: RunConfig) -> RunSummary:
+@dataclass
+class RunPlan:
+    """What a run needs before its cells: the suite's files, the scorer, the cells in order."""
+
+    cfg: RunConfig
+    suite_name: str
+    files: object  # SuiteFiles
+    scorer: Scorer
+    methods: list[str]
+    device: str
+    run_dir: Path
+    cells: list[tuple[str, int]]
+
+
+def plan(cfg: RunConfig) -> RunPlan:
     if cfg.preset not in PRESETS:
         raise RunError(f"unknown preset {cfg.preset!r}; choose one of {', '.join(PRESETS)}")
     try:
@@ -136,54 +161,97 @@ def run(cfg: RunConfig) -> RunSummary:
                        "drop the option")
     methods = resolve_methods(cfg.methods, suite.default_methods)
     device = resolve_device(cfg.device)
-    run_dir = Path(cfg.out) / suite.name.replace(":", "_").replace("/", "_") / (cfg.name or cfg.preset)
-    _prepare_out(run_dir)
-
+    run_dir = run_folder(cfg.out, suite.name, cfg.name or cfg.preset)
+    prepare_out(run_dir)
     files = suite.prepare(cfg.preset, cfg.data_root, cfg.size)
     scorer = Scorer(suite.name, files, suite.metrics, device=device, batch_size=cfg.batch_size, preset=cfg.preset,
                     segmenter=cfg.segmenter, segmenter_size=cfg.segmenter_size, detector=cfg.detector)
-    summary = RunSummary(run_dir)
-    started = time.time()
-
     cells = []
     for method in methods:
         seeds = cfg.seeds if method_info(method).learned else cfg.seeds[:1]  # deterministic: one cell
         cells += [(method, s) for s in seeds]
-    bar = tqdm(cells, desc=f"{suite.name} [{cfg.preset}]", unit="cell")
-    for method, seed in bar:
-        bar.set_postfix_str(f"{method} seed {seed}")
-        cell_dir = run_dir / "cells" / method / f"seed{seed}"
-        if cfg.force and cell_dir.exists():
-            shutil.rmtree(cell_dir)
-        if (cell_dir / "metrics.json").is_file():
-            summary.skipped.append((method, seed))
-            continue
-        _seed_everything(seed)  # before construction: initial weights come from the seed too
-        translator = build_translator(method, preset=cfg.preset, device=device)
-        _fit_or_load(translator, files, cell_dir, TrainBudget(cfg.preset, seed, device, cfg.max_steps))
-        translated = translate_folder(translator, files.test_a, cell_dir / "translations", device, cfg.batch_size)
-        write_cell_metrics(cell_dir / "metrics.json", scorer.score(method, seed, translated))
-        summary.done.append((method, seed))
+    return RunPlan(cfg, suite.name, files, scorer, methods, device, run_dir, cells)
 
-    if scorer.has_downstream and files.twins is not None:
-        # The upper bound: the downstream model on the day twins themselves.
-        ref_cell = run_dir / "cells" / REFERENCE_ROW / "seed0" / "metrics.json"
-        if cfg.force or not ref_cell.is_file():
-            write_cell_metrics(ref_cell, scorer.score(REFERENCE_ROW, 0, files.twins, only_downstream=True))
-    summary.records = _write_outputs(run_dir, suite.name, files, cfg, device, scorer, started, methods)
+
+def run_folder(out: Path, suite_name: str, name: str) -> Path:
+    return Path(out) / suite_name.replace(":", "_").replace("/", "_") / name
+
+
+def cell_dir(run_dir: Path, method: str, seed: int) -> Path:
+    return run_dir / "cells" / method / f"seed{seed}"
+
+
+def is_finished(run_dir: Path, method: str, seed: int) -> bool:
+    return (cell_dir(run_dir, method, seed) / "metrics.json").is_file()
+
+
+def run_cell(p: RunPlan, method: str, seed: int) -> None:
+    """Fit (or load), translate and score one (method, seed) cell; every step resumes from what is on disk."""
+    cfg = p.cfg
+    d = cell_dir(p.run_dir, method, seed)
+    seed_everything(seed)  # before construction: initial weights come from the seed too
+    translator = build_translator(method, preset=cfg.preset, device=p.device)
+    fit_or_load(translator, p.files, d, TrainBudget(cfg.preset, seed, p.device, cfg.max_steps, cfg.engine))
+    translated = translate_folder(translator, p.files.test_a, d / "translations", p.device, cfg.batch_size)
+    write_cell_metrics(d / "metrics.json", p.scorer.score(method, seed, translated))
+
+
+def score_reference(p: RunPlan) -> None:
+    """The upper bound: the downstream models on the day twins themselves (also warms their caches)."""
+    if p.scorer.has_downstream and p.files.twins is not None:
+        ref_cell = p.run_dir / "cells" / REFERENCE_ROW / "seed0" / "metrics.json"
+        if p.cfg.force or not ref_cell.is_file():
+            write_cell_metrics(ref_cell, p.scorer.score(REFERENCE_ROW, 0, p.files.twins, only_downstream=True))
+
+
+def run(cfg: RunConfig) -> RunSummary:
+    p = plan(cfg)
+    summary = RunSummary(p.run_dir)
+    started = time.time()
+    todo = []
+    for method, seed in p.cells:
+        if cfg.force and cell_dir(p.run_dir, method, seed).exists():
+            shutil.rmtree(cell_dir(p.run_dir, method, seed))
+        if is_finished(p.run_dir, method, seed):
+            summary.skipped.append((method, seed))
+        else:
+            todo.append((method, seed))
+    if cfg.launch.launcher == "none":
+        bar = tqdm(todo, desc=f"{p.suite_name} [{cfg.preset}]", unit="cell")
+        for method, seed in bar:
+            bar.set_postfix_str(f"{method} seed {seed}")
+            run_cell(p, method, seed)
+            summary.done.append((method, seed))
+        score_reference(p)
+    else:
+        from bench.launch import CellsFailed, launch_cells
+
+        score_reference(p)  # first: jobs then find the downstream models trained and cached
+        try:
+            summary.done += launch_cells(p, todo)
+        except CellsFailed as exc:
+            _write_outputs(p.run_dir, p.suite_name, p.files, cfg, p.device, p.scorer, started, p.methods)
+            raise RunError(str(exc)) from None
+    summary.records = _write_outputs(p.run_dir, p.suite_name, p.files, cfg, p.device, p.scorer, started, p.methods)
     return summary
 
 
-def _fit_or_load(translator: Translator, files, cell_dir: Path, budget: TrainBudget) -> None:
+def fit_or_load(translator: Translator, files, cell: Path, budget: TrainBudget) -> None:
+    """Under data parallelism every rank trains and rank 0 writes the checkpoint."""
     from safetensors.torch import load_file, save
 
-    ckpt = cell_dir / "checkpoint.safetensors"
+    from bench.distributed import current
+
+    ckpt = cell / "checkpoint.safetensors"
     if ckpt.is_file():
         translator.load_state_dict(load_file(str(ckpt)))
         return
-    translator.fit(files.unpaired(), budget, cell_dir / "train")
-    state = {k: v.detach().cpu().contiguous() for k, v in translator.state_dict().items()}
-    atomic_write_bytes(ckpt, save(state))
+    translator.fit(files.unpaired(), budget, cell / "train")
+    ctx = current()
+    if ctx.is_main:
+        state = {k: v.detach().cpu().contiguous() for k, v in translator.state_dict().items()}
+        atomic_write_bytes(ckpt, save(state))
+    ctx.barrier()
 
 
 @torch.no_grad()
@@ -275,6 +343,7 @@ def _write_outputs(run_dir: Path, suite: str, files, cfg: RunConfig, device: str
         "n_test": len(files.test_a),
         "image_size": [files.height, files.width],
         "weights": {**previous.get("weights", {}), **scorer.weights_used},
+        "train_engine": asdict(cfg.engine.resolved(device)),
         "skipped_metrics": {k: v.one_line for k, v in scorer.skipped.items()},
         "cells": [str(p.parent.relative_to(run_dir)) for p in cells],
         # The report's per-image figures (uncertainty maps) use the same test images as the grid.

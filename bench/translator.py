@@ -36,6 +36,34 @@ class UnpairedData:
 
 
 @dataclass(frozen=True)
+class TrainEngine:
+    """How training runs on the hardware; none of it changes what is learned beyond float rounding.
+
+    Recorded in the run manifest. ``None`` means automatic: on for CUDA where it pays, off on the CPU.
+    """
+
+    precision: str = "fp32"  # "bf16": autocast the training step to bfloat16 on CUDA (no loss scaling needed)
+    channels_last: bool | None = None  # None: the method's config decides
+    compile: bool = False  # torch.compile each network in place (first steps pay the compilation)
+    fused_adam: bool | None = None  # fused Adam kernels; None: on for CUDA, foreach on the CPU
+    workers: int | None = None  # DataLoader processes decoding and cropping batches; None: 4 on CUDA, 0 on CPU
+    pin_memory: bool | None = None  # page-locked batches, copied with non_blocking; None: on for CUDA
+
+    def resolved(self, device: str) -> "TrainEngine":
+        cuda = device.startswith("cuda")
+        if self.precision not in ("fp32", "bf16"):
+            raise ValueError(f"unknown precision {self.precision!r}; use fp32 or bf16")
+        return TrainEngine(
+            precision=self.precision if cuda else "fp32",  # bf16 is a CUDA setting; the CPU trains (and records) fp32
+            channels_last=self.channels_last,
+            compile=self.compile,
+            fused_adam=cuda if self.fused_adam is None else self.fused_adam and cuda,
+            workers=(4 if cuda else 0) if self.workers is None else self.workers,
+            pin_memory=cuda if self.pin_memory is None else self.pin_memory and cuda,
+        )
+
+
+@dataclass(frozen=True)
 class TrainBudget:
     """How much a method may train, and where: the preset picks the method's own schedule."""
 
@@ -43,6 +71,7 @@ class TrainBudget:
     seed: int = 0
     device: str = "cpu"
     max_steps: int | None = None  # overrides the preset's step count when set
+    engine: TrainEngine = field(default_factory=TrainEngine)
 
 
 @runtime_checkable

@@ -1,6 +1,7 @@
 """FID/KID feature extraction: ours against torch-fidelity's `fidelity` CLI on the same images, side by side.
 
-    python benchmarks/bench_feature_extraction.py [--n 1000] [--device cpu|cuda] [--workers N]
+    python benchmarks/bench_feature_extraction.py [--n 1000] [--device cpu|cuda] [--workers N] [--size HxW]
+    python benchmarks/bench_feature_extraction.py --n 4000 --size 256x512 --device cuda   # the GPU comparison
 
 Scores the same N PNGs (the synthetic-night quick suite's images: 400 + 400 training, 100 + 100
 test = 1,000) against the 100 day test images, three ways, in one run:
@@ -8,6 +9,8 @@ test = 1,000) against the 100 day test images, three ways, in one run:
      (a child process, as users run it; its import time is included and printed separately);
   2. ours, cold: `extract_features` for both sets with the cache off, then FID and KID;
   3. ours, warm: the same scoring again with the content-hash cache on (the second scoring of a run).
+With ``--size`` the images are first written as PNGs of that size (bilinear resize of the suite's
+images, cycled to reach ``--n``), so both sides decode the same files at the size users score.
 Both use the same Inception weights file: substitute random weights made locally unless
 --weights points at the real file (speed does not depend on the values; the FIDs are printed
 only to show both sides computed the same number).
@@ -25,6 +28,24 @@ import time
 from pathlib import Path
 
 
+def _resized(paths: list[Path], out: Path, height: int, width: int) -> list[Path]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from PIL import Image
+
+    out.mkdir(parents=True)
+
+    def one(item: tuple[int, Path]) -> Path:
+        i, src = item
+        dst = out / f"{i:05d}.png"
+        with Image.open(src) as im:
+            im.convert("RGB").resize((width, height), Image.BILINEAR).save(dst)
+        return dst
+
+    with ThreadPoolExecutor(os.cpu_count()) as ex:
+        return list(ex.map(one, enumerate(paths)))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=1000)
@@ -32,6 +53,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--workers", type=int, default=None, help="our decoding workers (default: automatic)")
     ap.add_argument("--weights", type=Path, default=None, help="Inception weights file (default: substitute)")
+    ap.add_argument("--size", default=None, help="HxW: score PNGs of this size (written first, not timed)")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -46,6 +68,12 @@ def main() -> None:
         files = get_suite("synthetic-night").prepare("quick", None)
         images = [*files.train_a, *files.train_b, *files.test_a, *files.test_b][: args.n]
         reference = list(files.test_b)
+        height, width = files.height, files.width
+        if args.size:
+            height, width = (int(v) for v in args.size.lower().split("x"))
+            pool = [*files.train_a, *files.train_b, *files.test_a, *files.test_b]
+            images = _resized([pool[i % len(pool)] for i in range(args.n)], tmp / "resized", height, width)
+            reference = _resized(reference, tmp / "resized-ref", height, width)
         # The CLI takes folders: link the images into two flat folders.
         d1, d2 = tmp / "input1", tmp / "input2"
         d1.mkdir()
@@ -55,7 +83,7 @@ def main() -> None:
         for i, p in enumerate(reference):
             (d2 / f"{i:05d}.png").symlink_to(p)
         kid_subset = min(len(images), len(reference))
-        print(f"{len(images)} images ({files.height}x{files.width}) vs {len(reference)} reference, device {args.device}, "
+        print(f"{len(images)} images ({height}x{width}) vs {len(reference)} reference, device {args.device}, "
               f"{os.cpu_count()} CPU cores")
 
         cli = [str(Path(sys.executable).with_name("fidelity")), "--input1", str(d1), "--input2", str(d2), "--fid",

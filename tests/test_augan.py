@@ -210,7 +210,7 @@ def test_kill_and_resume_equals_an_uninterrupted_run(smoke_suite, tmp_path, monk
         _fit(killed, smoke_suite, tmp_path / "b", 8)
     monkeypatch.setattr(AUGAN, "train_step", original)
     state = torch.load(tmp_path / "b" / "train_state.pt", weights_only=True)
-    assert state["step"] == 4 and len(state["extra"]["pool"]["fake_a"]) == 4
+    assert state["step"] == 4 and len(state["ranks"][0]["extra"]["pool"]["fake_a"]) == 4
 
     torch.manual_seed(123)  # a different RNG state: resume must restore the saved one
     resumed = AUGAN("smoke")

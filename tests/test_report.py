@@ -79,6 +79,8 @@ def test_run_table_equals_metrics_csv_and_bolds_the_true_best(fixture_run):
                 assert cells[j] == "–"
     # AU-GAN ran two seeds: mean ± std over seeds, std equal to numpy's (ddof 1)
     md = render(table, "md")
+    fid_cells = [ln.split("|")[2] for ln in md.splitlines() if ln.startswith("| ") and "---" not in ln][1:4]
+    assert all(c.strip().rstrip("*").endswith("†") for c in fid_cells) and "SUBSTITUTE weights" in md
     augan_psnr = [r.value for r in read_metrics_csv(run_dir / "metrics.csv") if r.method == "augan" and r.metric == "psnr"]
     assert len(augan_psnr) == 2 and f"{np.mean(augan_psnr):.2f} ± {np.std(augan_psnr, ddof=1):.2f}" in md
     # bold = the true best of the compared methods (never the upper bound)
@@ -312,6 +314,8 @@ def test_bar_charts_show_the_metrics_csv_numbers_with_their_error_bars(fixture_r
         vals = [r.value for r in records if r.method == "augan" and r.metric == metric]
         lo, hi = segs[2].errorbar.lines[2][0].get_segments()[0][:, 1]
         assert hi - lo == pytest.approx(2 * np.std(vals, ddof=1), rel=1e-9)
+    assert "SUBSTITUTE" in saved["bars_fid"].axes[0].get_title()  # test weights: labelled, never the real FID
+    assert "SUBSTITUTE" not in saved["bars_psnr"].axes[0].get_title()
     for stem in ("bars_psnr", "scatter_fid_vs_miou", "class_iou", "training_curves", "uncertainty", "qualitative"):
         assert (run_dir / "figures" / f"{stem}.png").is_file() and (run_dir / "figures" / f"{stem}.pdf").is_file()
 

@@ -99,7 +99,7 @@ class CUT(GanTraining):
     # ------------------------------------------------------------------ training
     def setup_training(self, seed: int) -> list[torch.optim.Optimizer]:
         c = self.config
-        return [torch.optim.Adam(m.parameters(), lr=c.lr, betas=(c.beta1, 0.999)) for m in (self.g, self.d, self.f)]
+        return [self.adam(m.parameters(), lr=c.lr, betas=(c.beta1, 0.999)) for m in (self.g, self.d, self.f)]
 
     def _nce(self, src: torch.Tensor, tgt: torch.Tensor, flipped: bool) -> torch.Tensor:
         c = self.config

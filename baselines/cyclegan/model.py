@@ -114,8 +114,8 @@ class CycleGAN(GanTraining):
         c = self.config
         self.pool_a, self.pool_b = ImagePool(c.pool_size, seed), ImagePool(c.pool_size, seed + 1)
         betas = (c.beta1, 0.999)
-        return [torch.optim.Adam([*self.g_a2b.parameters(), *self.g_b2a.parameters()], lr=c.lr, betas=betas),
-                torch.optim.Adam([*self.d_a.parameters(), *self.d_b.parameters()], lr=c.lr, betas=betas)]
+        return [self.adam([*self.g_a2b.parameters(), *self.g_b2a.parameters()], lr=c.lr, betas=betas),
+                self.adam([*self.d_a.parameters(), *self.d_b.parameters()], lr=c.lr, betas=betas)]
 
     def extra_train_state(self) -> dict:
         return {"pool_a": self.pool_a.state_dict(), "pool_b": self.pool_b.state_dict()}
@@ -143,7 +143,7 @@ class CycleGAN(GanTraining):
         opt_g.step()
         for d in (self.d_a, self.d_b):
             d.requires_grad_(True)
-        pooled_b, pooled_a = self.pool_b(fake_b), self.pool_a(fake_a)
+        pooled_b, pooled_a = self.pool_b(fake_b.detach()), self.pool_a(fake_a.detach())  # D trains on fixed fakes
         d_b = 0.5 * (lsgan(self.d_b(real_b), 1.0) + lsgan(self.d_b(pooled_b), 0.0))
         d_a = 0.5 * (lsgan(self.d_a(real_a), 1.0) + lsgan(self.d_a(pooled_a), 0.0))
         opt_d.zero_grad(set_to_none=True)

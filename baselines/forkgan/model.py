@@ -129,7 +129,7 @@ class ForkGAN(GanTraining):
     # ------------------------------------------------------------------ training
     def setup_training(self, seed: int) -> list[torch.optim.Optimizer]:
         c = self.config
-        adam = lambda params: torch.optim.Adam(params, lr=c.lr, betas=(c.beta1, 0.999))  # noqa: E731
+        adam = lambda params: self.adam(params, lr=c.lr, betas=(c.beta1, 0.999))  # noqa: E731
         self.pool = HistoryPool(c.pool_size, seed=seed)  # one pool, queried for all three pairs (official)
         opts = [adam([*self.g_a2b.parameters(), *self.g_b2a.parameters()]), adam(self.classifier.parameters())]
         for da, db in self._discriminator_pairs():

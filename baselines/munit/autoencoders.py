@@ -74,7 +74,7 @@ class TwoAutoencoderGAN(GanTraining):
         c = self.config
 
         def adam(params):
-            return torch.optim.Adam(params, lr=c.lr, betas=(c.beta1, 0.999), weight_decay=c.weight_decay)
+            return self.adam(params, lr=c.lr, betas=(c.beta1, 0.999), weight_decay=c.weight_decay)
 
         return [adam([*self.gen_a.parameters(), *self.gen_b.parameters()]),
                 adam([*self.dis_a.parameters(), *self.dis_b.parameters()])]

@@ -128,7 +128,7 @@ class ZeroDCE(GanTraining):
         return {"net": self.net}
 
     def setup_training(self, seed: int) -> list[torch.optim.Optimizer]:
-        return [torch.optim.Adam(self.net.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)]
+        return [self.adam(self.net.parameters(), lr=self.config.lr, weight_decay=self.config.weight_decay)]
 
     def train_step(self, real_a, real_b, optimizers) -> dict[str, torch.Tensor]:
         """Adverse images only: real_b is not used (Zero-DCE needs no normal-light data)."""
@@ -143,7 +143,7 @@ class ZeroDCE(GanTraining):
         total = tv + spa + col + exp
         opt.zero_grad(set_to_none=True)
         total.backward()
-        torch.nn.utils.clip_grad_norm_(self.net.parameters(), c.grad_clip)
+        self.clip_grad_norm(self.net.parameters(), c.grad_clip)
         opt.step()
         return {"g_total": total.detach(), "tv": tv.detach(), "spa": spa.detach(), "col": col.detach(),
                 "exp": exp.detach()}

@@ -5,6 +5,10 @@ load x 2*load (bilinear, as scipy.misc.imresize), cropped at one random offset t
 flipped together with probability 1/2, then scaled to [-1, 1]. With ``load_size=None`` the images
 keep their native size and only the crop applies. Every random draw is a function of (seed,
 step), so a resumed run sees exactly the batches an uninterrupted one would.
+
+Under data-parallel training (``rank``/``world``) ``batch_size`` is per process: the global batch is
+``batch_size * world`` images, drawn exactly as one process with that batch would draw them, and each
+rank loads its own contiguous slice. ``StepBatches`` serves the same batches from DataLoader workers.
 """
 
 from __future__ import annotations
@@ -26,13 +30,19 @@ def _load(path: Path) -> torch.Tensor:
 
 class UnpairedBatches:
     def __init__(self, files_a: Sequence[Path], files_b: Sequence[Path], batch_size: int, load_size: int | None,
-                 fine_size: int, seed: int) -> None:
+                 fine_size: int, seed: int, rank: int = 0, world: int = 1) -> None:
         if not files_a or not files_b:
             raise ValueError("training needs images of both domains (trainA and trainB must not be empty)")
         self.files_a, self.files_b = list(files_a), list(files_b)
-        self.batch_size = min(batch_size, len(self.files_a), len(self.files_b))
+        smallest = min(len(self.files_a), len(self.files_b))
+        if smallest < world:
+            raise ValueError(f"{world} processes need at least {world} training images per domain; "
+                             f"this suite has {smallest}")
+        self.batch_size = min(batch_size, smallest // world)  # per rank
+        self.rank, self.world = rank, world
+        self.global_batch = self.batch_size * world
         self.load_size, self.fine_size, self.seed = load_size, fine_size, seed
-        self.steps_per_epoch = max(1, min(len(self.files_a), len(self.files_b)) // self.batch_size)
+        self.steps_per_epoch = max(1, smallest // self.global_batch)
         self._perm_epoch = -1
 
     def _permutations(self, epoch: int) -> None:
@@ -61,9 +71,25 @@ class UnpairedBatches:
         epoch, k = divmod(step, self.steps_per_epoch)
         self._permutations(epoch)
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
+        first = k * self.global_batch
+        mine = range(first + self.rank * self.batch_size, first + (self.rank + 1) * self.batch_size)
         a, b = [], []
-        for j in range(k * self.batch_size, (k + 1) * self.batch_size):
-            fy, fx, flip = torch.rand(3, generator=g).tolist()
-            a.append(self._prepare(_load(self.files_a[self._perm_a[j]]), fy, fx, flip > 0.5))
-            b.append(self._prepare(_load(self.files_b[self._perm_b[j]]), fy, fx, flip > 0.5))
+        for j in range(first, first + self.global_batch):
+            fy, fx, flip = torch.rand(3, generator=g).tolist()  # drawn for every image: the same for any world
+            if j in mine:
+                a.append(self._prepare(_load(self.files_a[self._perm_a[j]]), fy, fx, flip > 0.5))
+                b.append(self._prepare(_load(self.files_b[self._perm_b[j]]), fy, fx, flip > 0.5))
         return torch.stack(a), torch.stack(b)
+
+
+class StepBatches(torch.utils.data.Dataset):
+    """Item i = the batch of step ``start + i``: lets a DataLoader decode and crop ahead in worker processes."""
+
+    def __init__(self, batches: UnpairedBatches, start: int, total: int) -> None:
+        self.batches, self.start, self.total = batches, start, total
+
+    def __len__(self) -> int:
+        return self.total - self.start
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.batches.batch(self.start + i)

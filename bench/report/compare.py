@@ -6,7 +6,7 @@ import math
 
 from bench.metrics import METRICS, metric_label
 from bench.report.render import Cell, Table
-from bench.report.runs import RunResults
+from bench.report.runs import SUBSTITUTE_MARK, SUBSTITUTE_NOTE, RunResults
 from bench.report.tables import best_methods, format_value
 from bench.results import REFERENCE_ROW
 
@@ -48,6 +48,7 @@ def compare_table(runs: list[RunResults], metrics: list[str] | None = None) -> T
             table.columns += labels
     best = {(metric, k): best_methods(run.agg, [m for m in run.methods if m != REFERENCE_ROW], metric)
             for metric in chosen for k, run in enumerate(runs)}
+    substitutes = False
     for method in methods:
         row = [Cell(f"{method} (upper bound)" if method == REFERENCE_ROW else method)]
         for metric in chosen:
@@ -58,7 +59,9 @@ def compare_table(runs: list[RunResults], metrics: list[str] | None = None) -> T
                 elif math.isnan(cell["mean"]):
                     row.append(Cell("skipped"))
                 else:
-                    row.append(Cell(format_value(metric, cell), method in best[(metric, k)], cell["mean"]))
+                    flag = SUBSTITUTE_MARK if run.is_substitute(method, metric) else ""
+                    substitutes |= bool(flag)
+                    row.append(Cell(format_value(metric, cell) + flag, method in best[(metric, k)], cell["mean"]))
         table.rows.append(row)
     for label, run in zip(labels, runs):
         m = run.manifest
@@ -66,6 +69,8 @@ def compare_table(runs: list[RunResults], metrics: list[str] | None = None) -> T
         size = "x".join(str(v) for v in m.get("image_size", [])) or "?"
         table.notes.append(f"{label}: {run.path}, preset {m.get('config', {}).get('preset', '?')}, {size} images, "
                            f"{m.get('n_test', '?')} test images, seeds {','.join(map(str, seeds)) or '?'}.")
+    if substitutes:
+        table.notes.append(SUBSTITUTE_NOTE)
     table.notes.append("Mean over seeds ± std over seeds where a run has several, else [95% bootstrap CI over test "
                        "images]; best per column in bold; "
                        "'–' = not in that run, 'skipped' = its weights were missing (see the run's summary).")

@@ -101,7 +101,8 @@ def metric_bars(agg: dict, methods: list[str], metric: str, path: Path, title: s
     return save_figure(fig, path)
 
 
-def fidelity_vs_downstream(agg: dict, methods: list[str], x_metric: str, y_metric: str, path: Path) -> list[Path]:
+def fidelity_vs_downstream(agg: dict, methods: list[str], x_metric: str, y_metric: str, path: Path,
+                           note: str = "") -> list[Path]:
     """Each method a labelled point with its error bars; the title names the better corner."""
     fig, ax = plt.subplots(figsize=(4.2, 3.4))
     for m in methods:
@@ -117,7 +118,8 @@ def fidelity_vs_downstream(agg: dict, methods: list[str], x_metric: str, y_metri
     ax.set_ylabel(axis_label(y_metric))
     corner = ("top" if METRICS[y_metric].higher_is_better else "bottom") + " " + (
         "right" if METRICS[x_metric].higher_is_better else "left")
-    ax.set_title(f"{metric_label(x_metric)} vs. {metric_label(y_metric)} (better: {corner})")
+    ax.set_title(f"{metric_label(x_metric)} vs. {metric_label(y_metric)} (better: {corner})"
+                 + (f"\n[{note}]" if note else ""))
     ax.spines[["top", "right"]].set_visible(False)
     ax.grid(linewidth=0.3, alpha=0.6)
     return save_figure(fig, path)

@@ -33,6 +33,7 @@ DOWNSTREAM_ORDER = ("miou", "map")
 class Section:
     title: str
     body: str = ""
+    grid: bool = False  # small figures side by side
     images: list[tuple[Path, str]] = field(default_factory=list)  # (png, caption)
 
 
@@ -59,13 +60,16 @@ def _compared(run: RunResults) -> list[str]:
 
 
 def _bars(run: RunResults, fig_dir: Path) -> Section:
-    sec = Section("Metrics per method")
+    sec = Section("Metrics per method", grid=True)
     for metric in run.metrics():
         methods = run.methods if METRICS[metric].needs in ("labels", "boxes") else _compared(run)
         if not any(not math.isnan(run.value(m, metric)) for m in methods):
             continue
         png = fig_dir / f"bars_{metric}.png"
-        figures.metric_bars(run.agg, methods, metric, png, title=f"{run.suite}: {metric_label(metric)}")
+        title = f"{run.suite}: {metric_label(metric)}"
+        if any(run.is_substitute(m, metric) for m in methods):
+            title += " [SUBSTITUTE weights: not the real metric]"
+        figures.metric_bars(run.agg, methods, metric, png, title=title)
         sec.images.append((png, f"{METRICS[metric].description}. Error bars: std over seeds (several seeds) or "
                                 f"95% bootstrap CI over test images (one seed)."))
     if not sec.images:
@@ -85,7 +89,9 @@ def _scatter(run: RunResults, fig_dir: Path) -> Section:
         sec.body = f"<p>No scatter: this run has no values for {missing}.</p>"
         return sec
     png = fig_dir / f"scatter_{x}_vs_{y}.png"
-    figures.fidelity_vs_downstream(run.agg, _compared(run), x, y, png)
+    substitute = any(run.is_substitute(m, metric) for m in _compared(run) for metric in (x, y))
+    figures.fidelity_vs_downstream(run.agg, _compared(run), x, y, png,
+                                   note="SUBSTITUTE weights: not the real metric" if substitute else "")
     sec.images.append((png, f"Each method's {metric_label(x)} against its {metric_label(y)}; error bars as in the "
                             "bar charts. Does better image statistics mean better downstream accuracy?"))
     return sec
@@ -216,6 +222,7 @@ table{border-collapse:collapse;margin:1em 0;font-size:.85em} caption{text-align:
 th,td{border-bottom:1px solid #ddd;padding:.25em .6em;text-align:right} td:first-child,th:first-child{text-align:left}
 thead th{border-bottom:2px solid #333} .notes{font-size:.8em;color:#555}
 figure{margin:1.5em 0} figure img{max-width:100%;border:1px solid #eee} figcaption{font-size:.85em;color:#444}
+.grid figure{display:inline-block;vertical-align:top;width:48%;margin:1em 1% 1em 0}
 pre{font-size:.75em;background:#f6f6f6;padding:1em;overflow:auto}
 """
 
@@ -233,7 +240,7 @@ def _page(run: RunResults, sections: list[Section]) -> str:
              f"<p>Run folder <code>{escape(str(run.path))}</code>. Figures also as PNG and PDF in "
              f"<code>figures/</code>.</p><ol>{toc}</ol>"]
     for i, s in enumerate(sections):
-        parts.append(f'<section id="s{i}"><h2>{escape(s.title)}</h2>{s.body}')
+        parts.append(f'<section id="s{i}"{" class=grid" if s.grid else ""}><h2>{escape(s.title)}</h2>{s.body}')
         for png, caption in s.images:
             parts.append(f"<figure>{_img(png, png.stem)}<figcaption>{escape(caption)}</figcaption></figure>")
         parts.append("</section>")

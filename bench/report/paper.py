@@ -19,7 +19,7 @@ from pathlib import Path
 
 from bench.metrics import METRICS, metric_label
 from bench.report.render import Cell, Table
-from bench.report.runs import RunResults
+from bench.report.runs import SUBSTITUTE_MARK, SUBSTITUTE_NOTE, RunResults
 from bench.report.tables import DECIMALS
 
 PAPER_DIR = Path(__file__).resolve().parents[2] / "results" / "paper"
@@ -164,16 +164,12 @@ def _reproduced(row: PaperRow, col: PaperColumn, suite: PaperSuite, run: RunResu
     if math.isnan(v):
         note = run.skip_note(row.ours, col.metric).lower()
         return math.nan, "weights missing" if "weight" in note else "data missing"
-    if is_substitute(run, row.ours, col.metric):
+    if run.is_substitute(row.ours, col.metric):
         return v, SUBSTITUTE_MARK
     return v, ""
 
 
-SUBSTITUTE_MARK = "†"
 
-
-def is_substitute(run: RunResults, method: str, metric: str) -> bool:
-    return any(r.method == method and r.metric == metric and "SUBSTITUTE" in r.extractor for r in run.records)
 
 
 def paper_table(paper: Paper, runs: list[RunResults]) -> Table:
@@ -223,8 +219,7 @@ def paper_table(paper: Paper, runs: list[RunResults]) -> Table:
             cells.append(Cell("–") if math.isnan(diff) else Cell(_fmt(col.metric, diff, signed=True), value=diff))
         table.rows.append(cells)
     table.notes = [f"Source: {paper.source}.", *paper.notes, *protocol_lines(paper, by_suite), *unused,
-                   *([f"{SUBSTITUTE_MARK} computed with SUBSTITUTE weights (not the published files): not the real "
-                      "metric, not comparable with the reported number."] if substitutes else []),
+                   *([SUBSTITUTE_NOTE + " Not comparable with the reported number."] if substitutes else []),
                    "Best reported and best reproduced value per column in bold; Δ = ours − reported. "
                    "Reproduced = mean over the run's seeds."]
     return table
@@ -237,8 +232,11 @@ def protocol_lines(paper: Paper, by_suite: dict[str, RunResults]) -> list[str]:
         lines.append(f"{s.label}, source protocol: {s.protocol}.")
         run = by_suite.get(s.suite)
         if run is None:
-            lines.append(f"{s.label}, reproduced: suite {s.suite} not run (bench run --suite {s.suite} "
-                         "--data-root PATH; see the README's datasets section).")
+            from bench.suites import SUITES
+
+            how = (f"bench run --suite {s.suite} --data-root PATH" if s.suite in SUITES
+                   else f"augan-bench has no {s.suite} suite yet")
+            lines.append(f"{s.label}, reproduced: suite {s.suite} not run ({how}).")
             continue
         lines.append(f"{s.label}, reproduced: {run_protocol(run)}.")
     return lines

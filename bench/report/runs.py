@@ -15,6 +15,11 @@ from bench.report.tables import aggregate
 from bench.results import REFERENCE_ROW, MetricRecord, read_metrics_csv
 
 
+SUBSTITUTE_MARK = "†"
+SUBSTITUTE_NOTE = (f"{SUBSTITUTE_MARK} computed with SUBSTITUTE weights (not the published files, see the manifest): "
+                   "not the real metric.")
+
+
 class RunFolderError(ValueError):
     """A folder given as a run is not one (or is damaged); the message says which file and what to do."""
 
@@ -66,6 +71,10 @@ class RunResults:
     def skip_note(self, method: str, metric: str) -> str:
         cell = self.agg.get((method, metric))
         return cell["note"] if cell is not None and math.isnan(cell["mean"]) else ""
+
+    def is_substitute(self, method: str, metric: str) -> bool:
+        """Whether the number came from weights that are not the published ones (tests, offline timing)."""
+        return any(r.method == method and r.metric == metric and "SUBSTITUTE" in r.extractor for r in self.records)
 
     def cell_dirs(self, method: str) -> list[Path]:
         return sorted((self.path / "cells" / method).glob("seed*"))

@@ -1,0 +1,141 @@
+"""Where a run's (method, seed) cells execute: here, in parallel local processes, or as Slurm jobs.
+
+Every launcher runs the same function on a cell (``run_cell_job``: plan the run restricted to that
+cell, then fit, translate and score it into the shared run folder); the parent process then
+rebuilds ``metrics.csv``, the tables, the figures and the manifest from every finished cell, exactly
+as a run on one machine does. Finished cells are never resubmitted, so re-running the command after
+a failure or a cancelled job submits only what is missing.
+
+The parent scores the day-twin reference before submitting anything: that trains (and caches) the
+suite's downstream models once, instead of once per job.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tqdm import tqdm
+
+if TYPE_CHECKING:
+    from bench.runner import RunConfig, RunPlan
+
+LAUNCHERS = ("none", "local", "slurm")
+
+
+@dataclass(frozen=True)
+class LaunchConfig:
+    launcher: str = "none"  # none: cells one after another in this process
+    jobs: int = 1  # local: cells at once (each its own process; GPUs handed out round robin)
+    partition: str | None = None  # slurm
+    gpus_per_job: int = 1  # slurm; local jobs get one GPU each when the device is CUDA
+    cpus_per_job: int = 8
+    array_parallelism: int | None = None  # slurm: at most this many array tasks at once
+    timeout_min: int = 24 * 60
+    cluster: str = "slurm"  # "local": submitit's local executor in place of Slurm (tests, machines without Slurm)
+
+    def check(self) -> None:
+        if self.launcher not in LAUNCHERS:
+            raise ValueError(f"unknown launcher {self.launcher!r}; choose one of {', '.join(LAUNCHERS)}")
+        if self.jobs < 1:
+            raise ValueError("--jobs must be at least 1")
+
+
+def run_cell_job(cfg: "RunConfig", method: str, seed: int) -> tuple[str, int]:
+    """One cell, in whatever process the launcher gave it (a Slurm job, a local worker)."""
+    from bench.runner import plan, run_cell
+
+    cell_cfg = replace(cfg, methods=(method,), seeds=(seed,), launch=LaunchConfig(), force=False)
+    run_cell(plan(cell_cfg), method, seed)
+    return method, seed
+
+
+class CellsFailed(RuntimeError):
+    pass
+
+
+def launch_cells(p: "RunPlan", cells: list[tuple[str, int]]) -> list[tuple[str, int]]:
+    """Run ``cells`` with the configured launcher; returns those that finished, raises CellsFailed for the rest."""
+    lc = p.cfg.launch
+    lc.check()
+    if not cells:
+        return []
+    if lc.launcher == "local":
+        done, failed = _local(p, cells)
+    else:
+        done, failed = _submitit(p, cells)
+    if failed:
+        lines = "\n".join(f"  {m} seed {s}: {why}" for (m, s), why in failed)
+        raise CellsFailed(f"{len(failed)} of {len(cells)} cell(s) failed (the {len(done)} finished are kept; "
+                          f"run the same command again to retry only the failed ones):\n{lines}")
+    return done
+
+
+def _claim_gpu(queue) -> None:
+    gpu = queue.get()
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
+
+
+def _local(p: "RunPlan", cells):
+    import multiprocessing as mp
+
+    import torch
+
+    ctx = mp.get_context("spawn")  # a fresh interpreter per worker: no CUDA state inherited from the parent
+    n = min(p.cfg.launch.jobs, len(cells))
+    gpus = torch.cuda.device_count() if p.device.startswith("cuda") else 0
+    queue = ctx.Queue()
+    for i in range(n):
+        queue.put(i % gpus if gpus else None)
+    cfg = replace(p.cfg, device="cuda" if gpus else p.device)  # each worker sees its one GPU as cuda:0
+    done, failed = [], []
+    with ProcessPoolExecutor(n, mp_context=ctx, initializer=_claim_gpu, initargs=(queue,)) as pool:
+        futures = {pool.submit(run_cell_job, cfg, m, s): (m, s) for m, s in cells}
+        for fut in tqdm(as_completed(futures), total=len(futures), desc=f"cells ({n} local processes)", unit="cell"):
+            try:
+                done.append(fut.result())
+            except Exception as exc:  # a failed cell is reported with the others; finished ones are kept
+                failed.append((futures[fut], f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"))
+    return done, failed
+
+
+def _submitit(p: "RunPlan", cells):
+    try:
+        import submitit
+    except ImportError:
+        raise RuntimeError("--launcher slurm needs submitit: pip install submitit") from None
+    lc = p.cfg.launch
+    folder = p.run_dir / "launch" / "%j"
+    executor = submitit.AutoExecutor(folder=str(folder), cluster=None if lc.cluster == "slurm" else lc.cluster)
+    gpus = lc.gpus_per_job if p.device.startswith("cuda") else 0
+    params: dict = {"timeout_min": lc.timeout_min, "cpus_per_task": lc.cpus_per_job, "gpus_per_node": gpus,
+                    "name": f"augan-bench-{p.suite_name}"}
+    if lc.cluster == "slurm":
+        if lc.partition:
+            params["slurm_partition"] = lc.partition
+        if lc.array_parallelism:
+            params["slurm_array_parallelism"] = lc.array_parallelism
+    executor.update_parameters(**params)
+    methods, seeds = [m for m, _ in cells], [s for _, s in cells]
+    jobs = executor.map_array(run_cell_job, [p.cfg] * len(cells), methods, seeds)
+    pending = dict(zip(jobs, cells))
+    done, failed = [], []
+    bar = tqdm(total=len(jobs), desc=f"cells ({lc.cluster} jobs {jobs[0].job_id.split('_')[0]})", unit="cell")
+    while pending:
+        for job in [j for j in pending if j.done()]:
+            cell = pending.pop(job)
+            try:
+                done.append(tuple(job.result()))
+            except Exception as exc:  # submitit re-raises the job's exception (or the scheduler's failure)
+                first = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+                failed.append((cell, f"job {job.job_id}: {first} (log: {Path(job.paths.stderr)})"))
+            bar.update(1)
+        if pending:
+            time.sleep(2.0)
+    bar.close()
+    return done, failed

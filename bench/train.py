@@ -1,0 +1,85 @@
+"""``bench train``: one learned method into a run folder's cell, on one process or data parallel.
+
+The checkpoint lands where ``bench run`` looks for it (``<out>/<suite>/<name>/cells/<method>/seed<k>/``),
+so a model trained on eight GPUs is then scored by ``bench run`` with the same ``--name`` without
+training again. Under torchrun (RANK / WORLD_SIZE set) every process runs this; ``--gpus N`` starts
+torchrun itself.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench import distributed
+from bench.runner import RunError, cell_dir, fit_or_load, prepare_out, resolve_device, run_folder, seed_everything
+from bench.suites import get_suite
+from bench.translator import PRESETS, TrainBudget, TrainEngine, build_translator, method_info
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    suite: str = "synthetic-night"
+    method: str = "augan"
+    preset: str = "quick"
+    seed: int = 0
+    device: str = "auto"
+    data_root: Path | None = None
+    out: Path = Path("results")
+    name: str | None = None
+    size: tuple[int, int] | None = None
+    max_steps: int | None = None
+    engine: TrainEngine = field(default_factory=TrainEngine)
+
+
+def relaunch_with_torchrun(procs: int, argv: list[str]) -> int:
+    """This command again under torchrun with ``procs`` processes on this machine; returns its exit status."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={procs}",
+           "-m", "bench.cli", *argv]
+    return subprocess.call(cmd)
+
+
+def train_cell(cfg: TrainConfig) -> Path | None:
+    """Train (or resume) the cell; returns the checkpoint path on rank 0, None on other ranks."""
+    if cfg.preset not in PRESETS:
+        raise RunError(f"unknown preset {cfg.preset!r}; choose one of {', '.join(PRESETS)}")
+    try:
+        info = method_info(cfg.method)
+    except LookupError as exc:
+        raise RunError(str(exc.args[0])) from None
+    if not info.learned:
+        raise RunError(f"{cfg.method} is not a learned method: there is nothing to train (bench run scores it)")
+    ctx = distributed.from_environment()
+    device = resolve_device(cfg.device)
+    if ctx.enabled and device.startswith("cuda"):
+        device = f"cuda:{ctx.local_rank}"
+    distributed.init_process_group(ctx, device)
+    try:
+        try:
+            suite = get_suite(cfg.suite)
+        except KeyError as exc:
+            raise RunError(str(exc.args[0])) from None
+        run_dir = run_folder(cfg.out, suite.name, cfg.name or cfg.preset)
+        # Rank 0 renders or validates the suite first; the others then find it ready.
+        files = None
+        if ctx.is_main:
+            prepare_out(run_dir)
+            files = suite.prepare(cfg.preset, cfg.data_root, cfg.size)
+        ctx.barrier()
+        if files is None:
+            files = suite.prepare(cfg.preset, cfg.data_root, cfg.size)
+        cell = cell_dir(run_dir, cfg.method, cfg.seed)
+        ckpt = cell / "checkpoint.safetensors"
+        if ckpt.is_file():
+            if ctx.is_main:
+                print(f"{ckpt} exists: already trained (delete it to train again)", file=sys.stderr)
+            return ckpt if ctx.is_main else None
+        seed_everything(cfg.seed)
+        translator = build_translator(cfg.method, preset=cfg.preset, device=device)
+        fit_or_load(translator, files, cell, TrainBudget(cfg.preset, cfg.seed, device, cfg.max_steps, cfg.engine))
+        return ckpt if ctx.is_main else None
+    finally:
+        if ctx.enabled and distributed.dist.is_initialized():
+            distributed.dist.destroy_process_group()

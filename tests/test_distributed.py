@@ -1,0 +1,206 @@
+"""Data-parallel training on CPU (gloo, 2 processes), bench train, and the cell launchers (submitit local)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from bench.data.unpaired import UnpairedBatches
+from bench.results import read_metrics_csv
+from bench.runner import RunConfig, run
+from bench.translator import TrainBudget
+
+BENCH = str(Path(sys.executable).with_name("bench"))
+
+
+def _cyclegan(batch_size: int, steps: int):
+    from baselines.cyclegan.model import PRESETS, CycleGAN
+
+    # pool off: with a pool each rank's history differs from the single process's by design (a pool per rank)
+    cfg = replace(PRESETS["smoke"], batch_size=batch_size, max_steps=steps, pool_size=0, checkpoint_every=1000,
+                  log_every=1)
+    torch.manual_seed(0)
+    return CycleGAN(config=cfg)
+
+
+def _capture_first_step_gradients(before: list, after: list) -> None:
+    """Gradients of the first two optimizer steps (G, then D): as computed (global pre-hooks run before the
+    optimizer's own, so before the rank average) and as used by the step."""
+    from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
+
+    def grads(opt):
+        return [p.grad.clone() for g in opt.param_groups for p in g["params"] if p.grad is not None]
+
+    def keep(store):
+        def hook(opt, args, kwargs) -> None:
+            if len(store) < 2:
+                store.append(grads(opt))
+        return hook
+
+    register_optimizer_step_pre_hook(keep(before))
+    register_optimizer_step_post_hook(keep(after))
+
+
+def _ddp_worker(rank: int, world: int, init_file: str, files, out: str) -> None:
+    import torch.distributed as dist
+
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        before: list = []
+        after: list = []
+        _capture_first_step_gradients(before, after)
+        model = _cyclegan(batch_size=1, steps=3)
+        model.fit(files, TrainBudget("smoke", 0, "cpu"), Path(out) / "train")
+        torch.save({"before": before, "after": after, "weights": model.state_dict()}, Path(out) / f"rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_unpaired_batches_split_the_global_batch_across_ranks(smoke_suite):
+    data = smoke_suite.unpaired()
+    whole = UnpairedBatches(data.train_a, data.train_b, 4, None, 32, seed=3)
+    parts = [UnpairedBatches(data.train_a, data.train_b, 2, None, 32, seed=3, rank=r, world=2) for r in range(2)]
+    assert parts[0].steps_per_epoch == whole.steps_per_epoch
+    for step in (0, 5, whole.steps_per_epoch + 1):  # across an epoch boundary too
+        a, b = whole.batch(step)
+        got = [p.batch(step) for p in parts]
+        assert torch.equal(torch.cat([g[0] for g in got]), a) and torch.equal(torch.cat([g[1] for g in got]), b)
+    with pytest.raises(ValueError, match="need at least 64 training images"):
+        UnpairedBatches(data.train_a, data.train_b, 1, None, 32, seed=0, rank=0, world=64)
+
+
+def test_two_gloo_processes_step_with_the_gradients_of_one_process_with_the_global_batch(smoke_suite, tmp_path):
+    import torch.multiprocessing as mp
+
+    data = smoke_suite.unpaired()
+    mp.spawn(_ddp_worker, args=(2, str(tmp_path / "init"), data, str(tmp_path / "ddp")), nprocs=2, join=True)
+    ranks = [torch.load(tmp_path / "ddp" / f"rank{r}.pt", weights_only=True) for r in range(2)]
+
+    before: list = []
+    after: list = []
+    _capture_first_step_gradients(before, after)
+    single = _cyclegan(batch_size=2, steps=3)
+    single.fit(data, TrainBudget("smoke", 0, "cpu"), tmp_path / "single")
+    for which in range(2):  # the G step, then the D step
+        r0, r1 = ranks[0], ranks[1]
+        largest = max(float(g.abs().max()) for g in after[which])
+        for k, g_one in enumerate(after[which]):
+            # both ranks stepped with exactly the mean of their own gradients...
+            mean = (r0["before"][which][k] + r1["before"][which][k]) / 2
+            assert torch.equal(r0["after"][which][k], r1["after"][which][k])
+            torch.testing.assert_close(r0["after"][which][k], mean, rtol=0, atol=1e-7 * largest)
+            # ...which is the global-batch gradient. Not bit-equal: in one process, batch 2 and the mean of two
+            # batch-1 gradients already differ by up to 4.4e-4 of the step's largest gradient (oneDNN picks other
+            # convolution algorithms per batch size; measured), so the bound is 1e-3 of it.
+            torch.testing.assert_close(mean, g_one, rtol=0, atol=1e-3 * largest)
+    # the ranks' weights stay identical to each other; against the single process they differ where Adam
+    # normalises float noise into full steps (biases before InstanceNorm have zero true gradient): <= 2 lr a step
+    w0, w1, ref = ranks[0]["weights"], ranks[1]["weights"], single.state_dict()
+    assert all(torch.equal(w0[k], w1[k]) for k in w0)
+    lr = single.config.lr
+    assert max(float((ref[k] - w0[k]).abs().max()) for k in ref if ref[k].is_floating_point()) <= 3 * 2 * lr * 1.01
+    # rank 0 logged the rank-mean losses: at step 1 (same weights) they are the global-batch losses
+    log_ddp = [json.loads(ln) for ln in (tmp_path / "ddp" / "train" / "train_log.jsonl").read_text().splitlines()]
+    log_one = [json.loads(ln) for ln in (tmp_path / "single" / "train_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log_ddp] == [1, 2, 3]
+    for key in ("g_total", "cycle", "identity", "d_a", "d_b"):
+        assert log_ddp[0][key] == pytest.approx(log_one[0][key], rel=1e-5), key
+
+
+def _bench_train(out: Path, steps: int, extra=()) -> subprocess.Popen:
+    cmd = [BENCH, "train", "--method", "cyclegan", "--preset", "smoke", "--device", "cpu", "--gpus", "2",
+           "--out", str(out), "--max-steps", str(steps), *extra]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+
+
+def test_bench_train_data_parallel_killed_and_resumed_equals_uninterrupted(tmp_path):
+    steps = 60
+    proc = _bench_train(tmp_path / "a", steps)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    cell = tmp_path / "a" / "synthetic-night" / "smoke" / "cells" / "cyclegan" / "seed0"
+    uninterrupted = load_file(str(cell / "checkpoint.safetensors"))
+    state = torch.load(cell / "train" / "train_state.pt", weights_only=True)
+    assert state["world"] == 2 and len(state["ranks"]) == 2  # each rank's pool and RNG are kept
+
+    cell_b = tmp_path / "b" / "synthetic-night" / "smoke" / "cells" / "cyclegan" / "seed0"
+    proc = _bench_train(tmp_path / "b", steps)
+    deadline = time.time() + 240
+    while not (cell_b / "train" / "train_state.pt").is_file() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)  # torchrun and both workers, mid-training
+    proc.wait()
+    assert not (cell_b / "checkpoint.safetensors").is_file(), "training finished before it could be killed"
+    killed_at = torch.load(cell_b / "train" / "train_state.pt", weights_only=True)["step"]
+    assert 0 < killed_at < steps
+    proc = _bench_train(tmp_path / "b", steps)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    resumed = load_file(str(cell_b / "checkpoint.safetensors"))
+    assert resumed.keys() == uninterrupted.keys()
+    assert all(torch.equal(resumed[k], uninterrupted[k]) for k in resumed)
+    log = [json.loads(ln)["step"] for ln in (cell_b / "train" / "train_log.jsonl").read_text().splitlines()]
+    assert log == sorted(set(log)) and log[-1] == steps  # no step logged twice after the resume
+
+
+def test_resuming_with_another_number_of_processes_is_refused(tmp_path):
+    proc = _bench_train(tmp_path, 4)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    cell = tmp_path / "synthetic-night" / "smoke" / "cells" / "cyclegan" / "seed0"
+    (cell / "checkpoint.safetensors").unlink()
+    res = subprocess.run([BENCH, "train", "--method", "cyclegan", "--preset", "smoke", "--device", "cpu",
+                          "--out", str(tmp_path), "--max-steps", "8"], capture_output=True, text=True)
+    assert res.returncode == 2
+    assert "written by 2 process(es); resume it with the same number (this run has 1)" in res.stderr
+
+
+def _metrics(run_dir: Path) -> dict:
+    return {(r.method, r.metric): r.value for r in read_metrics_csv(run_dir / "metrics.csv")}
+
+
+@pytest.mark.parametrize("launcher", ["slurm", "local"])
+def test_launched_cells_land_in_one_run_folder_with_the_numbers_of_a_plain_run(tmp_path, launcher):
+    methods = ("identity", "gamma", "clahe")
+    plain = run(RunConfig(preset="smoke", methods=methods, out=tmp_path, name="plain", device="cpu"))
+    from bench.launch import LaunchConfig
+
+    lc = LaunchConfig(launcher=launcher, jobs=2, cluster="local")  # submitit's local executor stands in for Slurm
+    cfg = RunConfig(preset="smoke", methods=methods, out=tmp_path, name="launched", device="cpu", launch=lc)
+    launched = run(cfg)
+    assert sorted(launched.done) == sorted((m, 0) for m in methods)
+    a, b = _metrics(plain.run_dir), _metrics(launched.run_dir)
+    assert a.keys() == b.keys()
+    assert all(a[k] == pytest.approx(b[k], rel=1e-9, nan_ok=True) for k in a)
+    if launcher == "slurm":
+        assert list((launched.run_dir / "launch").iterdir())  # submitit's job folders (logs) are kept
+    again = run(cfg)  # a re-run submits only unfinished cells: none
+    assert again.done == [] and sorted(again.skipped) == sorted((m, 0) for m in methods)
+    manifest = json.loads((launched.run_dir / "manifest.json").read_text())
+    assert manifest["config"]["launch"]["launcher"] == launcher and manifest["train_engine"]["precision"] == "fp32"
+
+
+def test_a_failing_cell_is_reported_and_the_others_are_kept(tmp_path, plugin_site):
+    site = plugin_site("failing_plugin", "failing", "Failing",
+                       translate="raise RuntimeError('boom: this plug-in always fails')")
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    res = subprocess.run([BENCH, "run", "--preset", "smoke", "--methods", "identity,failing", "--device", "cpu",
+                          "--out", str(tmp_path), "--launcher", "local", "--jobs", "2"],
+                         env=env, capture_output=True, text=True)
+    assert res.returncode == 2, res.stderr
+    assert "1 of 2 cell(s) failed" in res.stderr and "failing seed 0: RuntimeError: boom" in res.stderr
+    assert "Traceback" not in res.stderr
+    run_dir = tmp_path / "synthetic-night" / "smoke"
+    assert (run_dir / "cells" / "identity" / "seed0" / "metrics.json").is_file()
+    assert {r.method for r in read_metrics_csv(run_dir / "metrics.csv")} == {"identity", "day-twin"}
