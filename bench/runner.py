@@ -149,16 +149,22 @@ class RunPlan:
     cells: list[tuple[str, int]]
 
 
-def plan(cfg: RunConfig) -> RunPlan:
-    if cfg.preset not in PRESETS:
-        raise RunError(f"unknown preset {cfg.preset!r}; choose one of {', '.join(PRESETS)}")
+def resolve_suite(name: str, preset: str, data_root: Path | None):
+    """The suite, after the checks every command makes (known preset and suite, --data-root only where read)."""
+    if preset not in PRESETS:
+        raise RunError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     try:
-        suite = get_suite(cfg.suite)
+        suite = get_suite(name)
     except KeyError as exc:
         raise RunError(str(exc.args[0])) from None
-    if cfg.data_root is not None and not suite.needs_data_root:
+    if data_root is not None and not suite.needs_data_root:
         raise RunError(f"suite {suite.name!r} does not read --data-root (its data is built in or named in the suite); "
                        "drop the option")
+    return suite
+
+
+def plan(cfg: RunConfig) -> RunPlan:
+    suite = resolve_suite(cfg.suite, cfg.preset, cfg.data_root)
     methods = resolve_methods(cfg.methods, suite.default_methods)
     device = resolve_device(cfg.device)
     run_dir = run_folder(cfg.out, suite.name, cfg.name or cfg.preset)

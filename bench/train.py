@@ -14,9 +14,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import distributed
-from bench.runner import RunError, cell_dir, fit_or_load, prepare_out, resolve_device, run_folder, seed_everything
-from bench.suites import get_suite
-from bench.translator import PRESETS, TrainBudget, TrainEngine, build_translator, method_info
+from bench.runner import (
+    RunError,
+    cell_dir,
+    fit_or_load,
+    prepare_out,
+    resolve_device,
+    resolve_suite,
+    run_folder,
+    seed_everything,
+)
+from bench.translator import TrainBudget, TrainEngine, build_translator, method_info
 
 
 @dataclass(frozen=True)
@@ -43,8 +51,7 @@ def relaunch_with_torchrun(procs: int, argv: list[str]) -> int:
 
 def train_cell(cfg: TrainConfig) -> Path | None:
     """Train (or resume) the cell; returns the checkpoint path on rank 0, None on other ranks."""
-    if cfg.preset not in PRESETS:
-        raise RunError(f"unknown preset {cfg.preset!r}; choose one of {', '.join(PRESETS)}")
+    suite = resolve_suite(cfg.suite, cfg.preset, cfg.data_root)
     try:
         info = method_info(cfg.method)
     except LookupError as exc:
@@ -57,10 +64,6 @@ def train_cell(cfg: TrainConfig) -> Path | None:
         device = f"cuda:{ctx.local_rank}"
     distributed.init_process_group(ctx, device)
     try:
-        try:
-            suite = get_suite(cfg.suite)
-        except KeyError as exc:
-            raise RunError(str(exc.args[0])) from None
         run_dir = run_folder(cfg.out, suite.name, cfg.name or cfg.preset)
         # Rank 0 renders or validates the suite first; the others then find it ready.
         files = None

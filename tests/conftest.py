@@ -38,6 +38,28 @@ def weights_dir(tmp_path_factory) -> Path:
     return make_substitute_weights(tmp_path_factory.mktemp("weights"))
 
 
+@pytest.fixture(scope="session")
+def run_with_test_weights(tmp_path_factory, weights_dir):
+    """``run(cfg)`` with the test weights in TORCH_HOME's hub cache (for module-scoped run fixtures)."""
+    from bench.runner import run
+
+    torch_home = tmp_path_factory.mktemp("th")
+    (torch_home / "hub" / "checkpoints").mkdir(parents=True)
+    for f in weights_dir.iterdir():
+        (torch_home / "hub" / "checkpoints" / f.name).symlink_to(f)
+
+    def run_it(cfg):
+        old = os.environ["TORCH_HOME"]
+        os.environ["TORCH_HOME"] = str(torch_home)
+        try:
+            return run(cfg)
+        finally:
+            os.environ["TORCH_HOME"] = old
+
+    run_it.torch_home = torch_home
+    return run_it
+
+
 @pytest.fixture
 def with_weights(weights_dir, monkeypatch) -> Path:
     """Test weights visible where our code and the reference packages look (TORCH_HOME hub cache)."""

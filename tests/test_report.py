@@ -22,27 +22,19 @@ from bench.report.paper import PAPER_DIR, PaperError, load_paper, paper_table
 from bench.report.render import render
 from bench.report.runs import RunFolderError, load_run
 from bench.results import read_metrics_csv
-from bench.runner import RunConfig, run
+from bench.runner import RunConfig
 
 METHODS = ("identity", "gamma", "augan")  # a classical pair and a learned method with uncertainty maps
 ARTIFACTS = Path(os.environ.get("AUGAN_BENCH_TEST_ARTIFACTS", Path(__file__).resolve().parents[1] / ".test-artifacts"))
 
 
 @pytest.fixture(scope="module")
-def fixture_run(tmp_path_factory, weights_dir):
+def fixture_run(tmp_path_factory, run_with_test_weights):
     """synthetic-night smoke, AU-GAN over two seeds, with test weights (so FID exists, labelled SUBSTITUTE)."""
     out = tmp_path_factory.mktemp("results")
-    torch_home = tmp_path_factory.mktemp("th")
-    (torch_home / "hub" / "checkpoints").mkdir(parents=True)
-    for f in weights_dir.iterdir():
-        (torch_home / "hub" / "checkpoints" / f.name).symlink_to(f)
-    old = os.environ["TORCH_HOME"]
-    os.environ["TORCH_HOME"] = str(torch_home)
-    try:
-        summary = run(RunConfig(preset="smoke", methods=METHODS, seeds=(0, 1), out=out, device="cpu"))
-        other = run(RunConfig(preset="smoke", methods=("identity", "clahe"), out=out, name="other", device="cpu"))
-    finally:
-        os.environ["TORCH_HOME"] = old
+    summary = run_with_test_weights(RunConfig(preset="smoke", methods=METHODS, seeds=(0, 1), out=out, device="cpu"))
+    other = run_with_test_weights(RunConfig(preset="smoke", methods=("identity", "clahe"), out=out, name="other",
+                                            device="cpu"))
     return summary.run_dir, other.run_dir
 
 

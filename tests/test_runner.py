@@ -21,19 +21,10 @@ METHODS = ("identity", "gamma", "clahe", "histmatch")
 
 
 @pytest.fixture(scope="module")
-def smoke_run(tmp_path_factory, weights_dir):
+def smoke_run(tmp_path_factory, weights_dir, run_with_test_weights):
     out = tmp_path_factory.mktemp("results")
-    torch_home = tmp_path_factory.mktemp("th")
-    (torch_home / "hub" / "checkpoints").mkdir(parents=True)
-    for f in weights_dir.iterdir():
-        (torch_home / "hub" / "checkpoints" / f.name).symlink_to(f)
-    old = os.environ["TORCH_HOME"]
-    os.environ["TORCH_HOME"] = str(torch_home)
-    try:
-        summary = run(RunConfig(preset="smoke", methods=METHODS, out=out, device="cpu"))
-    finally:
-        os.environ["TORCH_HOME"] = old
-    return summary, weights_dir, torch_home
+    summary = run_with_test_weights(RunConfig(preset="smoke", methods=METHODS, out=out, device="cpu"))
+    return summary, weights_dir, run_with_test_weights.torch_home
 
 
 def test_run_writes_the_documented_layout(smoke_run):
