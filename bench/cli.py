@@ -457,6 +457,26 @@ def synth(suite, out, n_train, n_test, size, seed) -> None:
     click.echo(f"wrote {len(files.train_a)} + {len(files.train_b)} training and {len(files.test_a)} test scenes to {out}")
 
 
+@data.command()
+@click.option("--suite", required=True, help="A real-data suite (bdd100k-night, ...) or folder:PATH.")
+@click.option("--data-root", type=click.Path(path_type=Path), default=None,
+              help="The dataset folder (default: the suite's environment variable).")
+def check(suite, data_root) -> None:
+    """Counts per split, missing or corrupt files, image sizes, and the metrics the data allows.
+
+    Exits 1 when a problem was found.
+
+    \b
+    Example:
+      bench data check --suite bdd100k-night --data-root /data/bdd100k
+    """
+    from bench.suites.check import check_suite
+
+    lines = check_suite(suite, data_root)
+    click.echo("\n".join(lines))
+    sys.exit(0 if "problems: none found" in lines else 1)
+
+
 @main.group()
 def weights() -> None:
     """Pretrained weight files: what each metric needs, where it goes, whether it is present.

@@ -170,6 +170,8 @@ def plan(cfg: RunConfig) -> RunPlan:
     run_dir = run_folder(cfg.out, suite.name, cfg.name or cfg.preset)
     prepare_out(run_dir)
     files = suite.prepare(cfg.preset, cfg.data_root, cfg.size)
+    for note in files.notes:  # counted skips in the data: reported, never silent
+        tqdm.write(f"warning: {suite.name}: {note}")
     scorer = Scorer(suite.name, files, suite.metrics, device=device, batch_size=cfg.batch_size, preset=cfg.preset,
                     segmenter=cfg.segmenter, segmenter_size=cfg.segmenter_size, detector=cfg.detector)
     cells = []
@@ -348,6 +350,7 @@ def _write_outputs(run_dir: Path, suite: str, files, cfg: RunConfig, device: str
         "suite_root": str(files.root),
         "n_test": len(files.test_a),
         "image_size": [files.height, files.width],
+        "data_notes": list(files.notes),
         "weights": {**previous.get("weights", {}), **scorer.weights_used},
         "train_engine": asdict(cfg.engine.resolved(device)),
         "skipped_metrics": {k: v.one_line for k, v in scorer.skipped.items()},

@@ -24,6 +24,7 @@ class SuiteFiles:
     train_b_boxes: Path | None = None  # COCO-style JSON of the day training images' boxes (detector training)
     height: int = 0
     width: int = 0
+    notes: tuple[str, ...] = ()  # what the suite skipped in the data, and why (reported in the manifest)
 
     def unpaired(self) -> UnpairedData:
         return UnpairedData(self.train_a, self.train_b, self.height, self.width)

@@ -1,0 +1,301 @@
+"""BDD100K night and rain suites, read from the dataset as Berkeley DeepDrive ships it.
+
+Layout (doc.bdd100k.com, "Understanding the Data"; labels in the Scalabel format, doc.bdd100k.com/format.html)::
+
+    bdd100k/
+      images/100k/{train,val,test}/<name>.jpg       1280x720 frames (the 10th second of each video)
+      labels/bdd100k_labels_images_{train,val}.json the original labels, or
+      labels/det_20/det_{train,val}.json            the 2020 detection labels (same frame format)
+
+Each label file is a JSON list of frames: ``name`` (the image file name), ``attributes`` with
+``weather`` (rainy|snowy|clear|overcast|partly cloudy|foggy|undefined) and ``timeofday``
+(daytime|night|dawn/dusk|undefined), and ``labels``: objects with ``category`` and, for boxes,
+``box2d`` {x1, y1, x2, y2} in pixels.
+
+Splits, as ForkGAN and AU-GAN arrange BDD100K (../shared/papers.md): train on the train split,
+test on the val split. ``bdd100k-night``: A = timeofday night, B = timeofday daytime.
+``bdd100k-rain``: A = weather rainy in daytime, B = weather clear in daytime
+(``bdd100k-rainy-night``: A = rainy at night, B = clear daytime). The val-split B
+images are the FID/KID reference set; the val-split A boxes score detection (with ``--detector``),
+their 10 BDD classes mapped to COCO category ids (pedestrian and rider -> person; traffic sign has
+no COCO class and is dropped).
+
+The selected frames are decoded once, resized to the preset's size (paper: 256x512, AU-GAN's
+resolution) and cached as PNGs under ``$AUGAN_BENCH_CACHE/suites/``; presets below ``paper`` take a
+fixed pseudo-random subset (ordered by a hash of the file name, so it does not depend on file order).
+Frames whose image is missing or undecodable, or whose boxes lie outside the image, are skipped,
+counted and reported (in the run's manifest), never silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
+
+from bench.atomic import atomic_write_json
+from bench.cache import cache_dir
+from bench.data.io import write_png
+from bench.suites.base import Suite, SuiteFiles
+from bench.suites.folder import SuiteDataError
+
+ENV_VAR = "AUGAN_BENCH_BDD100K"
+LAYOUT_VERSION = 1
+EXPECTED_TREE = """bdd100k/                                  (--data-root or $AUGAN_BENCH_BDD100K)
+  images/100k/train/*.jpg
+  images/100k/val/*.jpg
+  labels/bdd100k_labels_images_train.json    (or labels/det_20/det_train.json)
+  labels/bdd100k_labels_images_val.json      (or labels/det_20/det_val.json)
+Download "100K Images" and "Labels" (or "Detection 2020 Labels") from https://bdd-data.berkeley.edu/"""
+
+# BDD100K detection classes -> COCO category ids (the ids the suites' box files use everywhere).
+COCO_IDS = {"pedestrian": 1, "person": 1, "rider": 1, "car": 3, "truck": 8, "bus": 6, "train": 7,
+            "motorcycle": 4, "motor": 4, "bicycle": 2, "bike": 2, "traffic light": 10}
+COCO_NAMES = {1: "person", 2: "bicycle", 3: "car", 4: "motorcycle", 6: "bus", 7: "train", 8: "truck",
+              10: "traffic light"}
+
+PRESETS = {
+    "smoke": {"n_train": 24, "n_test": 12, "height": 64, "width": 128},
+    "quick": {"n_train": 400, "n_test": 100, "height": 128, "width": 256},
+    "paper": {"n_train": None, "n_test": None, "height": 256, "width": 512},  # None: every selected frame
+}
+
+
+@dataclass(frozen=True)
+class Frame:
+    name: str
+    timeofday: str
+    weather: str
+    boxes: tuple[tuple[int, tuple[float, float, float, float]], ...]  # (COCO id, x1 y1 x2 y2)
+
+
+def _label_file(root: Path, split: str) -> Path:
+    for candidate in (root / "labels" / "det_20" / f"det_{split}.json",
+                      root / "labels" / f"bdd100k_labels_images_{split}.json"):
+        if candidate.is_file():
+            return candidate
+    raise SuiteDataError(f"BDD100K: no {split} labels under {root / 'labels'} (looked for det_20/det_{split}.json "
+                         f"and bdd100k_labels_images_{split}.json). Expected layout:\n{EXPECTED_TREE}")
+
+
+def read_frames(path: Path) -> list[Frame]:
+    """Parse a Scalabel-format label file; names that would leave the image folder are rejected."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SuiteDataError(f"{path}: not valid JSON ({exc}); download the label file again") from None
+    if isinstance(data, dict) and isinstance(data.get("frames"), list):  # Scalabel's {"frames": [...]} form
+        data = data["frames"]
+    if not isinstance(data, list):
+        raise SuiteDataError(f"{path}: expected a JSON list of frames (Scalabel format), got {type(data).__name__}")
+    frames = []
+    for i, f in enumerate(data):
+        if not isinstance(f, dict) or not isinstance(f.get("name"), str):
+            raise SuiteDataError(f"{path}: frame #{i} has no 'name' string; is this a BDD100K label file?")
+        name = f["name"]
+        if "/" in name or "\\" in name or name in ("", ".", "..") or Path(name).is_absolute():
+            raise SuiteDataError(f"{path}: frame #{i} names {name!r}, a path outside the image folder; rejected "
+                                 "(BDD100K names are plain file names)")
+        attrs = f.get("attributes") or {}
+        boxes = []
+        for lab in f.get("labels") or []:
+            b = lab.get("box2d") if isinstance(lab, dict) else None
+            cid = COCO_IDS.get(str(lab.get("category", "")).lower()) if isinstance(lab, dict) else None
+            if b is None or cid is None:
+                continue
+            try:
+                boxes.append((cid, (float(b["x1"]), float(b["y1"]), float(b["x2"]), float(b["y2"]))))
+            except (KeyError, TypeError, ValueError):
+                raise SuiteDataError(f"{path}: frame {name!r} has a box2d without numeric x1, y1, x2, y2") from None
+        frames.append(Frame(name, str(attrs.get("timeofday", "undefined")), str(attrs.get("weather", "undefined")),
+                            tuple(boxes)))
+    return frames
+
+
+def _order(name: str) -> str:
+    return hashlib.sha256(name.encode()).hexdigest()
+
+
+@dataclass
+class Scan:
+    """What the data holds for one suite: selected frames per split and every problem found."""
+
+    selected: dict[str, list[Frame]] = field(default_factory=dict)  # trainA, trainB, testA, testB
+    skipped: Counter = field(default_factory=Counter)  # reason -> count
+    examples: dict[str, str] = field(default_factory=dict)  # reason -> first file
+    frames_read: dict[str, int] = field(default_factory=dict)
+
+    def skip(self, reason: str, name: str) -> None:
+        self.skipped[reason] += 1
+        self.examples.setdefault(reason, name)
+
+    def notes(self) -> tuple[str, ...]:
+        return tuple(f"skipped {n} frame(s): {why} (e.g. {self.examples[why]})" for why, n in self.skipped.items())
+
+
+@dataclass(frozen=True)
+class BDD100KSuite(Suite):
+    adverse: dict = field(default_factory=dict)  # attribute -> accepted values
+    normal: dict = field(default_factory=dict)
+
+    def root(self, data_root: Path | None) -> Path:
+        root = data_root or (Path(os.environ[ENV_VAR]) if os.environ.get(ENV_VAR) else None)
+        if root is None:
+            raise SuiteDataError(f"{self.name} reads BDD100K from --data-root or ${ENV_VAR}. Expected layout:\n"
+                                 f"{EXPECTED_TREE}")
+        root = Path(root).expanduser()
+        if not (root / "images").is_dir() and (root / "bdd100k" / "images").is_dir():
+            root = root / "bdd100k"  # the folder the archives unpack into
+        if not (root / "images" / "100k").is_dir():
+            raise SuiteDataError(f"{self.name}: {root / 'images' / '100k'} is missing. Expected layout:\n"
+                                 f"{EXPECTED_TREE}")
+        return root
+
+    def _accepts(self, rule: dict, f: Frame) -> bool:
+        return all(getattr(f, attr) in values for attr, values in rule.items())
+
+    def scan(self, data_root: Path | None) -> tuple[Path, Scan]:
+        """Read both label files and select frames; images are only checked for presence here."""
+        root = self.root(data_root)
+        scan = Scan()
+        for split, (a, b) in (("train", ("trainA", "trainB")), ("val", ("testA", "testB"))):
+            frames = read_frames(_label_file(root, split))
+            scan.frames_read[split] = len(frames)
+            for key, rule in ((a, self.adverse), (b, self.normal)):
+                picked = []
+                for f in frames:
+                    if not self._accepts(rule, f):
+                        continue
+                    if not (root / "images" / "100k" / split / f.name).is_file():
+                        scan.skip(f"label names an image that is not in images/100k/{split}/", f.name)
+                        continue
+                    picked.append(f)
+                scan.selected[key] = sorted(picked, key=lambda f: _order(f.name))
+        return root, scan
+
+    def prepare(self, preset: str, data_root: Path | None = None, size: tuple[int, int] | None = None) -> SuiteFiles:
+        root, scan = self.scan(data_root)
+        p = dict(PRESETS[preset])
+        if size is not None:
+            p["height"], p["width"] = size
+        h, w = p["height"], p["width"]
+        limit = {"trainA": p["n_train"], "trainB": p["n_train"], "testA": p["n_test"], "testB": p["n_test"]}
+        for key, frames in scan.selected.items():
+            if not frames:
+                split = "val" if key.startswith("test") else "train"
+                raise SuiteDataError(f"{self.name}: no usable {key} images ({self._describe(key)}) in the {split} split "
+                                     f"of {root} ({scan.frames_read[split]} frames read; "
+                                     f"{'; '.join(scan.notes()) or 'none skipped'})")
+        chosen = {k: v[:limit[k]] if limit[k] else v for k, v in scan.selected.items()}
+        # Keyed by the source files themselves (path, size, mtime), so edited or replaced data is prepared afresh.
+        stats = {k: [(f.name, *_stat(root / "images" / "100k" / ("val" if k.startswith("test") else "train") / f.name))
+                     for f in v] for k, v in chosen.items()}
+        key = json.dumps([self.name, str(root.resolve()), h, w, LAYOUT_VERSION, stats])
+        digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+        out = cache_dir("suites") / f"{self.name}-{h}x{w}-{digest}"
+        done = out / "complete.json"
+        if done.is_file():
+            info = json.loads(done.read_text())
+        else:
+            info = self._materialize(root, chosen, out, h, w, scan)
+            atomic_write_json(done, info)
+        files = {k: tuple(out / k / n for n in names) for k, names in info["files"].items()}
+        return SuiteFiles(root=out, train_a=files["trainA"], train_b=files["trainB"], test_a=files["testA"],
+                          test_b=files["testB"], boxes=out / "testA_boxes.json", height=h, width=w,
+                          notes=tuple(info["notes"]))
+
+    def _describe(self, key: str) -> str:
+        rule = self.adverse if key.endswith("A") else self.normal
+        return ", ".join(f"{k} {'/'.join(sorted(v))}" for k, v in rule.items())
+
+    def _materialize(self, root: Path, chosen: dict[str, list[Frame]], out: Path, h: int, w: int,
+                     scan: Scan) -> dict:
+        names: dict[str, list[str]] = {}
+        boxes: dict[str, list] = {}
+        jobs = [(k, f) for k, frames in chosen.items() for f in frames]
+        for key, f in tqdm(jobs, desc=f"preparing {self.name}", unit="img", leave=False):
+            split = "val" if key.startswith("test") else "train"
+            src = root / "images" / "100k" / split / f.name
+            try:
+                img = load_rgb8(src)
+            except ValueError as exc:
+                scan.skip(f"undecodable image ({exc})", f.name)
+                continue
+            h0, w0 = img.shape[:2]
+            if key == "testA" and any(x2 > w0 + 1 or y2 > h0 + 1 or x1 < -1 or y1 < -1
+                                      for _, (x1, y1, x2, y2) in f.boxes):
+                scan.skip(f"boxes outside the image (labels made for another image size than {w0}x{h0})", f.name)
+                continue
+            name = Path(f.name).stem + ".png"
+            target = out / key / name
+            if not target.is_file():
+                resized = np.array(Image.fromarray(img).resize((w, h), Image.BILINEAR))
+                write_png(target, resized)
+            names.setdefault(key, []).append(name)
+            if key == "testA":
+                sx, sy = w / w0, h / h0
+                boxes[name] = [(cid, (x1 * sx, y1 * sy, x2 * sx, y2 * sy)) for cid, (x1, y1, x2, y2) in f.boxes]
+        _write_coco(out / "testA_boxes.json", boxes)
+        for key in ("trainA", "trainB", "testA", "testB"):
+            if not names.get(key):
+                raise SuiteDataError(f"{self.name}: every {key} image was skipped: {'; '.join(scan.notes())}")
+        return {"files": names, "notes": list(scan.notes()), "source": str(root)}
+
+
+def _stat(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns
+
+
+def load_rgb8(path: Path) -> np.ndarray:
+    """Any image PIL opens, as 8-bit RGB: grayscale, palette, CMYK and RGBA are converted (alpha dropped), 16-bit
+    scaled to 8 bits; a truncated or unreadable file raises ValueError."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                arr = np.array(im).astype(np.float64)
+                top = 65535.0 if im.mode.startswith("I;16") or arr.max() > 255 else 255.0
+                gray = np.clip(np.round(arr / top * 255.0), 0, 255).astype(np.uint8)
+                return np.repeat(gray[..., None], 3, axis=2)
+            return np.array(im.convert("RGB"))
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise ValueError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+
+
+def _write_coco(path: Path, boxes: dict[str, list]) -> None:
+    images, annotations = [], []
+    for img_id, (name, items) in enumerate(sorted(boxes.items()), start=1):
+        images.append({"id": img_id, "file_name": name})
+        for cid, (x1, y1, x2, y2) in items:
+            bw, bh = max(x2 - x1, 0.0), max(y2 - y1, 0.0)
+            annotations.append({"id": len(annotations) + 1, "image_id": img_id, "category_id": cid,
+                                "bbox": [x1, y1, bw, bh], "area": bw * bh, "iscrowd": 0})
+    atomic_write_json(path, {"images": images, "annotations": annotations,
+                             "categories": [{"id": k, "name": v} for k, v in COCO_NAMES.items()]})
+
+
+_METRICS = ("fid", "kid", "fd-dinov2", "map", "ap50")
+_DEFAULT_METHODS = ("identity", "gamma", "clahe", "histmatch")
+
+
+SUITES = (
+    BDD100KSuite(name="bdd100k-night", description="BDD100K night -> daytime (train: train split, test: val night)",
+                 condition="night", metrics=_METRICS, default_methods=_DEFAULT_METHODS, needs_data_root=True,
+                 presets=PRESETS, adverse={"timeofday": {"night"}}, normal={"timeofday": {"daytime"}}),
+    BDD100KSuite(name="bdd100k-rain", description="BDD100K rainy -> clear, both in daytime (val split for testing)",
+                 condition="rain", metrics=_METRICS, default_methods=_DEFAULT_METHODS, needs_data_root=True,
+                 presets=PRESETS, adverse={"weather": {"rainy"}, "timeofday": {"daytime"}},
+                 normal={"weather": {"clear"}, "timeofday": {"daytime"}}),
+    BDD100KSuite(name="bdd100k-rainy-night", description="BDD100K rainy night -> clear daytime (val split for testing)",
+                 condition="rain", metrics=_METRICS, default_methods=_DEFAULT_METHODS, needs_data_root=True,
+                 presets=PRESETS, adverse={"weather": {"rainy"}, "timeofday": {"night"}},
+                 normal={"weather": {"clear"}, "timeofday": {"daytime"}}),
+)

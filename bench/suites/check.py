@@ -1,0 +1,79 @@
+"""``bench data check``: what a suite's data holds, what is wrong with it, and which metrics it allows.
+
+Every selected image is decoded (that is how a truncated JPEG is found), so on the full BDD100K
+this reads ~100k files; the report counts problems instead of stopping at the first.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from tqdm import tqdm
+
+from bench.metrics import METRICS
+from bench.suites import get_suite
+from bench.suites.bdd100k import BDD100KSuite, load_rgb8
+from bench.suites.folder import FolderSuite
+from bench.suites.synthetic import SyntheticSuite
+
+
+def check_suite(name: str, data_root: Path | None) -> list[str]:
+    """The report's lines."""
+    suite = get_suite(name)
+    if isinstance(suite, SyntheticSuite):
+        return [f"{suite.name}: embedded synthetic suite, rendered on first use into the cache; nothing to check.",
+                f"metrics: {', '.join(suite.metrics)}"]
+    if isinstance(suite, BDD100KSuite):
+        root, scan = suite.scan(data_root)
+        lines = [f"{suite.name}: {root}",
+                 *(f"  labels, {split}: {n} frames" for split, n in scan.frames_read.items())]
+        groups = {k: [root / "images" / "100k" / ("val" if k.startswith("test") else "train") / f.name
+                      for f in frames] for k, frames in scan.selected.items()}
+        n_boxes = sum(len(f.boxes) for f in scan.selected.get("testA", []))
+        problems = [f"  {n} frame(s): {why} (e.g. {scan.examples[why]})" for why, n in scan.skipped.items()]
+    elif isinstance(suite, FolderSuite):
+        root = suite.path
+        lines = [f"{suite.name}: {root}"]
+        groups, problems, n_boxes = {}, [], 0
+        from bench.data.io import list_images
+
+        for sub in ("trainA", "trainB", "testA", "testB"):
+            d = root / sub
+            if not d.is_dir():
+                problems.append(f"  {d} is missing")
+                continue
+            groups[sub] = list_images(d)
+    else:
+        raise ValueError(f"bench data check does not know suite {name!r}")
+    sizes: Counter = Counter()
+    for key, paths in groups.items():
+        bad = []
+        for p in tqdm(paths, desc=f"decoding {key}", unit="img", leave=False):
+            try:
+                img = load_rgb8(p)
+                sizes[f"{img.shape[1]}x{img.shape[0]}"] += 1
+            except ValueError as exc:
+                bad.append(f"{p.name} ({exc})")
+        lines.append(f"  {key}: {len(paths) - len(bad)} usable image(s)" + (f", {len(bad)} undecodable" if bad else ""))
+        problems += [f"  undecodable {key} image: {b}" for b in bad[:5]]
+        if len(bad) > 5:
+            problems.append(f"  ... and {len(bad) - 5} more undecodable {key} image(s)")
+        if not paths or len(bad) == len(paths):
+            problems.append(f"  {key} is empty: the suite cannot run")
+    lines.append("  image sizes: " + (", ".join(f"{s} x{n}" for s, n in sizes.most_common(5)) or "none"))
+    lines.append("problems:" if problems else "problems: none found")
+    lines += problems
+    computable = ["fid", "kid", "fd-dinov2"]
+    why_not = {}
+    if n_boxes:
+        computable += ["map", "ap50"]
+        lines.append(f"  {n_boxes} boxes on the adverse test images (mAP needs --detector torchvision:ARCH:CKPT)")
+    if isinstance(suite, FolderSuite) and (root / "testA_labels").is_dir():
+        computable.append("miou")
+    for m in ("lpips", "psnr", "ssim", "sift"):
+        why_not[m] = "no pixel-aligned day references in this suite"
+    lines.append("metrics it can compute: " + ", ".join(computable)
+                 + " (FID/KID/fd-dinov2 with their weights: `bench weights check`)")
+    lines += [f"  not {m}: {why}" for m, why in why_not.items() if m in METRICS]
+    return lines
