@@ -145,7 +145,7 @@ def test_bad_files_are_converted_or_skipped_and_counted(tmp_path):
             assert abs(float(np.asarray(im).mean()) - 40) < 45  # 16-bit scaled to 8 bits, not clipped to white
     assert len(files.train_a) == 29
     notes = " | ".join(files.notes)
-    assert "skipped 1 frame(s): undecodable image" in notes and truncated in notes
+    assert "skipped 1 file(s): undecodable image" in notes and truncated in notes
     assert "label names an image that is not in images/100k/train/" in notes and "ffffffff-00000000.jpg" in notes
 
 

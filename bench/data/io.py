@@ -26,14 +26,20 @@ class ImageReadError(ValueError):
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    """H x W x 3 uint8 RGB."""
+    """H x W x 3 uint8 RGB from any common mode: grayscale, palette, CMYK and RGBA (alpha dropped) are converted,
+    16-bit grayscale is scaled to 8 bits (PIL's own conversion would clip it to white)."""
     try:
         with Image.open(path) as im:
             im.load()
-            if im.mode not in ("RGB", "L", "RGBA", "P", "CMYK", "I;16", "I"):
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                arr = np.array(im).astype(np.float64)
+                top = 65535.0 if im.mode.startswith("I;16") or arr.max() > 255 else 255.0
+                gray = np.clip(np.round(arr / top * 255.0), 0, 255).astype(np.uint8)
+                return np.repeat(gray[..., None], 3, axis=2)
+            if im.mode not in ("RGB", "L", "LA", "RGBA", "P", "CMYK", "YCbCr"):
                 raise ImageReadError(f"{path}: unsupported image mode {im.mode!r}; convert it to 8-bit RGB")
             return np.array(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError) as exc:
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise ImageReadError(f"{path}: cannot read image ({exc}); re-export or remove the file") from exc
 
 

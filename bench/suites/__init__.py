@@ -1,14 +1,15 @@
-"""The suite registry: the embedded synthetic suites, BDD100K, and ``folder:PATH`` for user data."""
+"""The suite registry: the embedded synthetic suites, BDD100K, ACDC, and ``folder:PATH`` for user data."""
 
 from __future__ import annotations
 
+from bench.suites.acdc import SUITES as _ACDC
 from bench.suites.base import Suite, SuiteFiles
 from bench.suites.bdd100k import SUITES as _BDD100K
 from bench.suites.folder import SuiteDataError, folder_suite
 from bench.suites.synthetic import SUITES as _SYNTHETIC
 from bench.translator import unknown_name_message
 
-SUITES: dict[str, Suite] = {s.name: s for s in (*_SYNTHETIC, *_BDD100K)}
+SUITES: dict[str, Suite] = {s.name: s for s in (*_SYNTHETIC, *_BDD100K, *_ACDC)}
 
 __all__ = ["SUITES", "Suite", "SuiteFiles", "SuiteDataError", "get_suite"]
 

@@ -29,25 +29,16 @@ counted and reported (in the run's manifest), never silently.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-from PIL import Image, UnidentifiedImageError
-from tqdm import tqdm
-
-from bench.atomic import atomic_write_json
-from bench.cache import cache_dir
-from bench.data.io import write_png
+from bench.suites import prepared
 from bench.suites.base import Suite, SuiteFiles
 from bench.suites.folder import SuiteDataError
 
 ENV_VAR = "AUGAN_BENCH_BDD100K"
-LAYOUT_VERSION = 1
 EXPECTED_TREE = """bdd100k/                                  (--data-root or $AUGAN_BENCH_BDD100K)
   images/100k/train/*.jpg
   images/100k/val/*.jpg
@@ -119,25 +110,13 @@ def read_frames(path: Path) -> list[Frame]:
     return frames
 
 
-def _order(name: str) -> str:
-    return hashlib.sha256(name.encode()).hexdigest()
-
-
 @dataclass
 class Scan:
-    """What the data holds for one suite: selected frames per split and every problem found."""
+    """What the labels select, per split, and what was skipped on the way."""
 
     selected: dict[str, list[Frame]] = field(default_factory=dict)  # trainA, trainB, testA, testB
-    skipped: Counter = field(default_factory=Counter)  # reason -> count
-    examples: dict[str, str] = field(default_factory=dict)  # reason -> first file
     frames_read: dict[str, int] = field(default_factory=dict)
-
-    def skip(self, reason: str, name: str) -> None:
-        self.skipped[reason] += 1
-        self.examples.setdefault(reason, name)
-
-    def notes(self) -> tuple[str, ...]:
-        return tuple(f"skipped {n} frame(s): {why} (e.g. {self.examples[why]})" for why, n in self.skipped.items())
+    skips: prepared.Skips = field(default_factory=prepared.Skips)
 
 
 @dataclass(frozen=True)
@@ -161,6 +140,9 @@ class BDD100KSuite(Suite):
     def _accepts(self, rule: dict, f: Frame) -> bool:
         return all(getattr(f, attr) in values for attr, values in rule.items())
 
+    def image_path(self, root: Path, key: str, f: Frame) -> Path:
+        return root / "images" / "100k" / ("val" if key.startswith("test") else "train") / f.name
+
     def scan(self, data_root: Path | None) -> tuple[Path, Scan]:
         """Read both label files and select frames; images are only checked for presence here."""
         root = self.root(data_root)
@@ -173,11 +155,11 @@ class BDD100KSuite(Suite):
                 for f in frames:
                     if not self._accepts(rule, f):
                         continue
-                    if not (root / "images" / "100k" / split / f.name).is_file():
-                        scan.skip(f"label names an image that is not in images/100k/{split}/", f.name)
+                    if not self.image_path(root, key, f).is_file():
+                        scan.skips.add(f"label names an image that is not in images/100k/{split}/", f.name)
                         continue
                     picked.append(f)
-                scan.selected[key] = sorted(picked, key=lambda f: _order(f.name))
+                scan.selected[key] = picked
         return root, scan
 
     def prepare(self, preset: str, data_root: Path | None = None, size: tuple[int, int] | None = None) -> SuiteFiles:
@@ -185,101 +167,22 @@ class BDD100KSuite(Suite):
         p = dict(PRESETS[preset])
         if size is not None:
             p["height"], p["width"] = size
-        h, w = p["height"], p["width"]
-        limit = {"trainA": p["n_train"], "trainB": p["n_train"], "testA": p["n_test"], "testB": p["n_test"]}
         for key, frames in scan.selected.items():
             if not frames:
                 split = "val" if key.startswith("test") else "train"
                 raise SuiteDataError(f"{self.name}: no usable {key} images ({self._describe(key)}) in the {split} split "
                                      f"of {root} ({scan.frames_read[split]} frames read; "
-                                     f"{'; '.join(scan.notes()) or 'none skipped'})")
-        chosen = {k: v[:limit[k]] if limit[k] else v for k, v in scan.selected.items()}
-        # Keyed by the source files themselves (path, size, mtime), so edited or replaced data is prepared afresh.
-        stats = {k: [(f.name, *_stat(root / "images" / "100k" / ("val" if k.startswith("test") else "train") / f.name))
-                     for f in v] for k, v in chosen.items()}
-        key = json.dumps([self.name, str(root.resolve()), h, w, LAYOUT_VERSION, stats])
-        digest = hashlib.sha256(key.encode()).hexdigest()[:12]
-        out = cache_dir("suites") / f"{self.name}-{h}x{w}-{digest}"
-        done = out / "complete.json"
-        if done.is_file():
-            info = json.loads(done.read_text())
-        else:
-            info = self._materialize(root, chosen, out, h, w, scan)
-            atomic_write_json(done, info)
-        files = {k: tuple(out / k / n for n in names) for k, names in info["files"].items()}
-        return SuiteFiles(root=out, train_a=files["trainA"], train_b=files["trainB"], test_a=files["testA"],
-                          test_b=files["testB"], boxes=out / "testA_boxes.json", height=h, width=w,
-                          notes=tuple(info["notes"]))
+                                     f"{'; '.join(scan.skips.notes()) or 'none skipped'})")
+        chosen = {}
+        for key, frames in scan.selected.items():
+            items = [prepared.SourceImage(self.image_path(root, key, f), Path(f.name).stem + ".png",
+                                          boxes=f.boxes if key == "testA" else ()) for f in frames]
+            chosen[key] = prepared.subset(items, p["n_test"] if key.startswith("test") else p["n_train"])
+        return prepared.prepare(self.name, chosen, p["height"], p["width"], scan.skips, box_categories=COCO_NAMES)
 
     def _describe(self, key: str) -> str:
         rule = self.adverse if key.endswith("A") else self.normal
         return ", ".join(f"{k} {'/'.join(sorted(v))}" for k, v in rule.items())
-
-    def _materialize(self, root: Path, chosen: dict[str, list[Frame]], out: Path, h: int, w: int,
-                     scan: Scan) -> dict:
-        names: dict[str, list[str]] = {}
-        boxes: dict[str, list] = {}
-        jobs = [(k, f) for k, frames in chosen.items() for f in frames]
-        for key, f in tqdm(jobs, desc=f"preparing {self.name}", unit="img", leave=False):
-            split = "val" if key.startswith("test") else "train"
-            src = root / "images" / "100k" / split / f.name
-            try:
-                img = load_rgb8(src)
-            except ValueError as exc:
-                scan.skip(f"undecodable image ({exc})", f.name)
-                continue
-            h0, w0 = img.shape[:2]
-            if key == "testA" and any(x2 > w0 + 1 or y2 > h0 + 1 or x1 < -1 or y1 < -1
-                                      for _, (x1, y1, x2, y2) in f.boxes):
-                scan.skip(f"boxes outside the image (labels made for another image size than {w0}x{h0})", f.name)
-                continue
-            name = Path(f.name).stem + ".png"
-            target = out / key / name
-            if not target.is_file():
-                resized = np.array(Image.fromarray(img).resize((w, h), Image.BILINEAR))
-                write_png(target, resized)
-            names.setdefault(key, []).append(name)
-            if key == "testA":
-                sx, sy = w / w0, h / h0
-                boxes[name] = [(cid, (x1 * sx, y1 * sy, x2 * sx, y2 * sy)) for cid, (x1, y1, x2, y2) in f.boxes]
-        _write_coco(out / "testA_boxes.json", boxes)
-        for key in ("trainA", "trainB", "testA", "testB"):
-            if not names.get(key):
-                raise SuiteDataError(f"{self.name}: every {key} image was skipped: {'; '.join(scan.notes())}")
-        return {"files": names, "notes": list(scan.notes()), "source": str(root)}
-
-
-def _stat(path: Path) -> tuple[int, int]:
-    st = path.stat()
-    return st.st_size, st.st_mtime_ns
-
-
-def load_rgb8(path: Path) -> np.ndarray:
-    """Any image PIL opens, as 8-bit RGB: grayscale, palette, CMYK and RGBA are converted (alpha dropped), 16-bit
-    scaled to 8 bits; a truncated or unreadable file raises ValueError."""
-    try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                arr = np.array(im).astype(np.float64)
-                top = 65535.0 if im.mode.startswith("I;16") or arr.max() > 255 else 255.0
-                gray = np.clip(np.round(arr / top * 255.0), 0, 255).astype(np.uint8)
-                return np.repeat(gray[..., None], 3, axis=2)
-            return np.array(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-        raise ValueError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
-
-
-def _write_coco(path: Path, boxes: dict[str, list]) -> None:
-    images, annotations = [], []
-    for img_id, (name, items) in enumerate(sorted(boxes.items()), start=1):
-        images.append({"id": img_id, "file_name": name})
-        for cid, (x1, y1, x2, y2) in items:
-            bw, bh = max(x2 - x1, 0.0), max(y2 - y1, 0.0)
-            annotations.append({"id": len(annotations) + 1, "image_id": img_id, "category_id": cid,
-                                "bbox": [x1, y1, bw, bh], "area": bw * bh, "iscrowd": 0})
-    atomic_write_json(path, {"images": images, "annotations": annotations,
-                             "categories": [{"id": k, "name": v} for k, v in COCO_NAMES.items()]})
 
 
 _METRICS = ("fid", "kid", "fd-dinov2", "map", "ap50")

@@ -13,7 +13,9 @@ from tqdm import tqdm
 
 from bench.metrics import METRICS
 from bench.suites import get_suite
-from bench.suites.bdd100k import BDD100KSuite, load_rgb8
+from bench.data.io import ImageReadError, read_rgb
+from bench.suites.acdc import ACDCSuite
+from bench.suites.bdd100k import BDD100KSuite
 from bench.suites.folder import FolderSuite
 from bench.suites.synthetic import SyntheticSuite
 
@@ -28,10 +30,16 @@ def check_suite(name: str, data_root: Path | None) -> list[str]:
         root, scan = suite.scan(data_root)
         lines = [f"{suite.name}: {root}",
                  *(f"  labels, {split}: {n} frames" for split, n in scan.frames_read.items())]
-        groups = {k: [root / "images" / "100k" / ("val" if k.startswith("test") else "train") / f.name
-                      for f in frames] for k, frames in scan.selected.items()}
+        groups = {k: [suite.image_path(root, k, f) for f in frames] for k, frames in scan.selected.items()}
         n_boxes = sum(len(f.boxes) for f in scan.selected.get("testA", []))
-        problems = [f"  {n} frame(s): {why} (e.g. {scan.examples[why]})" for why, n in scan.skipped.items()]
+        problems = [f"  {n} frame(s): {why} (e.g. {scan.skips.examples[why]})" for why, n in scan.skips.counts.items()]
+    elif isinstance(suite, ACDCSuite):
+        found, skips = suite.sources(data_root)
+        root = suite.root(data_root)
+        lines = [f"{suite.name}: {root}"]
+        groups = {k: [s.path for s in v] for k, v in found.items()}
+        n_boxes = 0
+        problems = [f"  {n} file(s): {why} (e.g. {skips.examples[why]})" for why, n in skips.counts.items()]
     elif isinstance(suite, FolderSuite):
         root = suite.path
         lines = [f"{suite.name}: {root}"]
@@ -51,10 +59,10 @@ def check_suite(name: str, data_root: Path | None) -> list[str]:
         bad = []
         for p in tqdm(paths, desc=f"decoding {key}", unit="img", leave=False):
             try:
-                img = load_rgb8(p)
+                img = read_rgb(p)
                 sizes[f"{img.shape[1]}x{img.shape[0]}"] += 1
-            except ValueError as exc:
-                bad.append(f"{p.name} ({exc})")
+            except ImageReadError as exc:
+                bad.append(f"{p.name} ({str(exc).split(': ', 1)[-1]})")
         lines.append(f"  {key}: {len(paths) - len(bad)} usable image(s)" + (f", {len(bad)} undecodable" if bad else ""))
         problems += [f"  undecodable {key} image: {b}" for b in bad[:5]]
         if len(bad) > 5:
@@ -69,8 +77,9 @@ def check_suite(name: str, data_root: Path | None) -> list[str]:
     if n_boxes:
         computable += ["map", "ap50"]
         lines.append(f"  {n_boxes} boxes on the adverse test images (mAP needs --detector torchvision:ARCH:CKPT)")
-    if isinstance(suite, FolderSuite) and (root / "testA_labels").is_dir():
+    if (isinstance(suite, FolderSuite) and (root / "testA_labels").is_dir()) or isinstance(suite, ACDCSuite):
         computable.append("miou")
+        lines.append("  label maps on the adverse test images (mIoU needs --segmenter SPEC)")
     for m in ("lpips", "psnr", "ssim", "sift"):
         why_not[m] = "no pixel-aligned day references in this suite"
     lines.append("metrics it can compute: " + ", ".join(computable)

@@ -1,0 +1,153 @@
+"""What every real-data suite shares: selected dataset files -> resized, cached PNGs -> SuiteFiles.
+
+A suite decides which files form trainA/trainB/testA/testB (and which label map or boxes go with
+each adverse test image); this module decodes each once (any mode PIL reads, to 8-bit RGB), resizes
+it to the preset's size (bilinear; label maps nearest), and writes it under
+``$AUGAN_BENCH_CACHE/suites/<suite>-<HxW>-<key>/``, keyed by the source files' paths, sizes and
+modification times. Problems are counted and reported (``Skips``), never silent; an interrupted
+preparation resumes, keeping the PNGs already written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from bench.atomic import atomic_write_json
+from bench.cache import cache_dir
+from bench.data.io import ImageReadError, read_rgb, write_png
+from bench.suites.base import SuiteFiles
+from bench.suites.folder import SuiteDataError
+
+LAYOUT_VERSION = 1
+SPLITS = ("trainA", "trainB", "testA", "testB")
+
+
+@dataclass(frozen=True)
+class SourceImage:
+    path: Path  # the dataset's own file
+    name: str  # its PNG name in the prepared suite (unique within a split)
+    label: Path | None = None  # semantic label map (Cityscapes train ids, 255 ignore) of an adverse test image
+    boxes: tuple = ()  # (COCO category id, (x1, y1, x2, y2)) in source pixels
+
+
+@dataclass
+class Skips:
+    counts: Counter = field(default_factory=Counter)  # reason -> count
+    examples: dict[str, str] = field(default_factory=dict)  # reason -> first file
+
+    def add(self, reason: str, name: str) -> None:
+        self.counts[reason] += 1
+        self.examples.setdefault(reason, name)
+
+    def notes(self) -> list[str]:
+        return [f"skipped {n} file(s): {why} (e.g. {self.examples[why]})" for why, n in self.counts.items()]
+
+
+def _stat(path: Path) -> list:
+    st = path.stat()
+    return [str(path), st.st_size, st.st_mtime_ns]
+
+
+def prepare(suite: str, chosen: dict[str, list[SourceImage]], height: int, width: int, skips: Skips,
+            box_categories: dict[int, str] | None = None) -> SuiteFiles:
+    for split in SPLITS:
+        if not chosen.get(split):
+            raise SuiteDataError(f"{suite}: no usable {split} images ({'; '.join(skips.notes()) or 'none skipped'})")
+    stats = {k: [[*_stat(s.path), s.name, *(_stat(s.label) if s.label else [])] for s in v] for k, v in chosen.items()}
+    key = hashlib.sha256(json.dumps([suite, height, width, LAYOUT_VERSION, stats]).encode()).hexdigest()[:12]
+    out = cache_dir("suites") / f"{suite}-{height}x{width}-{key}"
+    done = out / "complete.json"
+    if done.is_file():
+        info = json.loads(done.read_text())
+    else:
+        info = _write(suite, chosen, out, height, width, skips, box_categories)
+        atomic_write_json(done, info)
+    files = {k: tuple(out / k / n for n in names) for k, names in info["files"].items()}
+    labels = tuple(out / "testA_labels" / p.name for p in files["testA"]) if info["labels"] else None
+    return SuiteFiles(root=out, train_a=files["trainA"], train_b=files["trainB"], test_a=files["testA"],
+                      test_b=files["testB"], labels=labels,
+                      boxes=out / "testA_boxes.json" if info["boxes"] else None,
+                      height=height, width=width, notes=tuple(info["notes"]))
+
+
+def _write(suite: str, chosen: dict[str, list[SourceImage]], out: Path, h: int, w: int, skips: Skips,
+           box_categories: dict[int, str] | None) -> dict:
+    names: dict[str, list[str]] = {k: [] for k in SPLITS}
+    boxes: dict[str, list] = {}
+    with_labels = all(s.label is not None for s in chosen["testA"])
+    jobs = [(k, s) for k in SPLITS for s in chosen[k]]
+    for split, s in tqdm(jobs, desc=f"preparing {suite}", unit="img", leave=False):
+        try:
+            img = read_rgb(s.path)
+        except ImageReadError as exc:
+            skips.add(f"undecodable image ({str(exc).split(': ', 1)[-1]})", s.path.name)
+            continue
+        h0, w0 = img.shape[:2]
+        label = None
+        if split == "testA" and with_labels:
+            try:
+                label = _read_label(s.label)
+            except ImageReadError as exc:
+                skips.add(f"undecodable label map ({str(exc).split(': ', 1)[-1]})", s.label.name)
+                continue
+            if label.shape != (h0, w0):
+                skips.add(f"label map size {label.shape[1]}x{label.shape[0]} differs from its image's", s.label.name)
+                continue
+        if split == "testA" and any(x2 > w0 + 1 or y2 > h0 + 1 or x1 < -1 or y1 < -1
+                                    for _, (x1, y1, x2, y2) in s.boxes):
+            skips.add(f"boxes outside the image (labels made for another image size than {w0}x{h0})", s.path.name)
+            continue
+        target = out / split / s.name
+        if not target.is_file():
+            if label is not None:  # the label first: the image marks the pair as done
+                write_png(out / "testA_labels" / s.name,
+                          np.array(Image.fromarray(label).resize((w, h), Image.NEAREST)))
+            write_png(target, np.array(Image.fromarray(img).resize((w, h), Image.BILINEAR)))
+        names[split].append(s.name)
+        if split == "testA" and box_categories is not None:
+            sx, sy = w / w0, h / h0
+            boxes[s.name] = [(cid, (x1 * sx, y1 * sy, x2 * sx, y2 * sy)) for cid, (x1, y1, x2, y2) in s.boxes]
+    for split in SPLITS:
+        if not names[split]:
+            raise SuiteDataError(f"{suite}: every {split} image was skipped: {'; '.join(skips.notes())}")
+    if box_categories is not None:
+        _write_coco(out / "testA_boxes.json", boxes, box_categories)
+    return {"files": names, "notes": skips.notes(), "labels": with_labels, "boxes": box_categories is not None}
+
+
+def _read_label(path: Path) -> np.ndarray:
+    """A train-id label map: one channel, 8 bits (a colour or 16-bit file is refused as undecodable)."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode not in ("L", "P"):
+                raise ImageReadError(f"{path}: label maps are single-channel 8-bit train ids, this one is {im.mode}")
+            return np.array(im)
+    except OSError as exc:
+        raise ImageReadError(f"{path}: {exc}") from None
+
+
+def _write_coco(path: Path, boxes: dict[str, list], categories: dict[int, str]) -> None:
+    images, annotations = [], []
+    for img_id, (name, items) in enumerate(sorted(boxes.items()), start=1):
+        images.append({"id": img_id, "file_name": name})
+        for cid, (x1, y1, x2, y2) in items:
+            bw, bh = max(x2 - x1, 0.0), max(y2 - y1, 0.0)
+            annotations.append({"id": len(annotations) + 1, "image_id": img_id, "category_id": cid,
+                                "bbox": [x1, y1, bw, bh], "area": bw * bh, "iscrowd": 0})
+    atomic_write_json(path, {"images": images, "annotations": annotations,
+                             "categories": [{"id": k, "name": v} for k, v in categories.items()]})
+
+
+def subset(items: list[SourceImage], n: int | None) -> list[SourceImage]:
+    """A fixed pseudo-random subset: ordered by a hash of the file name, so independent of listing order."""
+    ordered = sorted(items, key=lambda s: hashlib.sha256(s.path.name.encode()).hexdigest())
+    return ordered if n is None else ordered[:n]
