@@ -16,6 +16,7 @@ from bench.suites import get_suite
 from bench.data.io import ImageReadError, read_rgb
 from bench.suites.acdc import ACDCSuite
 from bench.suites.bdd100k import BDD100KSuite
+from bench.suites.dark_zurich import DarkZurichSuite
 from bench.suites.folder import FolderSuite
 from bench.suites.synthetic import SyntheticSuite
 
@@ -25,7 +26,7 @@ def check_suite(name: str, data_root: Path | None) -> list[str]:
     suite = get_suite(name)
     if isinstance(suite, SyntheticSuite):
         return [f"{suite.name}: embedded synthetic suite, rendered on first use into the cache; nothing to check.",
-                f"metrics: {', '.join(suite.metrics)}"]
+                f"metrics it can compute: {', '.join(suite.metrics)}", "problems: none found"]
     if isinstance(suite, BDD100KSuite):
         root, scan = suite.scan(data_root)
         lines = [f"{suite.name}: {root}",
@@ -33,10 +34,10 @@ def check_suite(name: str, data_root: Path | None) -> list[str]:
         groups = {k: [suite.image_path(root, k, f) for f in frames] for k, frames in scan.selected.items()}
         n_boxes = sum(len(f.boxes) for f in scan.selected.get("testA", []))
         problems = [f"  {n} frame(s): {why} (e.g. {scan.skips.examples[why]})" for why, n in scan.skips.counts.items()]
-    elif isinstance(suite, ACDCSuite):
+    elif isinstance(suite, (ACDCSuite, DarkZurichSuite)):
         found, skips = suite.sources(data_root)
-        root = suite.root(data_root)
-        lines = [f"{suite.name}: {root}"]
+        root = data_root or Path(".")
+        lines = [f"{suite.name}: {data_root or '(from the environment)'}"]
         groups = {k: [s.path for s in v] for k, v in found.items()}
         n_boxes = 0
         problems = [f"  {n} file(s): {why} (e.g. {skips.examples[why]})" for why, n in skips.counts.items()]
@@ -70,19 +71,21 @@ def check_suite(name: str, data_root: Path | None) -> list[str]:
         if not paths or len(bad) == len(paths):
             problems.append(f"  {key} is empty: the suite cannot run")
     lines.append("  image sizes: " + (", ".join(f"{s} x{n}" for s, n in sizes.most_common(5)) or "none"))
-    lines.append("problems:" if problems else "problems: none found")
-    lines += problems
     computable = ["fid", "kid", "fd-dinov2"]
     why_not = {}
     if n_boxes:
         computable += ["map", "ap50"]
         lines.append(f"  {n_boxes} boxes on the adverse test images (mAP needs --detector torchvision:ARCH:CKPT)")
-    if (isinstance(suite, FolderSuite) and (root / "testA_labels").is_dir()) or isinstance(suite, ACDCSuite):
+    if (isinstance(suite, FolderSuite) and (root / "testA_labels").is_dir()) or isinstance(suite, (ACDCSuite,
+                                                                                                    DarkZurichSuite)):
         computable.append("miou")
         lines.append("  label maps on the adverse test images (mIoU needs --segmenter SPEC)")
-    for m in ("lpips", "psnr", "ssim", "sift"):
+    if isinstance(suite, DarkZurichSuite):
+        computable.append("sift")
+    for m in ("lpips", "psnr", "ssim", *(() if isinstance(suite, DarkZurichSuite) else ("sift",))):
         why_not[m] = "no pixel-aligned day references in this suite"
     lines.append("metrics it can compute: " + ", ".join(computable)
                  + " (FID/KID/fd-dinov2 with their weights: `bench weights check`)")
     lines += [f"  not {m}: {why}" for m, why in why_not.items() if m in METRICS]
-    return lines
+    lines.append("problems:" if problems else "problems: none found")
+    return lines + problems

@@ -36,6 +36,7 @@ class SourceImage:
     name: str  # its PNG name in the prepared suite (unique within a split)
     label: Path | None = None  # semantic label map (Cityscapes train ids, 255 ignore) of an adverse test image
     boxes: tuple = ()  # (COCO category id, (x1, y1, x2, y2)) in source pixels
+    twin: Path | None = None  # the matched normal-condition frame of an adverse test image (SIFT localisation)
 
 
 @dataclass
@@ -61,7 +62,8 @@ def prepare(suite: str, chosen: dict[str, list[SourceImage]], height: int, width
     for split in SPLITS:
         if not chosen.get(split):
             raise SuiteDataError(f"{suite}: no usable {split} images ({'; '.join(skips.notes()) or 'none skipped'})")
-    stats = {k: [[*_stat(s.path), s.name, *(_stat(s.label) if s.label else [])] for s in v] for k, v in chosen.items()}
+    stats = {k: [[*_stat(s.path), s.name, *(_stat(s.label) if s.label else []), *(_stat(s.twin) if s.twin else [])]
+                 for s in v] for k, v in chosen.items()}
     key = hashlib.sha256(json.dumps([suite, height, width, LAYOUT_VERSION, stats]).encode()).hexdigest()[:12]
     out = cache_dir("suites") / f"{suite}-{height}x{width}-{key}"
     done = out / "complete.json"
@@ -72,8 +74,9 @@ def prepare(suite: str, chosen: dict[str, list[SourceImage]], height: int, width
         atomic_write_json(done, info)
     files = {k: tuple(out / k / n for n in names) for k, names in info["files"].items()}
     labels = tuple(out / "testA_labels" / p.name for p in files["testA"]) if info["labels"] else None
+    twins = tuple(out / "testA_twins" / p.name for p in files["testA"]) if info.get("twins") else None
     return SuiteFiles(root=out, train_a=files["trainA"], train_b=files["trainB"], test_a=files["testA"],
-                      test_b=files["testB"], labels=labels,
+                      test_b=files["testB"], labels=labels, twins=twins,
                       boxes=out / "testA_boxes.json" if info["boxes"] else None,
                       height=height, width=width, notes=tuple(info["notes"]))
 
@@ -83,6 +86,7 @@ def _write(suite: str, chosen: dict[str, list[SourceImage]], out: Path, h: int, 
     names: dict[str, list[str]] = {k: [] for k in SPLITS}
     boxes: dict[str, list] = {}
     with_labels = all(s.label is not None for s in chosen["testA"])
+    with_twins = all(s.twin is not None for s in chosen["testA"])
     jobs = [(k, s) for k in SPLITS for s in chosen[k]]
     for split, s in tqdm(jobs, desc=f"preparing {suite}", unit="img", leave=False):
         try:
@@ -101,15 +105,24 @@ def _write(suite: str, chosen: dict[str, list[SourceImage]], out: Path, h: int, 
             if label.shape != (h0, w0):
                 skips.add(f"label map size {label.shape[1]}x{label.shape[0]} differs from its image's", s.label.name)
                 continue
+        twin = None
+        if split == "testA" and with_twins:
+            try:
+                twin = read_rgb(s.twin)
+            except ImageReadError as exc:
+                skips.add(f"undecodable matched day frame ({str(exc).split(': ', 1)[-1]})", s.twin.name)
+                continue
         if split == "testA" and any(x2 > w0 + 1 or y2 > h0 + 1 or x1 < -1 or y1 < -1
                                     for _, (x1, y1, x2, y2) in s.boxes):
             skips.add(f"boxes outside the image (labels made for another image size than {w0}x{h0})", s.path.name)
             continue
         target = out / split / s.name
         if not target.is_file():
-            if label is not None:  # the label first: the image marks the pair as done
+            if label is not None:  # label and twin first: the image marks the set as done
                 write_png(out / "testA_labels" / s.name,
                           np.array(Image.fromarray(label).resize((w, h), Image.NEAREST)))
+            if twin is not None:
+                write_png(out / "testA_twins" / s.name, np.array(Image.fromarray(twin).resize((w, h), Image.BILINEAR)))
             write_png(target, np.array(Image.fromarray(img).resize((w, h), Image.BILINEAR)))
         names[split].append(s.name)
         if split == "testA" and box_categories is not None:
@@ -120,7 +133,8 @@ def _write(suite: str, chosen: dict[str, list[SourceImage]], out: Path, h: int, 
             raise SuiteDataError(f"{suite}: every {split} image was skipped: {'; '.join(skips.notes())}")
     if box_categories is not None:
         _write_coco(out / "testA_boxes.json", boxes, box_categories)
-    return {"files": names, "notes": skips.notes(), "labels": with_labels, "boxes": box_categories is not None}
+    return {"files": names, "notes": skips.notes(), "labels": with_labels, "twins": with_twins,
+            "boxes": box_categories is not None}
 
 
 def _read_label(path: Path) -> np.ndarray:
