@@ -215,3 +215,32 @@ def test_data_check_counts_and_reports(tmp_path):
     assert res.exit_code == 1
     assert "trainA is empty: the suite cannot run" in res.output and "undecodable" in res.output
     assert "label names an image that is not in images/100k/train/" in res.output
+
+
+def test_night_segmentation_suite_uses_the_10k_images_with_masks(tmp_path):
+    root = make_bdd100k(tmp_path, n_val=15)
+    val = {f.name: f for f in read_frames(_labels_path(root, "val"))}
+    night = sorted(n for n, f in val.items() if f.timeofday == "night")
+    day = sorted(n for n, f in val.items() if f.timeofday == "daytime")
+    img10k, masks = root / "images" / "10k" / "val", root / "labels" / "sem_seg" / "masks" / "val"
+    img10k.mkdir(parents=True)
+    masks.mkdir(parents=True)
+    mask = np.zeros((H, W), np.uint8)
+    mask[: H // 2] = 10
+    for n in night[:13] + day[:2]:  # the 10K set overlaps both conditions
+        Image.fromarray(np.full((H, W, 3), 20, np.uint8)).save(img10k / n)
+        if n != night[12]:
+            Image.fromarray(mask).save(masks / (n[:-4] + ".png"))
+    files = get_suite("bdd100k-night-seg").prepare("paper", root, size=(36, 64))
+    assert sorted(p.stem + ".jpg" for p in files.test_a) == night[:12]  # night only; the one without mask skipped
+    assert files.labels is not None and files.boxes is None
+    with Image.open(files.test_a[0]) as im:
+        assert np.asarray(im).mean() == pytest.approx(20, abs=1)  # the 10K image, not the 100K frame of that name
+    with Image.open(files.labels[0]) as im:
+        lab = np.asarray(im)
+    assert lab.shape == (36, 64) and set(np.unique(lab)) == {0, 10}
+    assert any("10K val image without its mask" in n for n in files.notes)
+    assert len(files.test_b) == 15  # the FID reference: 100K val daytime
+    shutil.rmtree(masks)
+    with pytest.raises(SuiteDataError, match="sem_seg/masks/val is missing"):
+        get_suite("bdd100k-night-seg").prepare("smoke", root)

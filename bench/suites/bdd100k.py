@@ -15,7 +15,10 @@ Each label file is a JSON list of frames: ``name`` (the image file name), ``attr
 Splits, as ForkGAN and AU-GAN arrange BDD100K (../shared/papers.md): train on the train split,
 test on the val split. ``bdd100k-night``: A = timeofday night, B = timeofday daytime.
 ``bdd100k-rain``: A = weather rainy in daytime, B = weather clear in daytime
-(``bdd100k-rainy-night``: A = rainy at night, B = clear daytime). The val-split B
+(``bdd100k-rainy-night``: A = rainy at night, B = clear daytime). ``bdd100k-night-seg`` tests on the
+images of the 10K segmentation set (``images/10k/val``, masks in ``labels/sem_seg/masks/val``: 8-bit
+Cityscapes train ids, 255 ignore, doc.bdd100k.com/format.html) whose name the val labels list as
+night: the set N2D3 scores mIoU on (its text counts 329 such images). The val-split B
 images are the FID/KID reference set; the val-split A boxes score detection (with ``--detector``),
 their 10 BDD classes mapped to COCO category ids (pedestrian and rider -> person; traffic sign has
 no COCO class and is dropped).
@@ -44,6 +47,8 @@ EXPECTED_TREE = """bdd100k/                                  (--data-root or $AU
   images/100k/val/*.jpg
   labels/bdd100k_labels_images_train.json    (or labels/det_20/det_train.json)
   labels/bdd100k_labels_images_val.json      (or labels/det_20/det_val.json)
+  images/10k/val/*.jpg                       (bdd100k-night-seg only: "10K Images")
+  labels/sem_seg/masks/val/*.png             (bdd100k-night-seg only: "Semantic Segmentation")
 Download "100K Images" and "Labels" (or "Detection 2020 Labels") from https://bdd-data.berkeley.edu/"""
 
 # BDD100K detection classes -> COCO category ids (the ids the suites' box files use everywhere).
@@ -123,6 +128,7 @@ class Scan:
 class BDD100KSuite(Suite):
     adverse: dict = field(default_factory=dict)  # attribute -> accepted values
     normal: dict = field(default_factory=dict)
+    segmentation: bool = False  # test on the 10K segmentation images (with their masks) instead of the 100K val
 
     def root(self, data_root: Path | None) -> Path:
         root = data_root or (Path(os.environ[ENV_VAR]) if os.environ.get(ENV_VAR) else None)
@@ -132,16 +138,24 @@ class BDD100KSuite(Suite):
         root = Path(root).expanduser()
         if not (root / "images").is_dir() and (root / "bdd100k" / "images").is_dir():
             root = root / "bdd100k"  # the folder the archives unpack into
-        if not (root / "images" / "100k").is_dir():
-            raise SuiteDataError(f"{self.name}: {root / 'images' / '100k'} is missing. Expected layout:\n"
-                                 f"{EXPECTED_TREE}")
+        needed = [root / "images" / "100k"]
+        if self.segmentation:
+            needed += [root / "images" / "10k" / "val", root / "labels" / "sem_seg" / "masks" / "val"]
+        for folder in needed:
+            if not folder.is_dir():
+                raise SuiteDataError(f"{self.name}: {folder} is missing. Expected layout:\n{EXPECTED_TREE}")
         return root
 
     def _accepts(self, rule: dict, f: Frame) -> bool:
         return all(getattr(f, attr) in values for attr, values in rule.items())
 
     def image_path(self, root: Path, key: str, f: Frame) -> Path:
+        if self.segmentation and key == "testA":
+            return root / "images" / "10k" / "val" / f.name
         return root / "images" / "100k" / ("val" if key.startswith("test") else "train") / f.name
+
+    def mask_path(self, root: Path, f: Frame) -> Path:
+        return root / "labels" / "sem_seg" / "masks" / "val" / (Path(f.name).stem + ".png")
 
     def scan(self, data_root: Path | None) -> tuple[Path, Scan]:
         """Read both label files and select frames; images are only checked for presence here."""
@@ -155,7 +169,14 @@ class BDD100KSuite(Suite):
                 for f in frames:
                     if not self._accepts(rule, f):
                         continue
-                    if not self.image_path(root, key, f).is_file():
+                    if self.segmentation and key == "testA":
+                        # only the night frames that are also in the 10K segmentation set; each needs its mask
+                        if not self.image_path(root, key, f).is_file():
+                            continue
+                        if not self.mask_path(root, f).is_file():
+                            scan.skips.add("10K val image without its mask in labels/sem_seg/masks/val/", f.name)
+                            continue
+                    elif not self.image_path(root, key, f).is_file():
                         scan.skips.add(f"label names an image that is not in images/100k/{split}/", f.name)
                         continue
                     picked.append(f)
@@ -175,10 +196,13 @@ class BDD100KSuite(Suite):
                                      f"{'; '.join(scan.skips.notes()) or 'none skipped'})")
         chosen = {}
         for key, frames in scan.selected.items():
+            seg = self.segmentation and key == "testA"
             items = [prepared.SourceImage(self.image_path(root, key, f), Path(f.name).stem + ".png",
-                                          boxes=f.boxes if key == "testA" else ()) for f in frames]
+                                          boxes=f.boxes if key == "testA" and not seg else (),
+                                          label=self.mask_path(root, f) if seg else None) for f in frames]
             chosen[key] = prepared.subset(items, p["n_test"] if key.startswith("test") else p["n_train"])
-        return prepared.prepare(self.name, chosen, p["height"], p["width"], scan.skips, box_categories=COCO_NAMES)
+        return prepared.prepare(self.name, chosen, p["height"], p["width"], scan.skips,
+                                box_categories=None if self.segmentation else COCO_NAMES)
 
     def _describe(self, key: str) -> str:
         rule = self.adverse if key.endswith("A") else self.normal
@@ -193,6 +217,11 @@ SUITES = (
     BDD100KSuite(name="bdd100k-night", description="BDD100K night -> daytime (train: train split, test: val night)",
                  condition="night", metrics=_METRICS, default_methods=_DEFAULT_METHODS, needs_data_root=True,
                  presets=PRESETS, adverse={"timeofday": {"night"}}, normal={"timeofday": {"daytime"}}),
+    BDD100KSuite(name="bdd100k-night-seg", description="BDD100K night -> daytime, tested on the 10K segmentation "
+                 "images whose labels say night (mIoU)", condition="night",
+                 metrics=("fid", "kid", "fd-dinov2", "miou"), default_methods=_DEFAULT_METHODS, needs_data_root=True,
+                 presets=PRESETS, adverse={"timeofday": {"night"}}, normal={"timeofday": {"daytime"}},
+                 segmentation=True),
     BDD100KSuite(name="bdd100k-rain", description="BDD100K rainy -> clear, both in daytime (val split for testing)",
                  condition="rain", metrics=_METRICS, default_methods=_DEFAULT_METHODS, needs_data_root=True,
                  presets=PRESETS, adverse={"weather": {"rainy"}, "timeofday": {"daytime"}},
