@@ -124,6 +124,7 @@ def _bench_train(out: Path, steps: int, extra=()) -> subprocess.Popen:
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
 
 
+@pytest.mark.slow  # an end-to-end run: CI runs it with the slow tests
 def test_bench_train_data_parallel_killed_and_resumed_equals_uninterrupted(tmp_path):
     steps = 60
     proc = _bench_train(tmp_path / "a", steps)
@@ -170,6 +171,7 @@ def _metrics(run_dir: Path) -> dict:
     return {(r.method, r.metric): r.value for r in read_metrics_csv(run_dir / "metrics.csv")}
 
 
+@pytest.mark.slow  # two end-to-end runs each: CI runs them with the slow tests
 @pytest.mark.parametrize("launcher", ["slurm", "local"])
 def test_launched_cells_land_in_one_run_folder_with_the_numbers_of_a_plain_run(tmp_path, launcher):
     methods = ("identity", "gamma", "clahe")
