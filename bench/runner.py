@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from bench.atomic import atomic_write_bytes, atomic_write_text
 from bench.data.io import read_rgb, to_tensor, to_uint8, write_png
+from bench.launch import LaunchConfig
 from bench.metrics.scorer import Scorer
 from bench.report.figures import image_grid
 from bench.report.tables import summary_csv, summary_markdown
@@ -43,8 +44,7 @@ from bench.results import (
     write_manifest,
     write_metrics_csv,
 )
-from bench.suites import get_suite
-from bench.launch import LaunchConfig
+from bench.suites import SuiteFiles, get_suite
 from bench.translator import (
     PRESETS,
     TrainBudget,
@@ -141,7 +141,7 @@ class RunPlan:
 
     cfg: RunConfig
     suite_name: str
-    files: object  # SuiteFiles
+    files: SuiteFiles
     scorer: Scorer
     methods: list[str]
     device: str

@@ -56,7 +56,6 @@ def test_splits_labels_and_references(tmp_path):
         get_suite("acdc-rain").prepare("smoke", root)
 
 
-@pytest.mark.slow  # an end-to-end run: CI runs it with the slow tests
 def test_smoke_run_end_to_end(tmp_path, run_with_test_weights):
     root = make_acdc(tmp_path, conditions=("snow",))
     summary = run_with_test_weights(RunConfig(suite="acdc-snow", data_root=root, preset="smoke",

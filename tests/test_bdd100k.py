@@ -95,7 +95,6 @@ def test_both_label_formats_select_the_same_frames_and_boxes(tmp_path):
     assert car["bbox"] == pytest.approx([10.0, 20.0 * 64 / 72, 40.0, 40.0 * 64 / 72])
 
 
-@pytest.mark.slow  # an end-to-end run: CI runs it with the slow tests
 def test_smoke_run_end_to_end_from_the_environment_variable(tmp_path, monkeypatch, run_with_test_weights):
     root = make_bdd100k(tmp_path)
     monkeypatch.setenv("AUGAN_BENCH_BDD100K", str(root.parent))  # the folder that holds bdd100k/ works too

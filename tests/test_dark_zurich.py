@@ -61,7 +61,6 @@ def test_matched_references_labels_and_both_unpacking_styles(tmp_path, side_by_s
     assert {p.name for p in files.test_b} == {p.name for p in files.test_a}
 
 
-@pytest.mark.slow  # an end-to-end run: CI runs it with the slow tests
 def test_smoke_run_scores_sift_against_the_matched_frames(tmp_path, run_with_test_weights):
     root = make_dark_zurich(tmp_path)
     summary = run_with_test_weights(RunConfig(suite="dark-zurich", data_root=root, preset="smoke",
