@@ -19,7 +19,6 @@ does for every real-data suite.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,22 +35,13 @@ EXPECTED_TREE = """acdc/                                          (--data-root o
   rgb_anon/<condition>/val_ref/GOPR*/*_rgb_ref_anon.png
   gt/<condition>/val/GOPR*/*_gt_labelTrainIds.png
 Download rgb_anon_trainvaltest.zip and gt_trainval.zip from https://acdc.vision.ee.ethz.ch/"""
-PRESETS = {
-    "smoke": {"n_train": 24, "n_test": 12, "height": 64, "width": 128},
-    "quick": {"n_train": 400, "n_test": 100, "height": 128, "width": 256},
-    "paper": {"n_train": None, "n_test": None, "height": 256, "width": 512},
-}
 IMAGE_SUFFIX, REF_SUFFIX, LABEL_SUFFIX = "_rgb_anon.png", "_rgb_ref_anon.png", "_gt_labelTrainIds.png"
 
 
 @dataclass(frozen=True)
 class ACDCSuite(Suite):
     def root(self, data_root: Path | None) -> Path:
-        root = data_root or (Path(os.environ[ENV_VAR]) if os.environ.get(ENV_VAR) else None)
-        if root is None:
-            raise SuiteDataError(f"{self.name} reads ACDC from --data-root or ${ENV_VAR}. Expected layout:\n"
-                                 f"{EXPECTED_TREE}")
-        root = Path(root).expanduser()
+        root = prepared.dataset_root(self.name, data_root, ENV_VAR, "ACDC", EXPECTED_TREE)
         if not (root / "rgb_anon").is_dir() and (root / "acdc" / "rgb_anon").is_dir():
             root = root / "acdc"
         folder = root / "rgb_anon" / self.condition
@@ -89,9 +79,7 @@ class ACDCSuite(Suite):
 
     def prepare(self, preset: str, data_root: Path | None = None, size: tuple[int, int] | None = None) -> SuiteFiles:
         found, skips = self.sources(data_root)
-        p = dict(PRESETS[preset])
-        if size is not None:
-            p["height"], p["width"] = size
+        p = prepared.preset_spec(preset, size)
         chosen = {k: prepared.subset(v, p["n_test"] if k.startswith("test") else p["n_train"]) for k, v in found.items()}
         return prepared.prepare(self.name, chosen, p["height"], p["width"], skips)
 
@@ -99,6 +87,6 @@ class ACDCSuite(Suite):
 SUITES = tuple(
     ACDCSuite(name=f"acdc-{c}", description=f"ACDC {c} -> its normal-condition references (val split for testing)",
               condition=c, metrics=("fid", "kid", "fd-dinov2", "miou"),
-              default_methods=("identity", "gamma", "clahe", "histmatch"), needs_data_root=True, presets=PRESETS)
+              default_methods=("identity", "gamma", "clahe", "histmatch"), needs_data_root=True, presets=prepared.PRESETS)
     for c in CONDITIONS
 )

@@ -33,7 +33,6 @@ counted and reported (in the run's manifest), never silently.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,13 +55,6 @@ COCO_IDS = {"pedestrian": 1, "person": 1, "rider": 1, "car": 3, "truck": 8, "bus
             "motorcycle": 4, "motor": 4, "bicycle": 2, "bike": 2, "traffic light": 10}
 COCO_NAMES = {1: "person", 2: "bicycle", 3: "car", 4: "motorcycle", 6: "bus", 7: "train", 8: "truck",
               10: "traffic light"}
-
-PRESETS = {
-    "smoke": {"n_train": 24, "n_test": 12, "height": 64, "width": 128},
-    "quick": {"n_train": 400, "n_test": 100, "height": 128, "width": 256},
-    "paper": {"n_train": None, "n_test": None, "height": 256, "width": 512},  # None: every selected frame
-}
-
 
 @dataclass(frozen=True)
 class Frame:
@@ -131,11 +123,7 @@ class BDD100KSuite(Suite):
     segmentation: bool = False  # test on the 10K segmentation images (with their masks) instead of the 100K val
 
     def root(self, data_root: Path | None) -> Path:
-        root = data_root or (Path(os.environ[ENV_VAR]) if os.environ.get(ENV_VAR) else None)
-        if root is None:
-            raise SuiteDataError(f"{self.name} reads BDD100K from --data-root or ${ENV_VAR}. Expected layout:\n"
-                                 f"{EXPECTED_TREE}")
-        root = Path(root).expanduser()
+        root = prepared.dataset_root(self.name, data_root, ENV_VAR, "BDD100K", EXPECTED_TREE)
         if not (root / "images").is_dir() and (root / "bdd100k" / "images").is_dir():
             root = root / "bdd100k"  # the folder the archives unpack into
         needed = [root / "images" / "100k"]
@@ -185,9 +173,7 @@ class BDD100KSuite(Suite):
 
     def prepare(self, preset: str, data_root: Path | None = None, size: tuple[int, int] | None = None) -> SuiteFiles:
         root, scan = self.scan(data_root)
-        p = dict(PRESETS[preset])
-        if size is not None:
-            p["height"], p["width"] = size
+        p = prepared.preset_spec(preset, size)
         for key, frames in scan.selected.items():
             if not frames:
                 split = "val" if key.startswith("test") else "train"
@@ -216,18 +202,18 @@ _DEFAULT_METHODS = ("identity", "gamma", "clahe", "histmatch")
 SUITES = (
     BDD100KSuite(name="bdd100k-night", description="BDD100K night -> daytime (train: train split, test: val night)",
                  condition="night", metrics=_METRICS, default_methods=_DEFAULT_METHODS, needs_data_root=True,
-                 presets=PRESETS, adverse={"timeofday": {"night"}}, normal={"timeofday": {"daytime"}}),
+                 presets=prepared.PRESETS, adverse={"timeofday": {"night"}}, normal={"timeofday": {"daytime"}}),
     BDD100KSuite(name="bdd100k-night-seg", description="BDD100K night -> daytime, tested on the 10K segmentation "
                  "images whose labels say night (mIoU)", condition="night",
                  metrics=("fid", "kid", "fd-dinov2", "miou"), default_methods=_DEFAULT_METHODS, needs_data_root=True,
-                 presets=PRESETS, adverse={"timeofday": {"night"}}, normal={"timeofday": {"daytime"}},
+                 presets=prepared.PRESETS, adverse={"timeofday": {"night"}}, normal={"timeofday": {"daytime"}},
                  segmentation=True),
     BDD100KSuite(name="bdd100k-rain", description="BDD100K rainy -> clear, both in daytime (val split for testing)",
                  condition="rain", metrics=_METRICS, default_methods=_DEFAULT_METHODS, needs_data_root=True,
-                 presets=PRESETS, adverse={"weather": {"rainy"}, "timeofday": {"daytime"}},
+                 presets=prepared.PRESETS, adverse={"weather": {"rainy"}, "timeofday": {"daytime"}},
                  normal={"weather": {"clear"}, "timeofday": {"daytime"}}),
     BDD100KSuite(name="bdd100k-rainy-night", description="BDD100K rainy night -> clear daytime (val split for testing)",
                  condition="rain", metrics=_METRICS, default_methods=_DEFAULT_METHODS, needs_data_root=True,
-                 presets=PRESETS, adverse={"weather": {"rainy"}, "timeofday": {"night"}},
+                 presets=prepared.PRESETS, adverse={"weather": {"rainy"}, "timeofday": {"night"}},
                  normal={"weather": {"clear"}, "timeofday": {"daytime"}}),
 )

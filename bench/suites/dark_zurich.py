@@ -17,7 +17,6 @@ the SIFT localisation metric. The matches are not pixel-aligned: no PSNR/SSIM/LP
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,11 +33,7 @@ EXPECTED_TREE = """dark_zurich/                                   (--data-root o
   gt/val/night/<seq>/<seq>_frame_<n>_gt_labelTrainIds.png
 (Dark_Zurich_train_anon/ and Dark_Zurich_val_anon/ side by side also work.)
 Download both archives from https://www.trace.ethz.ch/publications/2019/GCMA_UIoU/"""
-PRESETS = {
-    "smoke": {"n_train": 24, "n_test": 12, "height": 64, "width": 128},
-    "quick": {"n_train": 400, "n_test": 50, "height": 128, "width": 256},
-    "paper": {"n_train": None, "n_test": None, "height": 256, "width": 512},
-}
+PRESETS = {**prepared.PRESETS, "quick": {**prepared.PRESETS["quick"], "n_test": 50}}  # val night has 50 frames
 SUFFIX, REF_SUFFIX, LABEL_SUFFIX = "_rgb_anon.png", "_ref_rgb_anon.png", "_gt_labelTrainIds.png"
 
 
@@ -46,11 +41,7 @@ SUFFIX, REF_SUFFIX, LABEL_SUFFIX = "_rgb_anon.png", "_ref_rgb_anon.png", "_gt_la
 class DarkZurichSuite(Suite):
     def roots(self, data_root: Path | None) -> tuple[Path, Path]:
         """(folder holding rgb_anon/train, folder holding rgb_anon/val): one folder, or the two archives' folders."""
-        root = data_root or (Path(os.environ[ENV_VAR]) if os.environ.get(ENV_VAR) else None)
-        if root is None:
-            raise SuiteDataError(f"{self.name} reads Dark Zurich from --data-root or ${ENV_VAR}. Expected layout:\n"
-                                 f"{EXPECTED_TREE}")
-        root = Path(root).expanduser()
+        root = prepared.dataset_root(self.name, data_root, ENV_VAR, "Dark Zurich", EXPECTED_TREE)
         train = root if (root / "rgb_anon" / "train").is_dir() else root / "Dark_Zurich_train_anon"
         val = root if (root / "rgb_anon" / "val").is_dir() else root / "Dark_Zurich_val_anon"
         for folder in (train / "rgb_anon" / "train", val / "rgb_anon" / "val", val / "rgb_anon" / "val_ref"):
@@ -90,9 +81,7 @@ class DarkZurichSuite(Suite):
 
     def prepare(self, preset: str, data_root: Path | None = None, size: tuple[int, int] | None = None) -> SuiteFiles:
         found, skips = self.sources(data_root)
-        p = dict(PRESETS[preset])
-        if size is not None:
-            p["height"], p["width"] = size
+        p = prepared.preset_spec(preset, size, PRESETS)
         test_a = prepared.subset(found["testA"], p["n_test"])
         kept = {s.name for s in test_a}  # the reference set: the matched day frames of the chosen test frames
         chosen = {"trainA": prepared.subset(found["trainA"], p["n_train"]),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,29 @@ from bench.suites.folder import SuiteDataError
 
 LAYOUT_VERSION = 1
 SPLITS = ("trainA", "trainB", "testA", "testB")
+# Per preset: images per training domain and adverse test images (None: all), and the size they are resized to
+# (paper: 256x512, AU-GAN's and N2D3's resolution).
+PRESETS = {
+    "smoke": {"n_train": 24, "n_test": 12, "height": 64, "width": 128},
+    "quick": {"n_train": 400, "n_test": 100, "height": 128, "width": 256},
+    "paper": {"n_train": None, "n_test": None, "height": 256, "width": 512},
+}
+
+
+def preset_spec(preset: str, size: tuple[int, int] | None, presets: dict | None = None) -> dict:
+    p = dict((presets or PRESETS)[preset])
+    if size is not None:
+        p["height"], p["width"] = size
+    return p
+
+
+def dataset_root(suite: str, data_root: Path | None, env_var: str, dataset: str, expected_tree: str) -> Path:
+    """``--data-root``, else ``$env_var``; with neither, an error that shows where the data should be."""
+    root = data_root or (Path(os.environ[env_var]) if os.environ.get(env_var) else None)
+    if root is None:
+        raise SuiteDataError(f"{suite} reads {dataset} from --data-root or ${env_var}. Expected layout:\n"
+                             f"{expected_tree}")
+    return Path(root).expanduser()
 
 
 @dataclass(frozen=True)
@@ -88,29 +112,30 @@ def _write(suite: str, chosen: dict[str, list[SourceImage]], out: Path, h: int, 
     with_labels = all(s.label is not None for s in chosen["testA"])
     with_twins = all(s.twin is not None for s in chosen["testA"])
     jobs = [(k, s) for k in SPLITS for s in chosen[k]]
-    for split, s in tqdm(jobs, desc=f"preparing {suite}", unit="img", leave=False):
+    def read(reader, path: Path, what: str):
+        """The decoded file, or None after counting it as skipped."""
         try:
-            img = read_rgb(s.path)
+            return reader(path)
         except ImageReadError as exc:
-            skips.add(f"undecodable image ({str(exc).split(': ', 1)[-1]})", s.path.name)
+            skips.add(f"undecodable {what} ({str(exc).split(': ', 1)[-1]})", path.name)
+            return None
+
+    for split, s in tqdm(jobs, desc=f"preparing {suite}", unit="img", leave=False):
+        img = read(read_rgb, s.path, "image")
+        if img is None:
             continue
         h0, w0 = img.shape[:2]
-        label = None
+        label = twin = None
         if split == "testA" and with_labels:
-            try:
-                label = _read_label(s.label)
-            except ImageReadError as exc:
-                skips.add(f"undecodable label map ({str(exc).split(': ', 1)[-1]})", s.label.name)
+            label = read(_read_label, s.label, "label map")
+            if label is None:
                 continue
             if label.shape != (h0, w0):
                 skips.add(f"label map size {label.shape[1]}x{label.shape[0]} differs from its image's", s.label.name)
                 continue
-        twin = None
         if split == "testA" and with_twins:
-            try:
-                twin = read_rgb(s.twin)
-            except ImageReadError as exc:
-                skips.add(f"undecodable matched day frame ({str(exc).split(': ', 1)[-1]})", s.twin.name)
+            twin = read(read_rgb, s.twin, "matched day frame")
+            if twin is None:
                 continue
         if split == "testA" and any(x2 > w0 + 1 or y2 > h0 + 1 or x1 < -1 or y1 < -1
                                     for _, (x1, y1, x2, y2) in s.boxes):
