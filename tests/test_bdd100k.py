@@ -112,10 +112,11 @@ def test_smoke_run_end_to_end_from_the_environment_variable(tmp_path, monkeypatc
 
 def test_a_missing_dataset_shows_the_expected_tree(tmp_path, monkeypatch):
     monkeypatch.delenv("AUGAN_BENCH_BDD100K", raising=False)
-    res = CliRunner().invoke(main, ["run", "--suite", "bdd100k-night", "--preset", "smoke"])
+    out = ["--out", str(tmp_path / "out")]
+    res = CliRunner().invoke(main, ["run", "--suite", "bdd100k-night", "--preset", "smoke", *out])
     assert res.exit_code == 2 and "AUGAN_BENCH_BDD100K" in res.output and "images/100k/train/*.jpg" in res.output
     res = CliRunner().invoke(main, ["run", "--suite", "bdd100k-night", "--preset", "smoke", "--data-root",
-                                    str(tmp_path)])
+                                    str(tmp_path), *out])
     assert res.exit_code == 2 and "images/100k is missing" in res.output and EXPECTED_TREE.splitlines()[1] in res.output
     root = make_bdd100k(tmp_path / "x")
     _labels_path(root, "val").unlink()
