@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 from tqdm import tqdm
 
-from bench.translator import TrainBudget, TranslatorError, UnpairedData
+from bench.translator import TrainBudget, TrainEngine, TranslatorError, UnpairedData
 
 TRAIN_STATE = "train_state.pt"
 META_CONFIG = "_meta.config"  # checkpoint entries that say which method and configuration made it
@@ -191,9 +191,28 @@ class GanTraining:
                                      f"({self.config.to_json()[:120]}...): {str(exc).splitlines()[0]}") from None
 
     # ------------------------------------------------------------------ the loop
+    def use_engine(self, engine: TrainEngine) -> None:
+        """Adopt the engine (resolved for this device): Adam's kernels, the memory format of networks and batches."""
+        self.engine = engine.resolved(str(self.device))
+        if self.engine.channels_last is not None:
+            self.config = replace(self.config, channels_last=self.engine.channels_last)
+        if self.config.channels_last:
+            for m in self.modules().values():
+                m.to(memory_format=torch.channels_last)
+
+    def engine_step(self, real_a: torch.Tensor, real_b: torch.Tensor, optimizers: list) -> dict[str, torch.Tensor]:
+        """One ``train_step`` as the engine runs it: non-blocking copy, memory format, bf16 autocast on CUDA."""
+        real_a = real_a.to(self.device, non_blocking=True)
+        real_b = real_b.to(self.device, non_blocking=True)
+        if self.config.channels_last:
+            real_a = real_a.contiguous(memory_format=torch.channels_last)
+            real_b = real_b.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.engine.precision == "bf16"):
+            return self.train_step(real_a, real_b, optimizers)
+
     def adam(self, params, lr: float, betas: tuple[float, float] = (0.9, 0.999), weight_decay: float = 0.0):
         """Adam as the method asks, with the engine's kernel choice (fused on CUDA unless switched off)."""
-        fused = bool(getattr(self, "_engine", None) and self._engine.fused_adam)
+        fused = bool(getattr(self, "engine", None) and self.engine.fused_adam)
         return torch.optim.Adam(params, lr=lr, betas=betas, weight_decay=weight_decay, fused=fused or None)
 
     def clip_grad_norm(self, params, max_norm: float) -> None:
@@ -213,19 +232,14 @@ class GanTraining:
 
         if budget.max_steps is not None:
             self.config = replace(self.config, max_steps=budget.max_steps)
-        engine = self._engine = budget.engine.resolved(str(self.device))
-        if engine.channels_last is not None:
-            self.config = replace(self.config, channels_last=engine.channels_last)
-        c = self.config
+        self.use_engine(budget.engine)
+        engine, c = self.engine, self.config
         ctx = distributed.current()
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         batches = UnpairedBatches(data.train_a, data.train_b, c.batch_size, c.load_size, c.fine_size, budget.seed,
                                   ctx.rank, ctx.world)
         total = c.max_steps if c.max_steps is not None else batches.steps_per_epoch * c.epochs
-        if c.channels_last:
-            for m in self.modules().values():
-                m.to(memory_format=torch.channels_last)
         optimizers = self.setup_training(budget.seed + 1000 * ctx.rank)  # per-rank pools draw independently
         if ctx.enabled:
             distributed.broadcast_modules(self.modules())
@@ -244,7 +258,6 @@ class GanTraining:
             pin_memory=engine.pin_memory, prefetch_factor=4 if engine.workers else None,
             # its own generator: creating the iterator must not draw from the global RNG, which a resume restores
             generator=torch.Generator().manual_seed(budget.seed))
-        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=engine.precision == "bf16")
         bar = tqdm(zip(range(start, total), loader), initial=start, total=total, desc=f"train {self.name}",
                    unit="step", leave=False, disable=not ctx.is_main)
         for step, (real_a, real_b) in bar:
@@ -252,14 +265,7 @@ class GanTraining:
             for opt in optimizers:
                 for group in opt.param_groups:
                     group["lr"] = lr
-            real_a = real_a.to(self.device, non_blocking=True)
-            real_b = real_b.to(self.device, non_blocking=True)
-            if c.channels_last:
-                real_a = real_a.contiguous(memory_format=torch.channels_last)
-                real_b = real_b.contiguous(memory_format=torch.channels_last)
-            with autocast:
-                losses = self.train_step(real_a, real_b, optimizers)
-            pending.append((step, losses))
+            pending.append((step, self.engine_step(real_a, real_b, optimizers)))
             done = step + 1
             if done % c.log_every == 0 or done % c.checkpoint_every == 0 or done == total:
                 self._flush_log(pending, log_path, out_dir, ctx)

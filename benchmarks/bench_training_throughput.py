@@ -46,22 +46,18 @@ def _ours(method: str, batch: int, device: str, precision: str, compile_: bool, 
     from bench.translator import TrainEngine, build_translator
 
     model = build_translator(method, preset="paper", device=device)
-    model.config = replace(model.config, batch_size=batch, channels_last=channels_last)
+    model.config = replace(model.config, batch_size=batch)
     model._build()
-    model._engine = TrainEngine(precision=precision, compile=compile_, channels_last=channels_last).resolved(device)
+    model.use_engine(TrainEngine(precision=precision, compile=compile_, channels_last=channels_last))
     optimizers = model.setup_training(0)
     if compile_:
         for m in model.modules().values():
             m.compile()
     for m in model.modules().values():
         m.train()
-    autocast = torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=model._engine.precision == "bf16")
 
     def step(a, b):
-        if channels_last:
-            a, b = a.contiguous(memory_format=torch.channels_last), b.contiguous(memory_format=torch.channels_last)
-        with autocast:
-            return model.train_step(a, b, optimizers)
+        return model.engine_step(a, b, optimizers)
 
     return model, step
 
@@ -157,7 +153,7 @@ def main() -> None:
                 for compile_ in ([False, True] if args.compile else [False]):
                     model, step = _ours(method, batch, args.device, precision, compile_, channels_last=True)
                     secs = _time(step, data, args.warmup, args.steps, args.device)
-                    e = model._engine
+                    e = model.engine
                     engine = ", ".join(["channels_last"] * bool(model.config.channels_last)
                                        + ["fused Adam" if e.fused_adam else "for-loop Adam"] + ["compiled"] * e.compile)
                     # bf16 is a CUDA setting: a CPU row says fp32

@@ -78,7 +78,6 @@ class MUNIT(TwoAutoencoderGAN):
     PRESETS = PRESETS
     ENCODER_PREFIX = "a.enc_content.model."
 
-
     def _generator(self) -> nn.Module:
         return AdaINGen(self.config)
 

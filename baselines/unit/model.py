@@ -64,7 +64,6 @@ class UNIT(TwoAutoencoderGAN):
     PRESETS = PRESETS
     ENCODER_PREFIX = "a.enc.model."
 
-
     def _generator(self) -> nn.Module:
         return VAEGen(self.config)
 

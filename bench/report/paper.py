@@ -150,7 +150,7 @@ def _runs_by_suite(paper: Paper, runs: list[RunResults]) -> tuple[dict[str, RunR
     return by_suite, unused
 
 
-def _reproduced(row: PaperRow, col: PaperColumn, suite: PaperSuite, run: RunResults | None) -> tuple[float, str]:
+def _reproduced(row: PaperRow, col: PaperColumn, run: RunResults | None) -> tuple[float, str]:
     """(value, reason): the reproduced mean over seeds, or NaN and why there is none."""
     if row.ours is None:
         return math.nan, "not implemented"
@@ -181,7 +181,7 @@ def paper_table(paper: Paper, runs: list[RunResults]) -> Table:
         for col in paper.columns:
             reported[(i, col)] = row.values.get((col.suite_key, col.metric), math.nan)
             suite = paper.suites[col.suite_key]
-            ours[(i, col)] = _reproduced(row, col, suite, by_suite.get(suite.suite))
+            ours[(i, col)] = _reproduced(row, col, by_suite.get(suite.suite))
 
     def best(values: dict[int, float], metric: str) -> set[int]:
         finite = {i: v for i, v in values.items() if not math.isnan(v)}

@@ -33,14 +33,14 @@ def check_suite(name: str, data_root: Path | None) -> list[str]:
                  *(f"  labels, {split}: {n} frames" for split, n in scan.frames_read.items())]
         groups = {k: [suite.image_path(root, k, f) for f in frames] for k, frames in scan.selected.items()}
         n_boxes = sum(len(f.boxes) for f in scan.selected.get("testA", []))
-        problems = [f"  {n} frame(s): {why} (e.g. {scan.skips.examples[why]})" for why, n in scan.skips.counts.items()]
+        problems = ["  " + note for note in scan.skips.notes()]
     elif isinstance(suite, (ACDCSuite, DarkZurichSuite)):
         found, skips = suite.sources(data_root)
         root = data_root or Path(".")
         lines = [f"{suite.name}: {data_root or '(from the environment)'}"]
         groups = {k: [s.path for s in v] for k, v in found.items()}
         n_boxes = 0
-        problems = [f"  {n} file(s): {why} (e.g. {skips.examples[why]})" for why, n in skips.counts.items()]
+        problems = ["  " + note for note in skips.notes()]
     elif isinstance(suite, FolderSuite):
         root = suite.path
         lines = [f"{suite.name}: {root}"]
