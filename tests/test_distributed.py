@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 import torch
 from safetensors.torch import load_file
 
@@ -206,3 +207,73 @@ def test_a_failing_cell_is_reported_and_the_others_are_kept(tmp_path, plugin_sit
     run_dir = tmp_path / "synthetic-night" / "smoke"
     assert (run_dir / "cells" / "identity" / "seed0" / "metrics.json").is_file()
     assert {r.method for r in read_metrics_csv(run_dir / "metrics.csv")} == {"identity", "day-twin"}
+
+
+def test_engine_options_change_what_runs_and_are_recorded(tmp_path):
+    from bench.cli import main
+    from bench.gan_training import META_CONFIG, decode_text
+
+    runner = CliRunner()
+
+    def train(out, *extra):
+        res = runner.invoke(main, ["train", "--method", "cyclegan", "--preset", "smoke", "--device", "cpu",
+                                   "--max-steps", "3", "--out", str(out), *extra])
+        assert res.exit_code == 0, res.output
+        return load_file(str(out / "synthetic-night" / "smoke" / "cells" / "cyclegan" / "seed0" /
+                             "checkpoint.safetensors"))
+
+    plain = train(tmp_path / "plain")
+    workers = train(tmp_path / "workers", "--workers", "2")  # batches decoded in 2 loader processes
+    assert all(torch.equal(plain[k], workers[k]) for k in plain)  # the same batches, the same weights
+    cl = train(tmp_path / "cl", "--channels-last")
+    assert json.loads(decode_text(cl[META_CONFIG]))["channels_last"] is True
+    assert json.loads(decode_text(plain[META_CONFIG]))["channels_last"] is False
+    res = runner.invoke(main, ["run", "--preset", "smoke", "--methods", "identity", "--device", "cpu", "--out",
+                               str(tmp_path / "run"), "--precision", "bf16", "--workers", "2", "--no-fused-adam"])
+    assert res.exit_code == 0, res.output
+    manifest = json.loads((tmp_path / "run" / "synthetic-night" / "smoke" / "manifest.json").read_text())
+    assert manifest["config"]["engine"] == {"precision": "bf16", "channels_last": None, "compile": False,
+                                            "fused_adam": False, "workers": 2, "pin_memory": None}
+    # as resolved on this device: bf16 is a CUDA setting, so a CPU run records fp32
+    assert manifest["train_engine"]["precision"] == "fp32" and manifest["train_engine"]["workers"] == 2
+
+
+def test_slurm_options_reach_the_submitit_executor(tmp_path, monkeypatch):
+    import submitit
+
+    from bench.launch import LaunchConfig, _submitit
+
+    seen = {}
+
+    class Recorder:
+        def __init__(self, folder, cluster=None):
+            seen["cluster"] = cluster
+
+        def update_parameters(self, **kw):
+            seen.update(kw)
+
+        def map_array(self, fn, *args):
+            seen["cells"] = list(zip(*args[1:]))
+
+            class Job:
+                job_id = "7_0"
+
+                def done(self):
+                    return True
+
+                def result(self):
+                    return ("identity", 0)
+
+            return [Job()]
+
+    monkeypatch.setattr(submitit, "AutoExecutor", Recorder)
+    lc = LaunchConfig(launcher="slurm", partition="gpu", gpus_per_job=2, cpus_per_job=6, array_parallelism=3,
+                      timeout_min=90)
+
+    class Plan:
+        cfg = RunConfig(launch=lc)
+        run_dir, suite_name, device = tmp_path, "synthetic-night", "cuda"
+
+    assert _submitit(Plan, [("identity", 0)]) == ([("identity", 0)], [])
+    assert seen == {"cells": [("identity", 0)], "cluster": None, "timeout_min": 90, "cpus_per_task": 6, "gpus_per_node": 2,
+                    "name": "augan-bench-synthetic-night", "slurm_partition": "gpu", "slurm_array_parallelism": 3}

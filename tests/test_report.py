@@ -424,3 +424,15 @@ def test_report_opens_in_headless_chromium_with_every_table_and_image_loaded(rep
     assert state["n_tables"] == 2  # the summary and the manifest
     assert state["rows"] == ["identity", "gamma", "augan", "day-twin (upper bound)"]
     assert shot.stat().st_size > 10_000
+
+
+def test_report_cli_writes_where_asked_and_honours_uncertainty_rows(fixture_run, report, tmp_path):
+    run_dir, _ = fixture_run
+    out = tmp_path / "elsewhere.html"
+    res = CliRunner().invoke(main, ["report", str(run_dir), "--out", str(out), "--uncertainty-rows", "0",
+                                    "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert f"wrote {out}" in res.output
+    html = out.read_text()
+    assert "<h2>Uncertainty maps</h2><p>None: the run&#x27;s test inputs are not on disk.</p>" in html
+    assert "alt=\"uncertainty\"" not in html and "alt=\"bars_psnr\"" in html
