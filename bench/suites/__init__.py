@@ -1,8 +1,9 @@
-"""The suite registry: the embedded synthetic suites, BDD100K, ACDC, Dark Zurich, and ``folder:PATH``."""
+"""The suite registry: the embedded synthetic suites, BDD100K, ACDC, Dark Zurich, Alderley, and ``folder:PATH``."""
 
 from __future__ import annotations
 
 from bench.suites.acdc import SUITES as _ACDC
+from bench.suites.alderley import SUITES as _ALDERLEY
 from bench.suites.base import Suite, SuiteFiles
 from bench.suites.bdd100k import SUITES as _BDD100K
 from bench.suites.dark_zurich import SUITES as _DARK_ZURICH
@@ -10,7 +11,7 @@ from bench.suites.folder import SuiteDataError, folder_suite
 from bench.suites.synthetic import SUITES as _SYNTHETIC
 from bench.translator import unknown_name_message
 
-SUITES: dict[str, Suite] = {s.name: s for s in (*_SYNTHETIC, *_BDD100K, *_ACDC, *_DARK_ZURICH)}
+SUITES: dict[str, Suite] = {s.name: s for s in (*_SYNTHETIC, *_BDD100K, *_ACDC, *_DARK_ZURICH, *_ALDERLEY)}
 
 __all__ = ["SUITES", "Suite", "SuiteFiles", "SuiteDataError", "get_suite"]
 

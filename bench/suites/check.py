@@ -15,6 +15,7 @@ from bench.metrics import METRICS
 from bench.suites import get_suite
 from bench.data.io import ImageReadError, read_rgb
 from bench.suites.acdc import ACDCSuite
+from bench.suites.alderley import AlderleySuite
 from bench.suites.bdd100k import BDD100KSuite
 from bench.suites.dark_zurich import DarkZurichSuite
 from bench.suites.folder import FolderSuite
@@ -34,7 +35,7 @@ def check_suite(name: str, data_root: Path | None) -> list[str]:
         groups = {k: [suite.image_path(root, k, f) for f in frames] for k, frames in scan.selected.items()}
         n_boxes = sum(len(f.boxes) for f in scan.selected.get("testA", []))
         problems = ["  " + note for note in scan.skips.notes()]
-    elif isinstance(suite, (ACDCSuite, DarkZurichSuite)):
+    elif isinstance(suite, (ACDCSuite, DarkZurichSuite, AlderleySuite)):
         found, skips = suite.sources(data_root)
         root = data_root or Path(".")
         lines = [f"{suite.name}: {data_root or '(from the environment)'}"]
@@ -76,14 +77,16 @@ def check_suite(name: str, data_root: Path | None) -> list[str]:
     if n_boxes:
         computable += ["map", "ap50"]
         lines.append(f"  {n_boxes} boxes on the adverse test images (mAP needs --detector torchvision:ARCH:CKPT)")
-    if (isinstance(suite, FolderSuite) and (root / "testA_labels").is_dir()) or isinstance(suite, (ACDCSuite,
-                                                                                                    DarkZurichSuite)):
+    has_labels = (root / "testA_labels").is_dir() if isinstance(suite, FolderSuite) else "miou" in suite.metrics
+    if has_labels:
         computable.append("miou")
         lines.append("  label maps on the adverse test images (mIoU needs --segmenter SPEC)")
-    if isinstance(suite, DarkZurichSuite):
+    if "sift" in suite.metrics:
         computable.append("sift")
-    for m in ("lpips", "psnr", "ssim", *(() if isinstance(suite, DarkZurichSuite) else ("sift",))):
-        why_not[m] = "no pixel-aligned day references in this suite"
+        lines.append("  a matched day frame for each adverse test image (SIFT localisation)")
+    for m in ("lpips", "psnr", "ssim", "sift"):
+        if m not in computable:
+            why_not[m] = "no pixel-aligned day references in this suite" if m != "sift" else "no matched day frames"
     lines.append("metrics it can compute: " + ", ".join(computable)
                  + " (FID/KID/fd-dinov2 with their weights: `bench weights check`)")
     lines += [f"  not {m}: {why}" for m, why in why_not.items() if m in METRICS]
