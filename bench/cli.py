@@ -110,8 +110,9 @@ def _engine(precision, compile_, workers, channels_last, fused_adam):
 @main.command()
 @click.option("--suite", default="synthetic-night", show_default=True, help="Suite name (see `bench list`) or folder:PATH.")
 @click.option("--methods", default="", help="Comma list of methods, or 'all'. Default: the suite's default methods.")
-@click.option("--preset", type=click.Choice(PRESETS), default="quick", show_default=True,
-              help="smoke (seconds, for tests), quick (minutes on a CPU), paper (published schedules).")
+@click.option("--preset", type=click.Choice(PRESETS), default=None,
+              help="smoke (seconds, for tests), quick (minutes on a CPU), paper (published schedules and sizes). "
+                   "Default: paper for the published datasets (BDD100K, ACDC, Dark Zurich, Alderley), else quick.")
 @click.option("--seeds", default="0", show_default=True, help="Training seeds: 0,1,2 or 0-2. Deterministic methods run once.")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--data-root", type=click.Path(path_type=Path), default=None, help="Dataset folder for real-data suites.")
@@ -157,11 +158,12 @@ def run(suite, methods, preset, seeds, device, data_root, out, name, size, batch
     from bench.launch import LaunchConfig
     from bench.runner import RunConfig
     from bench.runner import run as run_benchmark
+    from bench.suites import default_preset
 
     cfg = RunConfig(
         suite=suite,
         methods=tuple(m.strip() for m in methods.split(",") if m.strip()),
-        preset=preset,
+        preset=preset or default_preset(suite),
         seeds=_parse_seeds(seeds),
         device=device,
         data_root=data_root,
@@ -187,7 +189,8 @@ def run(suite, methods, preset, seeds, device, data_root, out, name, size, batch
 @main.command()
 @click.option("--suite", default="synthetic-night", show_default=True, help="Suite name or folder:PATH.")
 @click.option("--method", required=True, help="A learned method (see `bench list`).")
-@click.option("--preset", type=click.Choice(PRESETS), default="quick", show_default=True)
+@click.option("--preset", type=click.Choice(PRESETS), default=None,
+              help="Default: paper for the published datasets, else quick (as bench run).")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda (each process takes its own GPU).")
 @click.option("--data-root", type=click.Path(path_type=Path), default=None)
@@ -214,10 +217,11 @@ def train(suite, method, preset, seed, device, data_root, out, name, size, max_s
     """
     import os
 
+    from bench.suites import default_preset
     from bench.train import TrainConfig, relaunch_with_torchrun, train_cell
 
-    cfg = TrainConfig(suite=suite, method=method, preset=preset, seed=seed, device=device, data_root=data_root,
-                      out=out, name=name, size=_parse_size(size), max_steps=max_steps,
+    cfg = TrainConfig(suite=suite, method=method, preset=preset or default_preset(suite), seed=seed, device=device,
+                      data_root=data_root, out=out, name=name, size=_parse_size(size), max_steps=max_steps,
                       engine=_engine(precision, compile_, workers, channels_last, fused_adam))
     if procs > 1 and "WORLD_SIZE" not in os.environ:
         sys.exit(relaunch_with_torchrun(procs, sys.argv[1:]))

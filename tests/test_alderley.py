@@ -14,7 +14,7 @@ from bench.cli import main
 from bench.data.io import read_rgb
 from bench.results import read_metrics_csv
 from bench.runner import RunConfig
-from bench.suites import SuiteDataError, get_suite
+from bench.suites import SuiteDataError, default_preset, get_suite
 
 H, W = 52, 128  # Alderley frames are wide and low
 N_TRAIN = 26
@@ -125,3 +125,8 @@ def test_bad_data_is_refused_or_counted(tmp_path):
     shutil.rmtree(forkgan)
     with pytest.raises(SuiteDataError, match=r"AUGAN_BENCH_ALDERLEY"):
         suite.sources(None)
+
+
+def test_published_datasets_default_to_the_paper_preset():
+    assert default_preset("alderley") == default_preset("bdd100k-night") == default_preset("acdc-fog") == "paper"
+    assert default_preset("synthetic-night") == default_preset("folder:/data/x") == "quick"

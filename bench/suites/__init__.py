@@ -13,7 +13,7 @@ from bench.translator import unknown_name_message
 
 SUITES: dict[str, Suite] = {s.name: s for s in (*_SYNTHETIC, *_BDD100K, *_ACDC, *_DARK_ZURICH, *_ALDERLEY)}
 
-__all__ = ["SUITES", "Suite", "SuiteFiles", "SuiteDataError", "get_suite"]
+__all__ = ["SUITES", "Suite", "SuiteFiles", "SuiteDataError", "default_preset", "get_suite"]
 
 
 def get_suite(name: str) -> Suite:
@@ -22,3 +22,9 @@ def get_suite(name: str) -> Suite:
     if name not in SUITES:
         raise KeyError(unknown_name_message("suite", name, list(SUITES) + ["folder:PATH"]))
     return SUITES[name]
+
+
+def default_preset(name: str) -> str:
+    """A published dataset runs at the paper's protocol unless asked otherwise; synthetic and folder suites quick."""
+    suite = SUITES.get(name)
+    return "paper" if suite is not None and suite.needs_data_root else "quick"
