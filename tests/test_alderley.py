@@ -43,9 +43,11 @@ def make_alderley(root: Path, header: bool = True, nested: bool = False) -> Path
         Image.fromarray((_place(d) * 0.25).astype(np.uint8)).save(night_dir / f"Image{n:05d}.jpg", quality=95)
     for n in UNMATCHED_NIGHT:
         Image.fromarray((_place(n) * 0.25).astype(np.uint8)).save(night_dir / f"Image{n:05d}.jpg", quality=95)
-    lines = ["night,day"] if header else []
-    lines += [f"{n},{d}" for d, n in sorted(matches.items())]
-    (root / "framematches.csv").write_text("\n".join(lines) + "\n")
+    lines = [f"{n},{d}" for d, n in sorted(matches.items())]
+    if header:
+        (root / "framematches.csv").write_text("\n".join(["night,day", *lines]) + "\n")
+    else:  # an editor's byte-order mark before the first match must not turn it into a "header"
+        (root / "framematches.csv").write_text("\n".join(reversed(lines)) + "\n", encoding="utf-8-sig")
     return root
 
 
@@ -68,7 +70,7 @@ def test_forkgan_split_and_ground_truth_matches(tmp_path, header):
     day = root / "FRAMESB"
     expected = {"Image13801.png": 11687, "Image13802.png": 11688,  # two day frames name 13802: the first
                 "Image13803.png": 11688,  # named by no line: the nearest named night frames tie, the earlier wins
-                "Image13810.png": 11696}
+                "Image13810.png": 11696, "Image13814.png": 11700}
     for name, d in expected.items():
         stored = np.asarray(Image.open(twins[name]))
         assert np.array_equal(stored, _prepared(day / f"Image{d:05d}.jpg", (26, 64))), name

@@ -56,7 +56,7 @@ def read_matches(path: Path) -> dict[int, list[int]]:
         raise SuiteDataError(f"alderley: {path} is missing (the ground-truth frame correspondences). "
                              f"Expected layout:\n{EXPECTED_TREE}")
     night_to_day: dict[int, list[int]] = {}
-    for number, line in enumerate(path.read_text(errors="replace").splitlines(), start=1):
+    for number, line in enumerate(path.read_text(encoding="utf-8-sig", errors="replace").splitlines(), start=1):
         if not line.strip():
             continue
         cells = [c.strip() for c in line.split(",")]
@@ -80,7 +80,7 @@ class AlderleySuite(Suite):
     def frames(self, folder: Path, skips: prepared.Skips) -> dict[int, Path]:
         """Frame number -> file, from FRAMESX/ or the FRAMESX/FRAMESX/ an unzip leaves."""
         nested = folder / folder.name
-        if nested.is_dir() and not any(folder.glob("*.jpg")):
+        if nested.is_dir() and not any(FRAME_NAME.fullmatch(p.name) for p in folder.iterdir()):
             folder = nested
         found = {}
         for p in sorted(folder.iterdir()):
