@@ -238,6 +238,28 @@ def test_engine_options_change_what_runs_and_are_recorded(tmp_path):
     assert manifest["train_engine"]["precision"] == "fp32" and manifest["train_engine"]["workers"] == 2
 
 
+@pytest.mark.slow
+def test_compiled_augan_trains_like_eager_and_saves_plain_keys(tmp_path):
+    """--compile (inductor; ~2 min on 2 cores, hence slow): the same step-1 losses as eager execution, and a
+    checkpoint whose keys and shapes are eager's (nn.Module.compile() in place: no _orig_mod. prefixes)."""
+    from bench.cli import main
+
+    def train(out, *extra):
+        res = CliRunner().invoke(main, ["train", "--method", "augan", "--preset", "smoke", "--device", "cpu",
+                                        "--max-steps", "2", "--out", str(out), *extra])
+        assert res.exit_code == 0, res.output
+        cell = out / "synthetic-night" / "smoke" / "cells" / "augan" / "seed0"
+        first = json.loads((cell / "train" / "train_log.jsonl").read_text().splitlines()[0])
+        return load_file(str(cell / "checkpoint.safetensors")), first
+
+    eager, eager_losses = train(tmp_path / "eager")
+    compiled, compiled_losses = train(tmp_path / "compiled", "--compile")
+    assert {k: v.shape for k, v in compiled.items()} == {k: v.shape for k, v in eager.items()}
+    assert eager_losses.keys() == compiled_losses.keys()
+    for name, value in eager_losses.items():  # fused kernels reorder float sums: 1e-5 relative measured
+        assert compiled_losses[name] == pytest.approx(value, rel=1e-4), name
+
+
 def test_slurm_options_reach_the_submitit_executor(tmp_path, monkeypatch):
     import submitit
 
