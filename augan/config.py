@@ -19,6 +19,7 @@ UNCERTAINTY_FORMS = ("official", "paper")
 @dataclass(frozen=True)
 class AUGANConfig(JsonConfig):
     ARCHITECTURE_FIELDS = ARCHITECTURE_FIELDS
+    LEGACY_FIELDS = ("amp_bf16",)  # written before training precision became the engine's --precision
 
     ngf: int = 64
     ndf: int = 64  # split evenly over the n_d discriminators (official: df_dim = ndf // n_d)
@@ -45,7 +46,6 @@ class AUGANConfig(JsonConfig):
     max_steps: int | None = None  # stop after this many steps (None: epochs decide)
     checkpoint_every: int = 500
     log_every: int = 10
-    amp_bf16: bool = False  # bf16 autocast (CUDA)
     channels_last: bool = False
 
     def __post_init__(self) -> None:

@@ -76,28 +76,26 @@ class AUGAN(GanTraining):
     def train_step(self, real_a, real_b, optimizers) -> dict[str, torch.Tensor]:
         c = self.config
         opt_g, *opt_d = optimizers
-        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=c.amp_bf16)
-        with autocast:
-            a2b = self.g_a2b(real_a)
-            fake_b = a2b.image
-            cyc_a = self.g_b2a(fake_b, reconstruct=False)
-            b2a = self.g_b2a(real_b)
-            fake_a = b2a.image
-            cyc_b = self.g_a2b(fake_a, reconstruct=False, confidence=False)
-            adv = sum(lsgan(self.d_a[i](fake_a), 1.0) + lsgan(self.d_b[i](fake_b), 1.0) for i in range(c.n_d))
-            rec = c.lambda_l1 * (l1(a2b.reconstruction, real_a) + l1(b2a.reconstruction, real_b))
-            if c.use_uncertainty:
-                cycle_a = c.lambda_conf * uncertainty_cycle(real_a.float(), cyc_a.image.float(), a2b.sigma.float(),
-                                                            c.uncertainty_form)
-            else:
-                cycle_a = c.lambda_l1 * l1(real_a, cyc_a.image)
-            cycle_b = c.lambda_l1 * l1(real_b, cyc_b.image)
-            if c.use_afm:
-                trans = a2b.transfer if a2b.transfer is not None else a2b.features
-                afm = asymmetric_feature_matching(trans, cyc_a.features, b2a.features, cyc_b.features)
-            else:
-                afm = torch.zeros((), device=real_a.device)
-            g_total = adv + rec + cycle_a + cycle_b + afm
+        a2b = self.g_a2b(real_a)
+        fake_b = a2b.image
+        cyc_a = self.g_b2a(fake_b, reconstruct=False)
+        b2a = self.g_b2a(real_b)
+        fake_a = b2a.image
+        cyc_b = self.g_a2b(fake_a, reconstruct=False, confidence=False)
+        adv = sum(lsgan(self.d_a[i](fake_a), 1.0) + lsgan(self.d_b[i](fake_b), 1.0) for i in range(c.n_d))
+        rec = c.lambda_l1 * (l1(a2b.reconstruction, real_a) + l1(b2a.reconstruction, real_b))
+        if c.use_uncertainty:
+            cycle_a = c.lambda_conf * uncertainty_cycle(real_a.float(), cyc_a.image.float(), a2b.sigma.float(),
+                                                        c.uncertainty_form)
+        else:
+            cycle_a = c.lambda_l1 * l1(real_a, cyc_a.image)
+        cycle_b = c.lambda_l1 * l1(real_b, cyc_b.image)
+        if c.use_afm:
+            trans = a2b.transfer if a2b.transfer is not None else a2b.features
+            afm = asymmetric_feature_matching(trans, cyc_a.features, b2a.features, cyc_b.features)
+        else:
+            afm = torch.zeros((), device=real_a.device)
+        g_total = adv + rec + cycle_a + cycle_b + afm
         opt_g.zero_grad(set_to_none=True)
         g_total.backward()
         opt_g.step()
@@ -105,10 +103,9 @@ class AUGAN(GanTraining):
         pooled_a, pooled_b = self.pool(fake_a.detach(), fake_b.detach())
         d_losses = []
         for i in range(c.n_d):
-            with autocast:
-                d_b = 0.5 * (lsgan(self.d_b[i](real_b), 1.0) + lsgan(self.d_b[i](pooled_b), 0.0))
-                d_a = 0.5 * (lsgan(self.d_a[i](real_a), 1.0) + lsgan(self.d_a[i](pooled_a), 0.0))
-                d_loss = d_a + d_b
+            d_b = 0.5 * (lsgan(self.d_b[i](real_b), 1.0) + lsgan(self.d_b[i](pooled_b), 0.0))
+            d_a = 0.5 * (lsgan(self.d_a[i](real_a), 1.0) + lsgan(self.d_a[i](pooled_a), 0.0))
+            d_loss = d_a + d_b
             opt_d[i].zero_grad(set_to_none=True)  # also drops the grads the G step left on D
             d_loss.backward()
             opt_d[i].step()
@@ -124,7 +121,7 @@ class AUGAN(GanTraining):
             out = net(x, reconstruct=False, confidence=sigma)
             return out.sigma if sigma else out.image
 
-        with torch.no_grad(), torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.amp_bf16):
+        with torch.no_grad():
             y = padded_forward(forward, images.to(self.device) * 2 - 1).float()
         return y.clamp(min=0) if sigma else ((y + 1) / 2).clamp(0, 1)
 

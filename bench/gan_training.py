@@ -84,13 +84,14 @@ class JsonConfig:
     the list of architecture differences that stop a checkpoint from loading."""
 
     ARCHITECTURE_FIELDS: ClassVar[tuple[str, ...]] = ()
+    LEGACY_FIELDS: ClassVar[tuple[str, ...]] = ()  # fields older checkpoints carry that no longer mean anything
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str):
-        data = json.loads(text)
+        data = {k: v for k, v in json.loads(text).items() if k not in cls.LEGACY_FIELDS}
         unknown = set(data) - {f.name for f in fields(cls)}
         if unknown:
             raise ValueError(f"unknown {cls.__name__} fields in checkpoint: {sorted(unknown)}")

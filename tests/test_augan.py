@@ -333,3 +333,12 @@ def test_runner_seeds_make_augan_reproducible(tmp_path):
     a, b, c = checkpoint("a", 0), checkpoint("b", 0), checkpoint("c", 1)
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not all(torch.equal(a[k], c[k]) for k in a if not k.startswith("_meta"))
+
+
+def test_config_json_round_trip_drops_legacy_fields_and_refuses_unknown_ones():
+    cfg = AUGANConfig(ngf=32, use_tnet=False)
+    assert AUGANConfig.from_json(cfg.to_json()) == cfg
+    older = json.loads(cfg.to_json()) | {"amp_bf16": True}  # written before precision moved to the engine
+    assert AUGANConfig.from_json(json.dumps(older)) == cfg
+    with pytest.raises(ValueError, match=r"unknown AUGANConfig fields in checkpoint: \['ngff'\]"):
+        AUGANConfig.from_json(json.dumps(json.loads(cfg.to_json()) | {"ngff": 3}))

@@ -260,6 +260,42 @@ def test_compiled_augan_trains_like_eager_and_saves_plain_keys(tmp_path):
         assert compiled_losses[name] == pytest.approx(value, rel=1e-4), name
 
 
+def test_bf16_engine_reaches_every_learned_method():
+    """--precision bf16 must put each method's convolutions in bfloat16 (a method's own autocast(enabled=False)
+    inside the step silently kept AU-GAN in float32), and its first losses must stay near float32's. The CPU has
+    bf16 autocast too, so the CUDA setting is forced here to run the same code."""
+    from bench.gan_training import GanTraining
+    from bench.translator import TrainEngine, available_methods, build_translator
+
+    g = torch.Generator().manual_seed(0)
+    a, b = (torch.rand(1, 3, 64, 128, generator=g) * 2 - 1 for _ in range(2))
+    checked = []
+    for name, info in available_methods().items():
+        if not info.learned:
+            continue
+        first = {}
+        for precision in ("fp32", "bf16"):
+            torch.manual_seed(0)
+            model = build_translator(name, preset="smoke", device="cpu")
+            if not isinstance(model, GanTraining):
+                break
+            model.use_engine(TrainEngine())
+            model.engine = replace(model.engine, precision=precision)  # resolved() would keep the CPU at fp32
+            optimizers = model.setup_training(0)
+            dtypes = set()
+            hooks = [m.register_forward_hook(lambda _m, _i, out: dtypes.add(out.dtype))
+                     for net in model.modules().values() for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+            first[precision] = {k: float(v) for k, v in model.engine_step(a.clone(), b.clone(), optimizers).items()}
+            for h in hooks:
+                h.remove()
+            assert dtypes == {torch.bfloat16 if precision == "bf16" else torch.float32}, (name, precision, dtypes)
+        else:
+            for loss, value in first["fp32"].items():  # bf16 keeps ~3 significant digits; losses sum many terms
+                assert first["bf16"][loss] == pytest.approx(value, rel=0.05, abs=0.02), (name, loss)
+            checked.append(name)
+    assert {"augan", "cyclegan", "munit", "unit", "forkgan", "cut"} <= set(checked)
+
+
 def test_slurm_options_reach_the_submitit_executor(tmp_path, monkeypatch):
     import submitit
 

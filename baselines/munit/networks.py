@@ -48,9 +48,11 @@ class AdaptiveInstanceNorm2d(nn.Module):
         if self.weight is None or self.bias is None:
             raise RuntimeError("AdaIN parameters must be assigned (decode with a style code)")
         b, c = x.shape[:2]
-        out = F.batch_norm(x.reshape(1, b * c, *x.shape[2:]), self.running_mean.repeat(b), self.running_var.repeat(b),
-                           self.weight, self.bias, True, 0.0, self.eps)
-        return out.view_as(x)
+        # in float32: under bf16 autocast x and the style MLP's weight/bias arrive in bf16 beside float32 buffers,
+        # a mix batch_norm refuses (and statistics over a whole feature map want the precision anyway)
+        out = F.batch_norm(x.float().reshape(1, b * c, *x.shape[2:]), self.running_mean.repeat(b),
+                           self.running_var.repeat(b), self.weight.float(), self.bias.float(), True, 0.0, self.eps)
+        return out.view_as(x).to(x.dtype)
 
 
 class Conv2dBlock(nn.Module):
