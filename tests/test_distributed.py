@@ -260,10 +260,11 @@ def test_compiled_augan_trains_like_eager_and_saves_plain_keys(tmp_path):
         assert compiled_losses[name] == pytest.approx(value, rel=1e-4), name
 
 
-def test_bf16_engine_reaches_every_learned_method():
-    """--precision bf16 must put each method's convolutions in bfloat16 (a method's own autocast(enabled=False)
-    inside the step silently kept AU-GAN in float32), and its first losses must stay near float32's. The CPU has
-    bf16 autocast too, so the CUDA setting is forced here to run the same code."""
+def test_fast_engine_reaches_every_learned_method():
+    """The GPU engine (bf16 autocast, channels_last, fused Adam) must reach each method's convolutions: a method's
+    own autocast(enabled=False) inside the step once kept AU-GAN in float32 silently. Its first losses must stay
+    near float32's. The CPU has bf16 autocast and fused Adam too, so the CUDA settings are forced here to run the
+    same code."""
     from bench.gan_training import GanTraining
     from bench.translator import TrainEngine, available_methods, build_translator
 
@@ -274,24 +275,33 @@ def test_bf16_engine_reaches_every_learned_method():
         if not info.learned:
             continue
         first = {}
-        for precision in ("fp32", "bf16"):
+        for fast in (False, True):
             torch.manual_seed(0)
             model = build_translator(name, preset="smoke", device="cpu")
             if not isinstance(model, GanTraining):
                 break
-            model.use_engine(TrainEngine())
-            model.engine = replace(model.engine, precision=precision)  # resolved() would keep the CPU at fp32
+            model.use_engine(TrainEngine(channels_last=fast))
+            if fast:  # resolved() keeps the CPU at fp32 and unfused Adam
+                model.engine = replace(model.engine, precision="bf16", fused_adam=True)
             optimizers = model.setup_training(0)
-            dtypes = set()
-            hooks = [m.register_forward_hook(lambda _m, _i, out: dtypes.add(out.dtype))
+            outputs = set()
+
+            def record(_module, _inputs, out, outputs=outputs):
+                outputs.add((out.dtype, out.is_contiguous(memory_format=torch.channels_last)))
+
+            hooks = [m.register_forward_hook(record)
                      for net in model.modules().values() for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
-            first[precision] = {k: float(v) for k, v in model.engine_step(a.clone(), b.clone(), optimizers).items()}
+            first[fast] = {k: float(v) for k, v in model.engine_step(a.clone(), b.clone(), optimizers).items()}
             for h in hooks:
                 h.remove()
-            assert dtypes == {torch.bfloat16 if precision == "bf16" else torch.float32}, (name, precision, dtypes)
+            if fast:
+                assert outputs == {(torch.bfloat16, True)}, (name, outputs)
+            else:  # (a 1-pixel-high map is contiguous in both formats)
+                assert {dtype for dtype, _ in outputs} == {torch.float32}, (name, outputs)
+            assert all(o.defaults["fused"] == (True if fast else None) for o in optimizers), name
         else:
-            for loss, value in first["fp32"].items():  # bf16 keeps ~3 significant digits; losses sum many terms
-                assert first["bf16"][loss] == pytest.approx(value, rel=0.05, abs=0.02), (name, loss)
+            for loss, value in first[False].items():  # bf16 keeps ~3 significant digits; losses sum many terms
+                assert first[True][loss] == pytest.approx(value, rel=0.05, abs=0.02), (name, loss)
             checked.append(name)
     assert {"augan", "cyclegan", "munit", "unit", "forkgan", "cut"} <= set(checked)
 
