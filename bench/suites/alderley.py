@@ -2,8 +2,10 @@
 
 Layout as QUT ships it (FRAMESA.zip, FRAMESB.zip, framematches.csv). The publisher's wiki page is no
 longer reachable, so the layout was checked against several independent projects that read the
-original files (place-recognition loaders in Python, C++ and MATLAB, and day/night pairing
-scripts), which agree on every point below::
+original files (place-recognition loaders in Python, C++ and MATLAB, day/night pairing scripts).
+They agree on the folder and file names and on the correspondence file: two columns of 1-based
+frame numbers (one asserts a line per day frame). All but one read FRAMESA, and the first column, as the night
+(the counts fit: ForkGAN's 11,686 day training frames are four fifths of FRAMESB's 14,607)::
 
     alderley/
       FRAMESA/Image00001.jpg ...   the rainy-night traverse (16,960 frames; unzipping may nest
@@ -20,8 +22,8 @@ line names takes the day frame of the nearest night frame that one does, within 
 frames; farther ones are skipped and counted. The matched frames show the same place but are not
 pixel-aligned: no PSNR/SSIM/LPIPS.
 
-Which folder is night is the one fact the projects above state only through their variable names,
-so it is checked on the data: FRAMESA must be the darker traverse, or the suite stops.
+Because one project calls FRAMESA the day, which folder is night is checked on the data: FRAMESA
+must be the darker traverse, or the suite stops.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ Download FRAMESA.zip, FRAMESB.zip and framematches.csv of the Alderley Day/Night
 (QUT; listed at https://qcr.github.io under legacy datasets)."""
 FRAME_NAME = re.compile(r"Image(\d+)\.jpg", re.IGNORECASE)
 LAST_TRAIN_NIGHT, LAST_TRAIN_DAY = 13800, 11686  # ForkGAN's README: the first four fifths of each traverse
-MATCH_TOLERANCE = 5  # frames; at the traverses' frame rate a few frames are metres, not another place
+MATCH_TOLERANCE = 5  # frames: neighbouring video frames show nearly the same place
 N_BRIGHTNESS_SAMPLES = 8
 
 
@@ -104,8 +106,9 @@ class AlderleySuite(Suite):
         matches = read_matches(root / "framematches.csv")
         named = {n: [d for d in days if d in day] for n, days in matches.items()}
         dangling = sum(len(days) for days in matches.values()) - sum(len(v) for v in named.values())
-        for _ in range(dangling):
-            skips.add("line of framematches.csv naming a day frame missing from FRAMESB/", "framematches.csv")
+        if dangling:
+            skips.add("line of framematches.csv naming a day frame missing from FRAMESB/", "framematches.csv",
+                      count=dangling)
         named = {n: days for n, days in named.items() if days}
 
         def item(k: int, path: Path, twin: Path | None = None) -> prepared.SourceImage:
@@ -141,7 +144,7 @@ class AlderleySuite(Suite):
 
 def _check_night_is_darker(night: dict[int, Path], day: dict[int, Path]) -> None:
     """Stop if FRAMESA is not the darker traverse: the folders would be swapped and every number inverted."""
-    def mean_luma(frames: dict[int, Path]) -> float:
+    def mean_luma(frames: dict[int, Path]) -> tuple[float, int]:
         keys = sorted(frames)
         picks = [keys[i] for i in np.linspace(0, len(keys) - 1, min(N_BRIGHTNESS_SAMPLES, len(keys))).astype(int)]
         values = []
@@ -150,16 +153,16 @@ def _check_night_is_darker(night: dict[int, Path], day: dict[int, Path]) -> None
                 values.append(float(read_rgb(frames[k]).mean()))
             except ImageReadError:
                 continue  # counted later, when the suite is prepared
-        return float(np.mean(values)) if values else float("nan")
+        return (float(np.mean(values)) if values else float("nan")), len(values)
 
     if not night or not day:
         empty = "FRAMESA" if not night else "FRAMESB"
         raise SuiteDataError(f"alderley: {empty}/ holds no ImageNNNNN.jpg frames. Expected layout:\n{EXPECTED_TREE}")
-    a, b = mean_luma(night), mean_luma(day)
+    (a, na), (b, nb) = mean_luma(night), mean_luma(day)
     if a >= b:
         raise SuiteDataError(f"alderley: FRAMESA/ (expected: the rainy night) is not darker than FRAMESB/ (expected: "
-                             f"the sunny day): mean brightness {a:.1f} vs {b:.1f} over {N_BRIGHTNESS_SAMPLES} frames "
-                             "each. The folders look swapped; rename them so FRAMESA holds the night frames.")
+                             f"the sunny day): mean brightness {a:.1f} over {na} frames vs {b:.1f} over {nb}. The "
+                             "folders look swapped; rename them so FRAMESA holds the night frames.")
 
 
 SUITES = (

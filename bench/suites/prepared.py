@@ -68,8 +68,8 @@ class Skips:
     counts: Counter = field(default_factory=Counter)  # reason -> count
     examples: dict[str, str] = field(default_factory=dict)  # reason -> first file
 
-    def add(self, reason: str, name: str) -> None:
-        self.counts[reason] += 1
+    def add(self, reason: str, name: str, count: int = 1) -> None:
+        self.counts[reason] += count
         self.examples.setdefault(reason, name)
 
     def notes(self) -> list[str]:
