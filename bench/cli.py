@@ -94,17 +94,20 @@ def _engine_options(fn):
         click.option("--channels-last/--no-channels-last", default=None,
                      help="Override the method's memory-format choice (default: the method's config)."),
         click.option("--fused-adam/--no-fused-adam", default=None, help="Fused Adam kernels (default: on for CUDA)."),
+        click.option("--cudnn-benchmark/--no-cudnn-benchmark", default=None,
+                     help="Let cuDNN time its convolution algorithms for the training crop size (default: on for "
+                          "CUDA; off gives the same algorithms every run)."),
     ]
     for opt in reversed(opts):
         fn = opt(fn)
     return fn
 
 
-def _engine(precision, compile_, workers, channels_last, fused_adam):
+def _engine(precision, compile_, workers, channels_last, fused_adam, cudnn_benchmark):
     from bench.translator import TrainEngine
 
     return TrainEngine(precision=precision, compile=compile_, workers=workers, channels_last=channels_last,
-                       fused_adam=fused_adam)
+                       fused_adam=fused_adam, cudnn_benchmark=cudnn_benchmark)
 
 
 @main.command()
@@ -143,8 +146,8 @@ def _engine(precision, compile_, workers, channels_last, fused_adam):
 @click.option("--slurm-cluster", type=click.Choice(["slurm", "local"]), default="slurm", hidden=True,
               help="'local': submitit's local executor stands in for Slurm (tests).")
 def run(suite, methods, preset, seeds, device, data_root, out, name, size, batch_size, force, segmenter,
-        segmenter_size, detector, precision, compile_, workers, channels_last, fused_adam, launcher, jobs, partition,
-        gpus_per_job, cpus_per_job, array_parallelism, timeout_min, slurm_cluster) -> None:
+        segmenter_size, detector, precision, compile_, workers, channels_last, fused_adam, cudnn_benchmark, launcher,
+        jobs, partition, gpus_per_job, cpus_per_job, array_parallelism, timeout_min, slurm_cluster) -> None:
     """Train or load each method, translate the suite's test images, score, and write tables and figures.
 
     \b
@@ -175,7 +178,7 @@ def run(suite, methods, preset, seeds, device, data_root, out, name, size, batch
         segmenter=segmenter,
         segmenter_size=_parse_size(segmenter_size),
         detector=detector,
-        engine=_engine(precision, compile_, workers, channels_last, fused_adam),
+        engine=_engine(precision, compile_, workers, channels_last, fused_adam, cudnn_benchmark),
         launch=LaunchConfig(launcher=launcher, jobs=jobs, partition=partition, gpus_per_job=gpus_per_job,
                             cpus_per_job=cpus_per_job, array_parallelism=array_parallelism, timeout_min=timeout_min,
                             cluster=slurm_cluster),
@@ -204,7 +207,7 @@ def run(suite, methods, preset, seeds, device, data_root, out, name, size, batch
                    "Under torchrun, torchrun decides and this is ignored.")
 @_engine_options
 def train(suite, method, preset, seed, device, data_root, out, name, size, max_steps, procs, precision, compile_,
-          workers, channels_last, fused_adam) -> None:
+          workers, channels_last, fused_adam, cudnn_benchmark) -> None:
     """Train one method into a run folder's cell, on one or several GPUs (data parallel).
 
     The per-process batch is the preset's; N processes train with an N-times larger global batch.
@@ -222,7 +225,7 @@ def train(suite, method, preset, seed, device, data_root, out, name, size, max_s
 
     cfg = TrainConfig(suite=suite, method=method, preset=preset or default_preset(suite), seed=seed, device=device,
                       data_root=data_root, out=out, name=name, size=_parse_size(size), max_steps=max_steps,
-                      engine=_engine(precision, compile_, workers, channels_last, fused_adam))
+                      engine=_engine(precision, compile_, workers, channels_last, fused_adam, cudnn_benchmark))
     if procs > 1 and "WORLD_SIZE" not in os.environ:
         sys.exit(relaunch_with_torchrun(procs, sys.argv[1:]))
     path = train_cell(cfg)

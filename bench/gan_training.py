@@ -193,8 +193,11 @@ class GanTraining:
 
     # ------------------------------------------------------------------ the loop
     def use_engine(self, engine: TrainEngine) -> None:
-        """Adopt the engine (resolved for this device): Adam's kernels, the memory format of networks and batches."""
+        """Adopt the engine (resolved for this device): Adam's kernels, the memory format of networks and batches,
+        cuDNN's autotuning (a process-wide switch: ``fit`` restores it when training ends)."""
         self.engine = engine.resolved(str(self.device))
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = self.engine.cudnn_benchmark
         if self.engine.channels_last is not None:
             self.config = replace(self.config, channels_last=self.engine.channels_last)
         if self.config.channels_last:
@@ -233,6 +236,7 @@ class GanTraining:
 
         if budget.max_steps is not None:
             self.config = replace(self.config, max_steps=budget.max_steps)
+        cudnn_before = torch.backends.cudnn.benchmark
         self.use_engine(budget.engine)
         engine, c = self.engine, self.config
         ctx = distributed.current()
@@ -276,6 +280,7 @@ class GanTraining:
                 self._save_train_state(out_dir, done, optimizers, ctx)
         for m in self.modules().values():
             m.eval()
+        torch.backends.cudnn.benchmark = cudnn_before  # test images may come in many sizes: no per-shape tuning
 
     def lr_factor(self, step: int, total: int) -> float:
         """Constant for epoch_decay epochs, then linear to 0 (per epoch, as the official loops)."""

@@ -48,6 +48,8 @@ class TrainEngine:
     fused_adam: bool | None = None  # fused Adam kernels; None: on for CUDA, foreach on the CPU
     workers: int | None = None  # DataLoader processes decoding and cropping batches; None: 4 on CUDA, 0 on CPU
     pin_memory: bool | None = None  # page-locked batches, copied with non_blocking; None: on for CUDA
+    # cuDNN times its convolution algorithms once per input shape (training crops have one); None: on for CUDA
+    cudnn_benchmark: bool | None = None
 
     def resolved(self, device: str) -> "TrainEngine":
         cuda = device.startswith("cuda")
@@ -60,6 +62,7 @@ class TrainEngine:
             fused_adam=cuda if self.fused_adam is None else self.fused_adam and cuda,
             workers=(4 if cuda else 0) if self.workers is None else self.workers,
             pin_memory=cuda if self.pin_memory is None else self.pin_memory and cuda,
+            cudnn_benchmark=cuda if self.cudnn_benchmark is None else self.cudnn_benchmark and cuda,
         )
 
 

@@ -8,6 +8,8 @@ Training step only (generator and discriminator updates), on the same pre-made b
 contender, timed over ``--steps`` steps after ``--warmup`` steps with one device sync at each end
 (no per-step sync: the losses stay on the device). Our methods run their ``paper`` architecture with
 the engine settings named in each row (precision, channels_last, fused Adam, optional compile).
+cuDNN autotuning (cudnn.benchmark) is on for every contender on CUDA, as in ``bench train`` and in
+the reference's own BaseModel.
 
 With ``--reference`` the official implementation's own ``optimize_parameters`` is timed the same way
 (its CycleGAN model, ``resnet_9blocks``, PatchGAN, LSGAN, pool 50; the CUT repository's copy is run

@@ -209,6 +209,19 @@ def test_a_failing_cell_is_reported_and_the_others_are_kept(tmp_path, plugin_sit
     assert {r.method for r in read_metrics_csv(run_dir / "metrics.csv")} == {"identity", "day-twin"}
 
 
+def test_automatic_engine_settings_resolve_per_device():
+    from bench.translator import TrainEngine
+
+    def fields(e):
+        return e.precision, e.fused_adam, e.workers, e.pin_memory, e.cudnn_benchmark
+
+    assert fields(TrainEngine(precision="bf16").resolved("cuda:1")) == ("bf16", True, 4, True, True)
+    forced = TrainEngine(precision="bf16", fused_adam=True, pin_memory=True, cudnn_benchmark=True)
+    assert fields(forced.resolved("cpu")) == ("fp32", False, 0, False, False)  # CUDA settings stay off on the CPU
+    assert fields(TrainEngine(fused_adam=False, workers=0, cudnn_benchmark=False).resolved("cuda")) == (
+        "fp32", False, 0, True, False)
+
+
 def test_engine_options_change_what_runs_and_are_recorded(tmp_path):
     from bench.cli import main
     from bench.gan_training import META_CONFIG, decode_text
@@ -229,13 +242,16 @@ def test_engine_options_change_what_runs_and_are_recorded(tmp_path):
     assert json.loads(decode_text(cl[META_CONFIG]))["channels_last"] is True
     assert json.loads(decode_text(plain[META_CONFIG]))["channels_last"] is False
     res = runner.invoke(main, ["run", "--preset", "smoke", "--methods", "identity", "--device", "cpu", "--out",
-                               str(tmp_path / "run"), "--precision", "bf16", "--workers", "2", "--no-fused-adam"])
+                               str(tmp_path / "run"), "--precision", "bf16", "--workers", "2", "--no-fused-adam",
+                               "--no-cudnn-benchmark"])
     assert res.exit_code == 0, res.output
     manifest = json.loads((tmp_path / "run" / "synthetic-night" / "smoke" / "manifest.json").read_text())
     assert manifest["config"]["engine"] == {"precision": "bf16", "channels_last": None, "compile": False,
-                                            "fused_adam": False, "workers": 2, "pin_memory": None}
+                                            "fused_adam": False, "workers": 2, "pin_memory": None,
+                                            "cudnn_benchmark": False}
     # as resolved on this device: bf16 is a CUDA setting, so a CPU run records fp32
     assert manifest["train_engine"]["precision"] == "fp32" and manifest["train_engine"]["workers"] == 2
+    assert manifest["train_engine"]["cudnn_benchmark"] is False
 
 
 @pytest.mark.slow
