@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.suites import prepared
-from bench.suites.base import Suite, SuiteFiles
 from bench.suites.folder import SuiteDataError
 
 ENV_VAR = "AUGAN_BENCH_ACDC"
@@ -39,7 +38,7 @@ IMAGE_SUFFIX, REF_SUFFIX, LABEL_SUFFIX = "_rgb_anon.png", "_rgb_ref_anon.png", "
 
 
 @dataclass(frozen=True)
-class ACDCSuite(Suite):
+class ACDCSuite(prepared.ListedSuite):
     def root(self, data_root: Path | None) -> Path:
         root = prepared.dataset_root(self.name, data_root, ENV_VAR, "ACDC", EXPECTED_TREE)
         if not (root / "rgb_anon").is_dir() and (root / "acdc" / "rgb_anon").is_dir():
@@ -76,12 +75,6 @@ class ACDCSuite(Suite):
             "testA": test_a,
             "testB": items(self._images(root, "val_ref", REF_SUFFIX), REF_SUFFIX),
         }, skips
-
-    def prepare(self, preset: str, data_root: Path | None = None, size: tuple[int, int] | None = None) -> SuiteFiles:
-        found, skips = self.sources(data_root)
-        p = prepared.preset_spec(preset, size)
-        chosen = {k: prepared.subset(v, p["n_test"] if k.startswith("test") else p["n_train"]) for k, v in found.items()}
-        return prepared.prepare(self.name, chosen, p["height"], p["width"], skips)
 
 
 SUITES = tuple(

@@ -36,7 +36,6 @@ import numpy as np
 
 from bench.data.io import ImageReadError, read_rgb
 from bench.suites import prepared
-from bench.suites.base import Suite, SuiteFiles
 from bench.suites.folder import SuiteDataError
 
 ENV_VAR = "AUGAN_BENCH_ALDERLEY"
@@ -78,7 +77,7 @@ def read_matches(path: Path) -> dict[int, list[int]]:
 
 
 @dataclass(frozen=True)
-class AlderleySuite(Suite):
+class AlderleySuite(prepared.ListedSuite):
     def frames(self, folder: Path, skips: prepared.Skips) -> dict[int, Path]:
         """Frame number -> file, from FRAMESX/ or the FRAMESX/FRAMESX/ an unzip leaves."""
         nested = folder / folder.name
@@ -131,15 +130,6 @@ class AlderleySuite(Suite):
             "testA": test_a,
             "testB": [item(k, p) for k, p in day.items() if k > LAST_TRAIN_DAY],
         }, skips
-
-    def prepare(self, preset: str, data_root: Path | None = None, size: tuple[int, int] | None = None) -> SuiteFiles:
-        found, skips = self.sources(data_root)
-        p = prepared.preset_spec(preset, size, self.presets)
-        chosen = {"trainA": prepared.subset(found["trainA"], p["n_train"]),
-                  "trainB": prepared.subset(found["trainB"], p["n_train"]),
-                  "testA": prepared.subset(found["testA"], p["n_test"]),
-                  "testB": prepared.subset(found["testB"], p["n_test"])}
-        return prepared.prepare(self.name, chosen, p["height"], p["width"], skips)
 
 
 def _check_night_is_darker(night: dict[int, Path], day: dict[int, Path]) -> None:

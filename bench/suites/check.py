@@ -14,11 +14,9 @@ from tqdm import tqdm
 from bench.metrics import METRICS
 from bench.suites import get_suite
 from bench.data.io import ImageReadError, read_rgb
-from bench.suites.acdc import ACDCSuite
-from bench.suites.alderley import AlderleySuite
 from bench.suites.bdd100k import BDD100KSuite
-from bench.suites.dark_zurich import DarkZurichSuite
 from bench.suites.folder import FolderSuite
+from bench.suites.prepared import ListedSuite
 from bench.suites.synthetic import SyntheticSuite
 
 
@@ -35,7 +33,7 @@ def check_suite(name: str, data_root: Path | None) -> list[str]:
         groups = {k: [suite.image_path(root, k, f) for f in frames] for k, frames in scan.selected.items()}
         n_boxes = sum(len(f.boxes) for f in scan.selected.get("testA", []))
         problems = ["  " + note for note in scan.skips.notes()]
-    elif isinstance(suite, (ACDCSuite, DarkZurichSuite, AlderleySuite)):
+    elif isinstance(suite, ListedSuite):
         found, skips = suite.sources(data_root)
         root = data_root or Path(".")
         lines = [f"{suite.name}: {data_root or '(from the environment)'}"]

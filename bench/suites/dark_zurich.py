@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.suites import prepared
-from bench.suites.base import Suite, SuiteFiles
 from bench.suites.folder import SuiteDataError
 
 ENV_VAR = "AUGAN_BENCH_DARK_ZURICH"
@@ -38,7 +37,7 @@ SUFFIX, REF_SUFFIX, LABEL_SUFFIX = "_rgb_anon.png", "_ref_rgb_anon.png", "_gt_la
 
 
 @dataclass(frozen=True)
-class DarkZurichSuite(Suite):
+class DarkZurichSuite(prepared.ListedSuite):
     def roots(self, data_root: Path | None) -> tuple[Path, Path]:
         """(folder holding rgb_anon/train, folder holding rgb_anon/val): one folder, or the two archives' folders."""
         root = prepared.dataset_root(self.name, data_root, ENV_VAR, "Dark Zurich", EXPECTED_TREE)
@@ -79,15 +78,11 @@ class DarkZurichSuite(Suite):
             "testB": test_b,
         }, skips
 
-    def prepare(self, preset: str, data_root: Path | None = None, size: tuple[int, int] | None = None) -> SuiteFiles:
-        found, skips = self.sources(data_root)
-        p = prepared.preset_spec(preset, size, PRESETS)
-        test_a = prepared.subset(found["testA"], p["n_test"])
-        kept = {s.name for s in test_a}  # the reference set: the matched day frames of the chosen test frames
-        chosen = {"trainA": prepared.subset(found["trainA"], p["n_train"]),
-                  "trainB": prepared.subset(found["trainB"], p["n_train"]),
-                  "testA": test_a, "testB": [s for s in found["testB"] if s.name in kept]}
-        return prepared.prepare(self.name, chosen, p["height"], p["width"], skips)
+    def choose(self, found: dict[str, list[prepared.SourceImage]], spec: dict) -> dict[str, list[prepared.SourceImage]]:
+        chosen = super().choose(found, spec)
+        kept = {s.name for s in chosen["testA"]}  # the reference set: the matched day frames of the chosen test frames
+        chosen["testB"] = [s for s in found["testB"] if s.name in kept]
+        return chosen
 
 
 SUITES = (

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from bench.atomic import atomic_write_json
 from bench.cache import cache_dir
 from bench.data.io import ImageReadError, read_rgb, write_png
-from bench.suites.base import SuiteFiles
+from bench.suites.base import Suite, SuiteFiles
 from bench.suites.folder import SuiteDataError
 
 LAYOUT_VERSION = 1
@@ -184,6 +184,24 @@ def _write_coco(path: Path, boxes: dict[str, list], categories: dict[int, str]) 
                                 "bbox": [x1, y1, bw, bh], "area": bw * bh, "iscrowd": 0})
     atomic_write_json(path, {"images": images, "annotations": annotations,
                              "categories": [{"id": k, "name": v} for k, v in categories.items()]})
+
+
+@dataclass(frozen=True)
+class ListedSuite(Suite):
+    """A real-data suite that lists its dataset's files per split (``sources``); preparing it takes the preset's
+    share of each split and resizes it (ACDC, Dark Zurich, Alderley; BDD100K selects through its labels)."""
+
+    def sources(self, data_root: Path | None) -> tuple[dict[str, list[SourceImage]], Skips]:
+        raise NotImplementedError  # each dataset overrides this
+
+    def choose(self, found: dict[str, list[SourceImage]], spec: dict) -> dict[str, list[SourceImage]]:
+        """n_test images of each test split, n_train of each training split."""
+        return {k: subset(v, spec["n_test"] if k.startswith("test") else spec["n_train"]) for k, v in found.items()}
+
+    def prepare(self, preset: str, data_root: Path | None = None, size: tuple[int, int] | None = None) -> SuiteFiles:
+        found, skips = self.sources(data_root)
+        spec = preset_spec(preset, size, self.presets)
+        return prepare(self.name, self.choose(found, spec), spec["height"], spec["width"], skips)
 
 
 def subset(items: list[SourceImage], n: int | None) -> list[SourceImage]:
