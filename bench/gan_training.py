@@ -19,13 +19,16 @@ import math
 import os
 from dataclasses import asdict, fields, replace
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 import torch.nn as nn
 from tqdm import tqdm
 
 from bench.translator import TrainBudget, TrainEngine, TranslatorError, UnpairedData
+
+if TYPE_CHECKING:
+    from bench.distributed import DistContext
 
 TRAIN_STATE = "train_state.pt"
 META_CONFIG = "_meta.config"  # checkpoint entries that say which method and configuration made it
@@ -290,14 +293,14 @@ class GanTraining:
             return 1.0
         return (c.epochs - epoch) / (c.epochs - c.epoch_decay)
 
-    def _flush_log(self, pending, log_path: Path, out_dir: Path, ctx=None) -> None:
+    def _flush_log(self, pending, log_path: Path, out_dir: Path, ctx: DistContext) -> None:
         """The one host sync per ``log_every`` steps; under data parallelism the logged losses are rank means."""
         if not pending:
             return
         keys = list(pending[0][1])
         table = torch.stack([torch.stack([losses[k].detach().float().reshape(()) for k in keys])
                              for _, losses in pending])
-        if ctx is not None and ctx.enabled:
+        if ctx.enabled:
             from bench.distributed import mean_over_ranks
 
             table = mean_over_ranks(table)
@@ -311,15 +314,14 @@ class GanTraining:
                 bad = ", ".join(k for k, v in values.items() if not math.isfinite(v))
                 raise TrainingDiverged(f"{self.name}: non-finite loss ({bad}) at step {step + 1}; training stopped, {keep}")
             rows.append(json.dumps({"step": step + 1, **values}))
-        if ctx is None or ctx.is_main:
+        if ctx.is_main:
             with open(log_path, "a") as fh:
                 fh.write("\n".join(rows) + "\n")
 
-    def _save_train_state(self, out_dir: Path, step: int, optimizers: list, ctx=None) -> None:
+    def _save_train_state(self, out_dir: Path, step: int, optimizers: list, ctx: DistContext) -> None:
         """Rank 0 writes networks and optimizers (identical on every rank); each rank's pool and RNG ride along."""
         from bench import distributed
 
-        ctx = ctx or distributed.DistContext()
         per_rank = distributed.gather_to_main({
             "extra": self.extra_train_state(),
             "torch_rng": torch.get_rng_state(),
@@ -337,10 +339,7 @@ class GanTraining:
             atomic_torch_save(state, out_dir / TRAIN_STATE)
         ctx.barrier()  # nobody runs ahead of a checkpoint it may have to resume from
 
-    def _resume(self, out_dir: Path, optimizers: list, ctx=None) -> int:
-        from bench import distributed
-
-        ctx = ctx or distributed.DistContext()
+    def _resume(self, out_dir: Path, optimizers: list, ctx: DistContext) -> int:
         path = out_dir / TRAIN_STATE
         if not path.is_file():
             return 0

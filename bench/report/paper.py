@@ -169,9 +169,6 @@ def _reproduced(row: PaperRow, col: PaperColumn, run: RunResults | None) -> tupl
     return v, ""
 
 
-
-
-
 def paper_table(paper: Paper, runs: list[RunResults]) -> Table:
     """The source's layout; under each of its columns: reported, reproduced (ours) and ours − reported."""
     by_suite, unused = _runs_by_suite(paper, runs)
