@@ -129,6 +129,13 @@ def test_bad_data_is_refused_or_counted(tmp_path):
         suite.sources(None)
 
 
-def test_published_datasets_default_to_the_paper_preset():
+def test_published_datasets_default_to_the_paper_preset(tmp_path):
     assert default_preset("alderley") == default_preset("bdd100k-night") == default_preset("acdc-fog") == "paper"
     assert default_preset("synthetic-night") == default_preset("folder:/data/x") == "quick"
+    # through the CLI: no --preset on Alderley trains in the paper preset's run folder, on 256x512 images
+    root = make_alderley(tmp_path)
+    res = CliRunner().invoke(main, ["train", "--suite", "alderley", "--data-root", str(root), "--method", "zero-dce",
+                                    "--max-steps", "1", "--device", "cpu", "--out", str(tmp_path / "out")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "out" / "alderley" / "paper" / "cells" / "zero-dce" / "seed0" / "checkpoint.safetensors").is_file()
+    assert get_suite("alderley").prepare("paper", root).height == 256

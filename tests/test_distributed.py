@@ -222,6 +222,22 @@ def test_automatic_engine_settings_resolve_per_device():
         "fp32", False, 0, True, False)
 
 
+def test_cudnn_benchmark_switch_reaches_cudnn_on_cuda_only(monkeypatch):
+    """use_engine sets cuDNN's process-wide autotuning from the engine on a CUDA model (the model's device is
+    faked: no network moves, only the switch is read), and leaves it alone on the CPU."""
+    from bench.translator import TrainEngine, build_translator
+
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    model = build_translator("zero-dce", preset="smoke", device="cpu")
+    model.use_engine(TrainEngine(cudnn_benchmark=True))
+    assert torch.backends.cudnn.benchmark is False  # a CPU engine resolves it off and does not touch the switch
+    model.device = torch.device("cuda")
+    model.use_engine(TrainEngine())
+    assert torch.backends.cudnn.benchmark is True  # default on for CUDA
+    model.use_engine(TrainEngine(cudnn_benchmark=False))
+    assert torch.backends.cudnn.benchmark is False
+
+
 def test_engine_options_change_what_runs_and_are_recorded(tmp_path):
     from bench.cli import main
     from bench.gan_training import META_CONFIG, decode_text
