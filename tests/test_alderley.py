@@ -119,6 +119,15 @@ def test_bad_data_is_refused_or_counted(tmp_path):
     with pytest.raises(SuiteDataError, match="folders look swapped"):
         suite.sources(swapped)
 
+    empty = make_alderley(tmp_path / "e")
+    (empty / "framematches.csv").write_text("night,day\n")
+    with pytest.raises(SuiteDataError, match="holds no frame correspondences. Re-download framematches.csv"):
+        suite.sources(empty)
+    for frame in (empty / "FRAMESB").glob("*.jpg"):
+        frame.unlink()
+    with pytest.raises(SuiteDataError, match=r"FRAMESB/ holds no ImageNNNNN.jpg frames"):
+        suite.sources(empty)
+
     forkgan = tmp_path / "forkgan"
     for sub in ("trainA", "trainB", "testA", "testB"):
         (forkgan / sub).mkdir(parents=True)
