@@ -6,9 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from bench.errors import BenchError
 
 
-class CheckpointError(ValueError):
+class CheckpointError(BenchError, ValueError):
     """A checkpoint that is missing, unsafe to load, or holds no tensors."""
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -18,24 +19,11 @@ class _Cli(click.Group):
     """Turns our own errors into one clear line and exit status 2 (Ctrl-C: 130), never a traceback."""
 
     def invoke(self, ctx: click.Context):
-        from bench.data.io import ImageReadError
-        from bench.downstream.detectors import DetectorError
-        from bench.downstream.segmenters import SegmenterError
-        from bench.report.compare import CompareError
-        from bench.report.paper import PaperError
-        from bench.report.runs import RunFolderError
-        from bench.launch import CellsFailed
-        from bench.runner import RunError
-        from bench.scaffold import ScaffoldError
-        from bench.suites import SuiteDataError
-        from bench.translator import RegistryError, TranslatorError
-        from bench.weights import WeightsMissing
+        from bench.errors import BenchError
 
         try:
             return super().invoke(ctx)
-        except (RunError, SuiteDataError, RegistryError, TranslatorError, WeightsMissing, ImageReadError,
-                SegmenterError, DetectorError, ScaffoldError, RunFolderError, PaperError, CompareError,
-                CellsFailed) as exc:
+        except BenchError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)
         except OSError as exc:
@@ -103,11 +91,66 @@ def _engine_options(fn):
     return fn
 
 
-def _engine(precision, compile_, workers, channels_last, fused_adam, cudnn_benchmark):
-    from bench.translator import TrainEngine
+def _config_options(fn):
+    """--config, --set and --print-config, shared by `run` and `train` (bench.config: the one precedence)."""
+    opts = [
+        click.option("--config", "config_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                     help="A TOML file of settings (keys as in --print-config; [method.NAME] tables for a method's "
+                          "hyperparameters). Flags typed on the command line override it."),
+        click.option("--set", "sets", multiple=True, metavar="METHOD.KEY=VALUE",
+                     help="A method hyperparameter over its preset, e.g. --set cyclegan.lambda_cycle=5 (repeatable; "
+                          "checked against the method's config)."),
+        click.option("--print-config", is_flag=True, help="Print the resolved configuration as TOML and exit."),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
 
-    return TrainEngine(precision=precision, compile=compile_, workers=workers, channels_last=channels_last,
-                       fused_adam=fused_adam, cudnn_benchmark=cudnn_benchmark)
+
+# CLI parameter -> (RunConfig field path, parser). Only parameters typed on the command line become a layer.
+_RUN_FIELDS = {
+    "suite": ("suite", None), "methods": ("methods", lambda v: tuple(m.strip() for m in v.split(",") if m.strip())),
+    "preset": ("preset", None), "seeds": ("seeds", lambda v: _parse_seeds(v)), "device": ("device", None),
+    "data_root": ("data_root", None), "out": ("out", None), "name": ("name", None),
+    "size": ("size", lambda v: _parse_size(v)), "batch_size": ("batch_size", None), "force": ("force", None),
+    "segmenter": ("segmenter", None), "segmenter_size": ("segmenter_size", lambda v: _parse_size(v)),
+    "detector": ("detector", None), "max_steps": ("max_steps", None),
+    "precision": ("engine.precision", None), "compile_": ("engine.compile", None), "workers": ("engine.workers", None),
+    "channels_last": ("engine.channels_last", None), "fused_adam": ("engine.fused_adam", None),
+    "cudnn_benchmark": ("engine.cudnn_benchmark", None), "launcher": ("launch.launcher", None),
+    "jobs": ("launch.jobs", None), "partition": ("launch.partition", None),
+    "gpus_per_job": ("launch.gpus_per_job", None), "cpus_per_job": ("launch.cpus_per_job", None),
+    "array_parallelism": ("launch.array_parallelism", None), "timeout_min": ("launch.timeout_min", None),
+    "slurm_cluster": ("launch.cluster", None),
+}
+
+
+def _resolved_run_config(ctx: click.Context, config_file: Path | None, sets: tuple[str, ...]):
+    """defaults < preset < --config FILE < flags typed on the command line (bench.config)."""
+    from click.core import ParameterSource
+
+    from bench import config
+    from bench.runner import RunConfig
+    from bench.suites import default_preset
+
+    flags: dict = {}
+    for param, (path, parse) in _RUN_FIELDS.items():
+        if param not in ctx.params or ctx.get_parameter_source(param) != ParameterSource.COMMANDLINE:
+            continue
+        value = ctx.params[param]
+        value = parse(value) if parse is not None and value is not None else value
+        *tables, key = path.split(".")
+        layer = flags
+        for t in tables:
+            layer = layer.setdefault(t, {})
+        layer[key] = value
+    from_file = config.read_config_file(config_file) if config_file is not None else {}
+    method_tables = from_file.pop(config.METHOD_TABLE, {})
+    merged = config.merge(from_file, flags)
+    merged.setdefault("preset", default_preset(merged.get("suite", RunConfig.suite)))
+    cfg = config.apply(RunConfig(), merged, f"config{f' ({config_file})' if config_file else ''}")
+    options = config.merge(method_tables, config.parse_set(sets))
+    return replace(cfg, method_options=options) if options else cfg
 
 
 @main.command()
@@ -145,9 +188,11 @@ def _engine(precision, compile_, workers, channels_last, fused_adam, cudnn_bench
               help="--launcher slurm: the time limit of each job.")
 @click.option("--slurm-cluster", type=click.Choice(["slurm", "local"]), default="slurm", hidden=True,
               help="'local': submitit's local executor stands in for Slurm (tests).")
-def run(suite, methods, preset, seeds, device, data_root, out, name, size, batch_size, force, segmenter,
-        segmenter_size, detector, precision, compile_, workers, channels_last, fused_adam, cudnn_benchmark, launcher,
-        jobs, partition, gpus_per_job, cpus_per_job, array_parallelism, timeout_min, slurm_cluster) -> None:
+@click.option("--max-steps", default=None, type=click.IntRange(1),
+              help="Train each learned method this many steps (default: its preset's schedule).")
+@_config_options
+@click.pass_context
+def run(ctx, config_file, sets, print_config, **_flags) -> None:
     """Train or load each method, translate the suite's test images, score, and write tables and figures.
 
     \b
@@ -157,32 +202,16 @@ def run(suite, methods, preset, seeds, device, data_root, out, name, size, batch
       bench run --suite folder:/data/night2day --methods all --device cuda
       bench run --suite folder:/data/n2d --segmenter segformer:~/models/segformer-b0-cityscapes
       bench run --methods all --seeds 0-2 --launcher slurm --partition gpu --array-parallelism 16
+      bench run --methods cyclegan --set cyclegan.lambda_cycle=5 --print-config > run.toml
+      bench run --config run.toml
     """
-    from bench.launch import LaunchConfig
-    from bench.runner import RunConfig
+    from bench.config import to_toml
     from bench.runner import run as run_benchmark
-    from bench.suites import default_preset
 
-    cfg = RunConfig(
-        suite=suite,
-        methods=tuple(m.strip() for m in methods.split(",") if m.strip()),
-        preset=preset or default_preset(suite),
-        seeds=_parse_seeds(seeds),
-        device=device,
-        data_root=data_root,
-        out=out,
-        name=name,
-        force=force,
-        size=_parse_size(size),
-        batch_size=batch_size,
-        segmenter=segmenter,
-        segmenter_size=_parse_size(segmenter_size),
-        detector=detector,
-        engine=_engine(precision, compile_, workers, channels_last, fused_adam, cudnn_benchmark),
-        launch=LaunchConfig(launcher=launcher, jobs=jobs, partition=partition, gpus_per_job=gpus_per_job,
-                            cpus_per_job=cpus_per_job, array_parallelism=array_parallelism, timeout_min=timeout_min,
-                            cluster=slurm_cluster),
-    )
+    cfg = _resolved_run_config(ctx, config_file, sets)
+    if print_config:
+        click.echo(to_toml(cfg, cfg.method_options), nl=False)
+        return
     summary = run_benchmark(cfg)
     click.echo(f"finished {len(summary.done)} cell(s), reused {len(summary.skipped)} finished cell(s)")
     click.echo((summary.run_dir / "tables" / "summary.md").read_text())
@@ -206,8 +235,9 @@ def run(suite, methods, preset, seeds, device, data_root, out, name, size, batch
               help="Data-parallel processes (one per GPU; with --device cpu, CPU processes over gloo). "
                    "Under torchrun, torchrun decides and this is ignored.")
 @_engine_options
-def train(suite, method, preset, seed, device, data_root, out, name, size, max_steps, procs, precision, compile_,
-          workers, channels_last, fused_adam, cudnn_benchmark) -> None:
+@_config_options
+@click.pass_context
+def train(ctx, method, seed, procs, config_file, sets, print_config, **_flags) -> None:
     """Train one method into a run folder's cell, on one or several GPUs (data parallel).
 
     The per-process batch is the preset's; N processes train with an N-times larger global batch.
@@ -220,15 +250,16 @@ def train(suite, method, preset, seed, device, data_root, out, name, size, max_s
     """
     import os
 
-    from bench.suites import default_preset
-    from bench.train import TrainConfig, relaunch_with_torchrun, train_cell
+    from bench.config import to_toml
+    from bench.train import relaunch_with_torchrun, train_cell
 
-    cfg = TrainConfig(suite=suite, method=method, preset=preset or default_preset(suite), seed=seed, device=device,
-                      data_root=data_root, out=out, name=name, size=_parse_size(size), max_steps=max_steps,
-                      engine=_engine(precision, compile_, workers, channels_last, fused_adam, cudnn_benchmark))
+    cfg = _resolved_run_config(ctx, config_file, sets)
+    if print_config:
+        click.echo(to_toml(cfg, cfg.method_options), nl=False)
+        return
     if procs > 1 and "WORLD_SIZE" not in os.environ:
         sys.exit(relaunch_with_torchrun(procs, sys.argv[1:]))
-    path = train_cell(cfg)
+    path = train_cell(cfg, method, seed)
     if path is not None:
         click.echo(f"wrote {path}")
 
@@ -254,22 +285,12 @@ def translate(method, checkpoint, input_dir, output_dir, save_uncertainty, devic
     Example:
       bench translate --method augan --checkpoint ckpt.safetensors --input night/ --output day/ --save-uncertainty
     """
-    from safetensors import SafetensorError
-
-    from bench.checkpoints import CheckpointError, load_tensor_dict
     from bench.data.io import list_images
     from bench.runner import RunError, resolve_device, translate_folder
-    from bench.translator import build_translator
+    from bench.translator import load_translator
 
-    try:
-        state = load_tensor_dict(checkpoint)
-    except (SafetensorError, OSError, CheckpointError) as exc:
-        raise RunError(f"{checkpoint}: not a readable checkpoint ({exc})") from None
     dev = resolve_device(device)
-    translator = build_translator(method, device=dev)
-    if hasattr(translator, "configure_from_state"):
-        translator.configure_from_state(state)  # the checkpoint, not a preset, decides the architecture
-    translator.load_state_dict(state)
+    translator = load_translator(method, checkpoint, dev)  # the checkpoint, not a preset, decides the architecture
     inputs = list_images(input_dir)
     if not inputs:
         raise RunError(f"{input_dir} holds no images")
@@ -319,8 +340,9 @@ def import_checkpoint(method, tf_checkpoint, out) -> None:
 
 @main.command(name="new-method")
 @click.argument("name")
-@click.option("--root", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Checkout to write into (default: the one this bench runs from).")
+@click.option("--dest", "--root", "root", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="The project to write into: a folder with a baselines/ package (default: the current folder). "
+                   "Never the installed package.")
 def new_method(name, root) -> None:
     """Scaffold baselines/NAME/ with a working minimal translator, and tests/test_NAME.py.
 
@@ -328,11 +350,9 @@ def new_method(name, root) -> None:
     Example:
       bench new-method my-gan && python -m pytest tests/test_my_gan.py && bench run --methods identity,my-gan
     """
-    import baselines
     from bench.scaffold import new_method as scaffold
 
-    repo = root or Path(baselines.__file__).resolve().parent.parent
-    for path in scaffold(name, repo):
+    for path in scaffold(name, root or Path.cwd()):
         click.echo(f"wrote {path}")
     click.echo("next: edit the model, run its test, then `bench run --methods identity," + name + "` "
                "(docs/adding-a-baseline.md)")
@@ -502,9 +522,9 @@ def weights_list() -> None:
     Example:
       bench weights list
     """
-    from bench.weights import ALL_WEIGHTS
+    from bench.weights import WEIGHTS
 
-    for wf in ALL_WEIGHTS:
+    for wf in WEIGHTS.values():
         click.echo(f"{wf.key}\n  file:    {wf.filename}\n  expect:  {wf.expected}\n  url:     {wf.url}\n  used by: {wf.used_by}")
 
 
@@ -516,9 +536,9 @@ def weights_where() -> None:
     Example:
       bench weights where
     """
-    from bench.weights import ALL_WEIGHTS, candidate_paths
+    from bench.weights import WEIGHTS, candidate_paths
 
-    for wf in ALL_WEIGHTS:
+    for wf in WEIGHTS.values():
         click.echo(f"{wf.filename}:")
         for p in candidate_paths(wf):
             click.echo(f"  {p}")
@@ -532,10 +552,10 @@ def weights_check() -> None:
     Example:
       bench weights check
     """
-    from bench.weights import ALL_WEIGHTS, WeightsMissing, resolve
+    from bench.weights import WEIGHTS, WeightsMissing, resolve
 
     ok = True
-    for wf in ALL_WEIGHTS:
+    for wf in WEIGHTS.values():
         try:
             r = resolve(wf, download=False)
         except WeightsMissing as exc:

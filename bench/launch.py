@@ -1,7 +1,8 @@
 """Where a run's (method, seed) cells execute: here, in parallel local processes, or as Slurm jobs.
 
-Every launcher runs the same function on a cell (``run_cell_job``: plan the run restricted to that
-cell, then fit, translate and score it into the shared run folder); the parent process then
+Every launcher runs the function it is handed on each cell (the runner hands it ``run_cell_job``: plan the
+run restricted to that cell, then fit, translate and score it into the shared run folder; it must be a
+module-level function, since worker processes and Slurm jobs receive it pickled); the parent process then
 rebuilds ``metrics.csv``, the tables, the figures and the manifest from every finished cell, exactly
 as a run on one machine does. Finished cells are never resubmitted, so re-running the command after
 a failure or a cancelled job submits only what is missing.
@@ -17,12 +18,11 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Callable
 
 from tqdm import tqdm
 
-if TYPE_CHECKING:
-    from bench.runner import RunConfig, RunPlan
+from bench.errors import BenchError
 
 LAUNCHERS = ("none", "local", "slurm")
 
@@ -45,20 +45,22 @@ class LaunchConfig:
             raise ValueError("--jobs must be at least 1")
 
 
-def run_cell_job(cfg: "RunConfig", method: str, seed: int) -> tuple[str, int]:
-    """One cell, in whatever process the launcher gave it (a Slurm job, a local worker)."""
-    from bench.runner import plan, run_cell
-
-    cell_cfg = replace(cfg, methods=(method,), seeds=(seed,), launch=LaunchConfig(), force=False)
-    run_cell(plan(cell_cfg), method, seed)
-    return method, seed
-
-
-class CellsFailed(RuntimeError):
+class CellsFailed(BenchError, RuntimeError):
     pass
 
 
-def launch_cells(p: "RunPlan", cells: list[tuple[str, int]]) -> list[tuple[str, int]]:
+@dataclass(frozen=True)
+class CellJobs:
+    """What a launcher needs of a run: the job to run on each cell and where the run lives."""
+
+    job: Callable[[Any, str, int], tuple[str, int]]  # job(cfg, method, seed): one cell, in the worker
+    cfg: Any  # the run's config, handed to every job (``cfg.launch`` is this launcher's settings)
+    run_dir: Path
+    device: str
+    suite_name: str
+
+
+def launch_cells(p: CellJobs, cells: list[tuple[str, int]]) -> list[tuple[str, int]]:
     """Run ``cells`` with the configured launcher; returns those that finished, raises CellsFailed for the rest."""
     lc = p.cfg.launch
     lc.check()
@@ -81,7 +83,7 @@ def _claim_gpu(queue) -> None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
 
 
-def _local(p: "RunPlan", cells):
+def _local(p: CellJobs, cells):
     import multiprocessing as mp
 
     import torch
@@ -95,7 +97,7 @@ def _local(p: "RunPlan", cells):
     cfg = replace(p.cfg, device="cuda" if gpus else p.device)  # each worker sees its one GPU as cuda:0
     done, failed = [], []
     with ProcessPoolExecutor(n, mp_context=ctx, initializer=_claim_gpu, initargs=(queue,)) as pool:
-        futures = {pool.submit(run_cell_job, cfg, m, s): (m, s) for m, s in cells}
+        futures = {pool.submit(p.job, cfg, m, s): (m, s) for m, s in cells}
         for fut in tqdm(as_completed(futures), total=len(futures), desc=f"cells ({n} local processes)", unit="cell"):
             try:
                 done.append(fut.result())
@@ -104,7 +106,7 @@ def _local(p: "RunPlan", cells):
     return done, failed
 
 
-def _submitit(p: "RunPlan", cells):
+def _submitit(p: CellJobs, cells):
     try:
         import submitit
     except ImportError:
@@ -122,7 +124,7 @@ def _submitit(p: "RunPlan", cells):
             params["slurm_array_parallelism"] = lc.array_parallelism
     executor.update_parameters(**params)
     methods, seeds = [m for m, _ in cells], [s for _, s in cells]
-    jobs = executor.map_array(run_cell_job, [p.cfg] * len(cells), methods, seeds)
+    jobs = executor.map_array(p.job, [p.cfg] * len(cells), methods, seeds)
     pending = dict(zip(jobs, cells))
     done, failed = [], []
     bar = tqdm(total=len(jobs), desc=f"cells ({lc.cluster} jobs {jobs[0].job_id.split('_')[0]})", unit="cell")

@@ -21,8 +21,9 @@ import json
 import random
 import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, is_dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -30,8 +31,8 @@ from tqdm import tqdm
 
 from bench.atomic import atomic_write_bytes, atomic_write_text
 from bench.data.io import read_rgb, to_tensor, to_uint8, write_png
-from bench.launch import LaunchConfig
-from bench.metrics.scorer import Scorer
+from bench.launch import CellJobs, CellsFailed, LaunchConfig, launch_cells
+from bench.scoring import Scorer
 from bench.report.figures import image_grid
 from bench.report.tables import summary_csv, summary_markdown
 from bench.results import (
@@ -45,6 +46,7 @@ from bench.results import (
     write_metrics_csv,
 )
 from bench.suites import SuiteFiles, get_suite
+from bench.errors import BenchError
 from bench.translator import (
     PRESETS,
     TrainBudget,
@@ -52,13 +54,14 @@ from bench.translator import (
     Translator,
     available_methods,
     build_translator,
+    load_checkpoint,
     method_info,
 )
 
 QUALITATIVE_ROWS = 4
 
 
-class RunError(RuntimeError):
+class RunError(BenchError, RuntimeError):
     """A problem with the run's inputs or environment, reported to the user without a traceback."""
 
 
@@ -81,6 +84,8 @@ class RunConfig:
     detector: str | None = None  # spec of a pretrained detector (bench.downstream.detectors); None: the suite's
     engine: TrainEngine = field(default_factory=TrainEngine)  # precision, compile, loader workers (training only)
     launch: LaunchConfig = field(default_factory=LaunchConfig)  # where cells run: here, local processes, Slurm
+    # method -> hyperparameters over its preset config ([method.<name>] in --config, --set method.key=value)
+    method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass
@@ -147,6 +152,7 @@ class RunPlan:
     device: str
     run_dir: Path
     cells: list[tuple[str, int]]
+    method_configs: dict[str, dict[str, Any]] = field(default_factory=dict)  # resolved, for the manifest
 
 
 def resolve_suite(name: str, preset: str, data_root: Path | None):
@@ -178,7 +184,23 @@ def plan(cfg: RunConfig) -> RunPlan:
     for method in methods:
         seeds = cfg.seeds if method_info(method).learned else cfg.seeds[:1]  # deterministic: one cell
         cells += [(method, s) for s in seeds]
-    return RunPlan(cfg, suite.name, files, scorer, methods, device, run_dir, cells)
+    return RunPlan(cfg, suite.name, files, scorer, methods, device, run_dir, cells,
+                   resolved_method_configs(cfg, methods))
+
+
+def resolved_method_configs(cfg: RunConfig, methods: list[str]) -> dict[str, dict[str, Any]]:
+    """Each method's config after its preset and overrides (checked here, before any cell trains)."""
+    unknown = sorted(set(cfg.method_options) - set(methods))
+    if unknown:
+        raise RunError(f"settings for {', '.join(unknown)}, which this run does not run (methods: {', '.join(methods)})")
+    out = {}
+    for method in methods:
+        with torch.random.fork_rng(devices=[]):
+            t = build_translator(method, preset=cfg.preset, overrides=cfg.method_options.get(method))
+        config = getattr(t, "config", None)
+        if config is not None and is_dataclass(config):
+            out[method] = asdict(config)
+    return out
 
 
 def run_folder(out: Path, suite_name: str, name: str) -> Path:
@@ -198,10 +220,17 @@ def run_cell(p: RunPlan, method: str, seed: int) -> None:
     cfg = p.cfg
     d = cell_dir(p.run_dir, method, seed)
     seed_everything(seed)  # before construction: initial weights come from the seed too
-    translator = build_translator(method, preset=cfg.preset, device=p.device)
+    translator = build_translator(method, preset=cfg.preset, device=p.device, overrides=cfg.method_options.get(method))
     fit_or_load(translator, p.files, d, TrainBudget(cfg.preset, seed, p.device, cfg.max_steps, cfg.engine))
     translated = translate_folder(translator, p.files.test_a, d / "translations", p.device, cfg.batch_size)
     write_cell_metrics(d / "metrics.json", p.scorer.score(method, seed, translated))
+
+
+def run_cell_job(cfg: RunConfig, method: str, seed: int) -> tuple[str, int]:
+    """One cell, in whatever process a launcher gave it (a Slurm job, a local worker)."""
+    cell_cfg = replace(cfg, methods=(method,), seeds=(seed,), launch=LaunchConfig(), force=False)
+    run_cell(plan(cell_cfg), method, seed)
+    return method, seed
 
 
 def score_reference(p: RunPlan) -> None:
@@ -232,27 +261,25 @@ def run(cfg: RunConfig) -> RunSummary:
             summary.done.append((method, seed))
         score_reference(p)
     else:
-        from bench.launch import CellsFailed, launch_cells
-
         score_reference(p)  # first: jobs then find the downstream models trained and cached
         try:
-            summary.done += launch_cells(p, todo)
+            summary.done += launch_cells(CellJobs(run_cell_job, cfg, p.run_dir, p.device, p.suite_name), todo)
         except CellsFailed as exc:
-            _write_outputs(p.run_dir, p.suite_name, p.files, cfg, p.device, p.scorer, started, p.methods)
+            _write_outputs(p, started)
             raise RunError(str(exc)) from None
-    summary.records = _write_outputs(p.run_dir, p.suite_name, p.files, cfg, p.device, p.scorer, started, p.methods)
+    summary.records = _write_outputs(p, started)
     return summary
 
 
 def fit_or_load(translator: Translator, files, cell: Path, budget: TrainBudget) -> None:
     """Under data parallelism every rank trains and rank 0 writes the checkpoint."""
-    from safetensors.torch import load_file, save
+    from safetensors.torch import save
 
     from bench.distributed import current
 
     ckpt = cell / "checkpoint.safetensors"
     if ckpt.is_file():
-        translator.load_state_dict(load_file(str(ckpt)))
+        load_checkpoint(translator, ckpt, adopt_architecture=False)  # the run's preset decides; another is refused
         return
     translator.fit(files.unpaired(), budget, cell / "train")
     ctx = current()
@@ -303,9 +330,13 @@ def translate_folder(translator: Translator, inputs, out_dir: Path, device: str,
     return outputs
 
 
-def _write_outputs(run_dir: Path, suite: str, files, cfg: RunConfig, device: str, scorer: Scorer,
-                   started: float, methods: list[str]) -> list[MetricRecord]:
+def _write_outputs(p: RunPlan, started: float) -> list[MetricRecord]:
     """Rebuild metrics.csv, the summary table, the figure and the manifest from every finished cell."""
+    run_dir, suite, files, cfg, device, scorer, methods = (p.run_dir, p.suite_name, p.files, p.cfg, p.device,
+                                                           p.scorer, p.methods)
+    method_configs = p.method_configs
+    suite_config = {"preset": cfg.preset, **get_suite(cfg.suite).presets.get(cfg.preset, {}),
+                    "image_size": [files.height, files.width]}
     records: list[MetricRecord] = []
     cells = sorted(run_dir.glob("cells/*/seed*/metrics.json"))
     for path in cells:
@@ -352,6 +383,8 @@ def _write_outputs(run_dir: Path, suite: str, files, cfg: RunConfig, device: str
         "image_size": [files.height, files.width],
         "data_notes": list(files.notes),
         "weights": {**previous.get("weights", {}), **scorer.weights_used},
+        "method_configs": {**previous.get("method_configs", {}), **method_configs},
+        "suite_config": suite_config,
         "train_engine": asdict(cfg.engine.resolved(device)),
         "skipped_metrics": {k: v.one_line for k, v in scorer.skipped.items()},
         "cells": [str(p.parent.relative_to(run_dir)) for p in cells],

@@ -12,6 +12,8 @@ import keyword
 import re
 from pathlib import Path
 
+from bench.errors import BenchError
+
 NAME_RE = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 
 METHOD_TEMPLATE = '''"""{name}: <one line on what the method is, and its paper>.
@@ -102,7 +104,7 @@ def test_{ident}_fits_translates_and_reloads(smoke_suite, tmp_path):
 '''
 
 
-class ScaffoldError(ValueError):
+class ScaffoldError(BenchError, ValueError):
     pass
 
 
@@ -128,7 +130,8 @@ def new_method(name: str, repo_root: Path) -> list[Path]:
         if path.exists():
             raise ScaffoldError(f"{path} already exists; choose another name or remove it")
     if not (repo_root / "baselines").is_dir():
-        raise ScaffoldError(f"{repo_root} has no baselines/ folder: run this in an augan-bench checkout")
+        raise ScaffoldError(f"{repo_root} has no baselines/ folder: run this in a project with one (an augan-bench "
+                            "checkout, or your own), or name it with --dest")
     cls = "".join(part.capitalize() for part in ident.split("_"))
     from bench.atomic import atomic_write_text
 

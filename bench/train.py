@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import distributed
 from bench.runner import (
+    RunConfig,
     RunError,
     cell_dir,
     fit_or_load,
@@ -24,22 +24,7 @@ from bench.runner import (
     run_folder,
     seed_everything,
 )
-from bench.translator import TrainBudget, TrainEngine, build_translator, method_info
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    suite: str = "synthetic-night"
-    method: str = "augan"
-    preset: str = "quick"
-    seed: int = 0
-    device: str = "auto"
-    data_root: Path | None = None
-    out: Path = Path("results")
-    name: str | None = None
-    size: tuple[int, int] | None = None
-    max_steps: int | None = None
-    engine: TrainEngine = field(default_factory=TrainEngine)
+from bench.translator import TrainBudget, build_translator, method_info
 
 
 def relaunch_with_torchrun(procs: int, argv: list[str]) -> int:
@@ -49,15 +34,17 @@ def relaunch_with_torchrun(procs: int, argv: list[str]) -> int:
     return subprocess.call(cmd)
 
 
-def train_cell(cfg: TrainConfig) -> Path | None:
-    """Train (or resume) the cell; returns the checkpoint path on rank 0, None on other ranks."""
+def train_cell(cfg: RunConfig, method: str, seed: int) -> Path | None:
+    """Train (or resume) the (method, seed) cell of the run ``cfg`` describes (the same config ``bench run`` reads:
+    suite, preset, folder, engine, the method's hyperparameters); returns the checkpoint path on rank 0, None on
+    other ranks."""
     suite = resolve_suite(cfg.suite, cfg.preset, cfg.data_root)
     try:
-        info = method_info(cfg.method)
+        info = method_info(method)
     except LookupError as exc:
         raise RunError(str(exc.args[0])) from None
     if not info.learned:
-        raise RunError(f"{cfg.method} is not a learned method: there is nothing to train (bench run scores it)")
+        raise RunError(f"{method} is not a learned method: there is nothing to train (bench run scores it)")
     ctx = distributed.from_environment()
     device = resolve_device(cfg.device)
     if ctx.enabled and device.startswith("cuda"):
@@ -73,15 +60,15 @@ def train_cell(cfg: TrainConfig) -> Path | None:
         ctx.barrier()
         if files is None:
             files = suite.prepare(cfg.preset, cfg.data_root, cfg.size)
-        cell = cell_dir(run_dir, cfg.method, cfg.seed)
+        cell = cell_dir(run_dir, method, seed)
         ckpt = cell / "checkpoint.safetensors"
         if ckpt.is_file():
             if ctx.is_main:
                 print(f"{ckpt} exists: already trained (delete it to train again)", file=sys.stderr)
             return ckpt if ctx.is_main else None
-        seed_everything(cfg.seed)
-        translator = build_translator(cfg.method, preset=cfg.preset, device=device)
-        fit_or_load(translator, files, cell, TrainBudget(cfg.preset, cfg.seed, device, cfg.max_steps, cfg.engine))
+        seed_everything(seed)
+        translator = build_translator(method, preset=cfg.preset, device=device, overrides=cfg.method_options.get(method))
+        fit_or_load(translator, files, cell, TrainBudget(cfg.preset, seed, device, cfg.max_steps, cfg.engine))
         return ckpt if ctx.is_main else None
     finally:
         if ctx.enabled and distributed.dist.is_initialized():

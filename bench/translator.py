@@ -1,24 +1,24 @@
 """The Translator protocol and the translator registry: the one seam every method plugs into.
 
-A method is a class (or factory) registered under a name. Built-in methods live in the
-sub-packages of ``baselines`` and ``augan``, which are discovered by importing them, so adding
-a method is one sub-package and nothing else; third-party packages add methods through the
-``augan_bench.translators`` entry-point group (``name = "package.module:Factory"``).
+A method is a class (or factory) registered under a name in ``METHODS`` (a ``bench.registry.Registry``).
+Built-in methods live in the sub-packages of ``baselines`` and ``augan``, which are discovered by
+importing them, so adding a method is one sub-package and nothing else; third-party packages add methods
+through the ``augan_bench.translators`` entry-point group (``name = "package.module:Factory"``).
 
 Domain naming follows AU-GAN's code: A = adverse (source), B = normal/day (target).
 """
 
 from __future__ import annotations
 
-import difflib
-import importlib
-import pkgutil
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, Callable, Protocol, runtime_checkable
 
+import torch
 from torch import Tensor
+from bench.errors import BenchError
+from bench.registry import Registry, RegistryError, unknown_name_message  # noqa: F401 - re-exported
 
 ENTRY_POINT_GROUP = "augan_bench.translators"
 BUILTIN_PACKAGES = ("baselines", "augan")
@@ -101,22 +101,19 @@ class MethodInfo:
     source: str  # module or entry point it came from
 
 
-class RegistryError(LookupError):
-    pass
-
-
-class TranslatorError(Exception):
+class TranslatorError(BenchError):
     """A user-facing problem a method reports (bad checkpoint, diverged training): shown as one line."""
 
 
-@dataclass
-class _Registry:
-    methods: dict[str, MethodInfo] = field(default_factory=dict)
-    broken: dict[str, str] = field(default_factory=dict)  # name/module -> why it failed to load
-    discovered: bool = False
+def _method_from_entry_point(name: str, factory: Any, source: str) -> MethodInfo:
+    doc = (getattr(factory, "__doc__", None) or "").strip()
+    description = doc.splitlines()[0] if doc else f"plug-in from {source}"
+    return MethodInfo(name, factory, description, bool(getattr(factory, "learned", True)), source)
 
 
-_REGISTRY = _Registry()
+# Built-in methods register when their sub-package is imported: adding a method is one sub-package.
+METHODS: Registry[MethodInfo] = Registry("method", builtins=tuple(f"{p}.*" for p in BUILTIN_PACKAGES),
+                                         group=ENTRY_POINT_GROUP, from_entry_point=_method_from_entry_point)
 
 
 def register_translator(
@@ -124,79 +121,43 @@ def register_translator(
 ) -> Callable[[Callable[..., Translator]], Callable[..., Translator]]:
     """Class decorator: register a Translator factory under ``name``.
 
-    The factory is called as ``factory(preset=..., device=...)`` and must return an object
+    The factory is called as ``factory(preset=..., device=..., **overrides)`` and must return an object
     with the protocol's methods.
     """
 
     def deco(factory: Callable[..., Translator]) -> Callable[..., Translator]:
-        _add(MethodInfo(name, factory, description, learned, getattr(factory, "__module__", "?")))
+        source = getattr(factory, "__module__", "?")
+        METHODS.add(name, MethodInfo(name, factory, description, learned, source), source)
         return factory
 
     return deco
 
 
-def _add(info: MethodInfo) -> None:
-    if not info.name or info.name != info.name.strip().lower() or " " in info.name:
-        raise RegistryError(f"method name {info.name!r} must be lower-case without spaces")
-    existing = _REGISTRY.methods.get(info.name)
-    if existing is not None and existing.factory is not info.factory:
-        raise RegistryError(
-            f"method {info.name!r} is registered twice: by {existing.source} and by {info.source}; rename one"
-        )
-    _REGISTRY.methods[info.name] = info
-
-
-def _discover() -> None:
-    if _REGISTRY.discovered:
-        return
-    _REGISTRY.discovered = True
-    for pkg_name in BUILTIN_PACKAGES:
-        pkg = importlib.import_module(pkg_name)
-        for mod in pkgutil.iter_modules(pkg.__path__, prefix=f"{pkg_name}."):
-            try:
-                importlib.import_module(mod.name)
-            except Exception as exc:  # noqa: BLE001 - recorded and re-raised when the method is asked for
-                _REGISTRY.broken[mod.name] = f"{type(exc).__name__}: {exc}"
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name in _REGISTRY.methods:
-            # The built-in keeps the name; the clash is shown by `bench list` instead of being ignored.
-            taken_by = _REGISTRY.methods[ep.name].source
-            _REGISTRY.broken[f"{ep.name} ({ep.value})"] = (
-                f"entry point {ep.value!r} uses the name {ep.name!r}, already registered by {taken_by}; rename it")
-            continue
-        try:
-            factory = ep.load()
-        except Exception as exc:  # noqa: BLE001
-            _REGISTRY.broken[ep.name] = f"entry point {ep.value!r} failed to load: {type(exc).__name__}: {exc}"
-            continue
-        doc = (getattr(factory, "__doc__", None) or "").strip()
-        description = doc.splitlines()[0] if doc else f"plug-in from {ep.value}"
-        _add(MethodInfo(ep.name, factory, description, bool(getattr(factory, "learned", True)), f"entry point {ep.value}"))
-
-
 def available_methods() -> dict[str, MethodInfo]:
-    _discover()
-    return dict(sorted(_REGISTRY.methods.items()))
+    return {name: METHODS[name] for name in sorted(METHODS.names())}
 
 
 def broken_methods() -> dict[str, str]:
-    _discover()
-    return dict(_REGISTRY.broken)
+    return METHODS.broken()
 
 
 def method_info(name: str) -> MethodInfo:
-    methods = available_methods()
-    if name in methods:
-        return methods[name]
-    if name in _REGISTRY.broken:
-        raise RegistryError(f"method {name!r} failed to load: {_REGISTRY.broken[name]}")
-    raise RegistryError(unknown_name_message("method", name, methods))
+    return METHODS.get_entry(name)
 
 
-def build_translator(name: str, preset: str = "quick", device: str = "cpu", **options: Any) -> Translator:
+def build_translator(name: str, preset: str = "quick", device: str = "cpu",
+                     overrides: Mapping[str, Any] | None = None, **options: Any) -> Translator:
+    """The method ``name`` at ``preset``; ``overrides`` (hyperparameters, e.g. ``{"lambda_cycle": 5}``) are applied
+    to its preset config and checked against its config dataclass (``bench.config.method_config``)."""
     info = method_info(name)
     if preset not in PRESETS:
         raise RegistryError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    if overrides:
+        from bench.config import method_config
+
+        with torch.random.fork_rng(devices=[]):  # the probe must not move the RNG the initial weights come from
+            probe = info.factory(preset=preset, device=device, **options)
+        options = {**options, "config": method_config(getattr(probe, "config", None), overrides, name)}
     translator = info.factory(preset=preset, device=device, **options)
     missing = [m for m in ("fit", "translate", "state_dict", "load_state_dict") if not callable(getattr(translator, m, None))]
     if missing:
@@ -204,8 +165,28 @@ def build_translator(name: str, preset: str = "quick", device: str = "cpu", **op
     return translator
 
 
-def unknown_name_message(kind: str, name: str, valid: Any) -> str:
-    names = sorted(valid)
-    close = difflib.get_close_matches(name, names, n=3, cutoff=0.5)
-    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    return f"unknown {kind} {name!r}.{hint} Valid {kind}s: {', '.join(names)}"
+def load_checkpoint(translator: Translator, checkpoint: Path, adopt_architecture: bool = True) -> Translator:
+    """Load ``checkpoint`` (.safetensors, or a published .pth the method knows) into ``translator``.
+
+    With ``adopt_architecture`` a method that offers ``configure_from_state`` first takes the checkpoint's own
+    configuration (``bench translate``, the report: no preset is implied); without it the translator keeps its
+    preset's architecture and a checkpoint of another one is refused with the method's mismatch message (a run
+    reloading its own cell).
+    """
+    from safetensors import SafetensorError
+
+    from bench.checkpoints import CheckpointError, load_tensor_dict
+
+    try:
+        state = load_tensor_dict(checkpoint)
+    except (SafetensorError, OSError, CheckpointError) as exc:
+        raise CheckpointError(f"{checkpoint}: not a readable checkpoint ({exc})") from None
+    if adopt_architecture and hasattr(translator, "configure_from_state"):
+        translator.configure_from_state(state)  # type: ignore[attr-defined]
+    translator.load_state_dict(state)
+    return translator
+
+
+def load_translator(method: str, checkpoint: Path, device: str = "cpu", preset: str = "quick") -> Translator:
+    """The one way a checkpoint becomes a translator: build ``method``, adopt the checkpoint's architecture, load."""
+    return load_checkpoint(build_translator(method, preset=preset, device=device), checkpoint)

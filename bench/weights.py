@@ -17,6 +17,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import torch
+from bench.errors import BenchError
+from bench.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -58,10 +60,13 @@ DINOV2_VITL14 = WeightsFile(
     size_bytes=1_217_586_395,
     optional=True,
 )
-ALL_WEIGHTS = (INCEPTION_V3, ALEXNET, DINOV2_VITL14)
+# Every file `bench weights list|where|check` knows; a module that adds a weights file registers it here.
+WEIGHTS: Registry[WeightsFile] = Registry("weights file")
+for _wf in (INCEPTION_V3, ALEXNET, DINOV2_VITL14):
+    WEIGHTS.add(_wf.key, _wf, __name__)
 
 
-class WeightsMissing(FileNotFoundError):
+class WeightsMissing(BenchError, FileNotFoundError):
     def __init__(self, wf: WeightsFile, searched: list[Path], reason: str) -> None:
         self.weights = wf
         self.fix = f"download {wf.url} and put it at {searched[-1]} (or in $AUGAN_BENCH_WEIGHTS)"

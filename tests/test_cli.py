@@ -134,7 +134,8 @@ def test_weights_check_passes_without_optional_files_and_flags_substitutes(weigh
 
 
 def test_new_method_scaffold_is_registered_runs_and_its_own_test_passes(tmp_path):
-    """The scaffold goes into this checkout (where discovery finds it); it is removed afterwards."""
+    """The scaffold goes into the project named by --dest (this checkout, where discovery finds it); it is removed
+    afterwards. Without --dest it writes into the current folder, which must be a project with baselines/."""
     import shutil
     import subprocess
     import sys
@@ -144,7 +145,7 @@ def test_new_method_scaffold_is_registered_runs_and_its_own_test_passes(tmp_path
     ident = name.replace("-", "_")
     package, test = root / "baselines" / ident, root / "tests" / f"test_{ident}.py"
     try:
-        res = CliRunner().invoke(main, ["new-method", name])
+        res = CliRunner().invoke(main, ["new-method", name, "--dest", str(root)])
         assert res.exit_code == 0, res.output
         assert package.joinpath("__init__.py").is_file() and test.is_file()
         env = {**os.environ}
@@ -153,11 +154,14 @@ def test_new_method_scaffold_is_registered_runs_and_its_own_test_passes(tmp_path
         assert check.returncode == 0 and "2 passed" in check.stdout, check.stdout[-2000:]
         listed = subprocess.run([sys.executable, "-m", "bench.cli", "list"], cwd=tmp_path, capture_output=True, text=True)
         assert name in listed.stdout
-        again = CliRunner().invoke(main, ["new-method", name])
+        again = CliRunner().invoke(main, ["new-method", name, "--dest", str(root)])
         assert again.exit_code == 2 and "already" in again.output
     finally:
         shutil.rmtree(package, ignore_errors=True)
         test.unlink(missing_ok=True)
+    elsewhere = CliRunner().invoke(main, ["new-method", "my-gan", "--dest", str(tmp_path)])
+    assert elsewhere.exit_code == 2 and f"{tmp_path} has no baselines/ folder" in elsewhere.output
+    assert not any(tmp_path.iterdir())
     for bad in ("My_GAN", "1gan", "class"):
         res = CliRunner().invoke(main, ["new-method", bad])
         assert res.exit_code == 2 and "error:" in res.output

@@ -119,16 +119,11 @@ def test_patch_nce_by_hand():
 
 
 @pytest.mark.parametrize("variant", ["cut", "fastcut"])
-def test_smoke_training_lowers_losses_and_reloads(variant, smoke_suite, tmp_path):
+def test_smoke_training_lowers_the_nce_loss(variant, smoke_suite, tmp_path):
+    """What is CUT's own; any size, reload and resume are the conformance suite's."""
     torch.manual_seed(0)
     m = build_translator(variant, preset="smoke")
     m.fit(smoke_suite.unpaired(), TrainBudget("smoke", 0, "cpu", max_steps=30), tmp_path)
     log = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
     assert sum(r["nce"] for r in log[-10:]) < sum(r["nce"] for r in log[:10])
     assert ("nce_y" in log[0]) == (variant == "cut")
-    x = torch.rand(1, 3, 45, 66)
-    y = m.translate(x)
-    assert y.shape == x.shape
-    fresh = build_translator(variant, preset="smoke")
-    fresh.load_state_dict(m.state_dict())
-    assert torch.equal(fresh.translate(x), y)

@@ -119,7 +119,7 @@ def test_scorer_map_equals_pycocotools_on_the_day_detector(smoke_suite):
     and by pycocotools from the suite's own COCO file."""
     import json
 
-    from bench.metrics.scorer import Scorer
+    from bench.scoring import Scorer
 
     scorer = Scorer("synthetic-night", smoke_suite, ("map", "ap50"), preset="smoke")
     records = {r.metric: r for r in scorer.score("day-twin", 0, smoke_suite.twins, only_downstream=True)}

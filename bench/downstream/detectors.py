@@ -17,11 +17,14 @@ import torch
 
 from bench.checkpoints import CheckpointError, load_tensor_dict
 from bench.data.io import read_rgb
+from bench.downstream.specs import ModelSpec, build_from_spec
+from bench.errors import BenchError
+from bench.registry import Registry
 
 COCO_LABELS = 91  # torchvision's COCO heads: ids 0 (background) .. 90, with COCO's gaps
 
 
-class DetectorError(ValueError):
+class DetectorError(BenchError, ValueError):
     """A detector spec, file or architecture problem, said in words the user can act on."""
 
 
@@ -67,12 +70,10 @@ class TorchvisionDetector:
         return out
 
 
-DETECTOR_SPEC_HELP = "torchvision:ARCH:CHECKPOINT"
+DETECTORS: Registry[ModelSpec] = Registry("detector")
+DETECTORS.add("torchvision", ModelSpec("torchvision:ARCH:CHECKPOINT", TorchvisionDetector, path_args=(1,)), __name__)
+DETECTOR_SPEC_HELP = " or ".join(DETECTORS[k].usage for k in DETECTORS)
 
 
 def build_detector(spec: str, categories: Sequence[int], device: str = "cpu"):
-    kind, _, rest = spec.partition(":")
-    parts = rest.split(":") if rest else []
-    if kind == "torchvision" and len(parts) == 2:
-        return TorchvisionDetector(parts[0], Path(parts[1]).expanduser(), categories, device)
-    raise DetectorError(f"cannot read detector spec {spec!r}; use {DETECTOR_SPEC_HELP}")
+    return build_from_spec(DETECTORS, spec, DetectorError, categories=categories, device=device)

@@ -28,12 +28,15 @@ import torch.nn.functional as F
 
 from bench.data.io import read_rgb
 from bench.metrics.segmentation import N_CLASSES
+from bench.downstream.specs import ModelSpec, build_from_spec
+from bench.errors import BenchError
+from bench.registry import Registry
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class SegmenterError(ValueError):
+class SegmenterError(BenchError, ValueError):
     """A segmenter spec, file or package problem, said in words the user can act on."""
 
 
@@ -155,17 +158,14 @@ class MmsegSegmenter:
         return [r.pred_sem_seg.data[0].to(torch.uint8).cpu().numpy() for r in results]
 
 
-SPEC_HELP = "torchvision:ARCH:CHECKPOINT, segformer:DIR or mmseg:CONFIG:CHECKPOINT"
+SEGMENTERS: Registry[ModelSpec] = Registry("segmenter")
+SEGMENTERS.add("torchvision", ModelSpec("torchvision:ARCH:CHECKPOINT", TorchvisionSegmenter, path_args=(1,)), __name__)
+SEGMENTERS.add("segformer", ModelSpec("segformer:DIR", SegformerSegmenter, path_args=(0,)), __name__)
+SEGMENTERS.add("mmseg", ModelSpec("mmseg:CONFIG:CHECKPOINT", lambda config, ckpt, device, size: MmsegSegmenter(
+    config, ckpt, device), path_args=(0, 1)), __name__)  # mmseg runs its config's own test resolution
+SPEC_HELP = " or ".join(SEGMENTERS[k].usage for k in SEGMENTERS)
 
 
 def build_segmenter(spec: str, device: str = "cpu", size: tuple[int, int] | None = None) -> Segmenter:
     """A segmenter from its command-line spec (module docstring)."""
-    kind, _, rest = spec.partition(":")
-    parts = rest.split(":") if rest else []
-    if kind == "torchvision" and len(parts) == 2:
-        return TorchvisionSegmenter(parts[0], Path(parts[1]).expanduser(), device, size)
-    if kind == "segformer" and len(parts) == 1:
-        return SegformerSegmenter(Path(parts[0]).expanduser(), device, size)
-    if kind == "mmseg" and len(parts) == 2:
-        return MmsegSegmenter(Path(parts[0]).expanduser(), Path(parts[1]).expanduser(), device)
-    raise SegmenterError(f"cannot read segmenter spec {spec!r}; use {SPEC_HELP}")
+    return build_from_spec(SEGMENTERS, spec, SegmenterError, device=device, size=size)

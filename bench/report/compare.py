@@ -9,9 +9,10 @@ from bench.report.render import Cell, Table
 from bench.report.runs import SUBSTITUTE_MARK, SUBSTITUTE_NOTE, RunResults
 from bench.report.tables import best_methods, format_value
 from bench.results import REFERENCE_ROW
+from bench.errors import BenchError
 
 
-class CompareError(ValueError):
+class CompareError(BenchError, ValueError):
     pass
 
 

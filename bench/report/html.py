@@ -111,10 +111,8 @@ def _qualitative(run: RunResults, fig_dir: Path) -> Section:
 def _uncertainty(run: RunResults, fig_dir: Path, n_rows: int, device: str) -> Section:
     """Sigma maps of every method that offers ``uncertainty`` (AU-GAN), from its saved checkpoint."""
     import torch
-    from safetensors.torch import load_file
-
     from bench.data.io import read_rgb, to_tensor, to_uint8
-    from bench.translator import build_translator, method_info
+    from bench.translator import build_translator, load_checkpoint, method_info
 
     sec = Section("Uncertainty maps")
     inputs = [Path(p) for p in run.manifest.get("qualitative", {}).get("inputs", [])]
@@ -141,7 +139,7 @@ def _uncertainty(run: RunResults, fig_dir: Path, n_rows: int, device: str) -> Se
             continue
         if not callable(getattr(translator, "uncertainty", None)) or not ckpt.is_file():
             continue
-        translator.load_state_dict(load_file(str(ckpt)))
+        load_checkpoint(translator, ckpt)
         with torch.no_grad():
             try:
                 for row, path in zip(rows, inputs):

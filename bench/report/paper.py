@@ -21,11 +21,12 @@ from bench.metrics import METRICS, metric_label
 from bench.report.render import Cell, Table
 from bench.report.runs import SUBSTITUTE_MARK, SUBSTITUTE_NOTE, RunResults
 from bench.report.tables import DECIMALS
+from bench.errors import BenchError
 
 PAPER_DIR = Path(__file__).resolve().parents[2] / "results" / "paper"
 
 
-class PaperError(ValueError):
+class PaperError(BenchError, ValueError):
     """A paper data file is missing or malformed; the message names the file and the field."""
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from bench.report.tables import aggregate
 from bench.results import REFERENCE_ROW, MetricRecord, read_metrics_csv
+from bench.errors import BenchError
 
 
 SUBSTITUTE_MARK = "†"
@@ -20,7 +21,7 @@ SUBSTITUTE_NOTE = (f"{SUBSTITUTE_MARK} computed with SUBSTITUTE weights (not the
                    "not the real metric.")
 
 
-class RunFolderError(ValueError):
+class RunFolderError(BenchError, ValueError):
     """A folder given as a run is not one (or is damaged); the message says which file and what to do."""
 
 

@@ -1,17 +1,32 @@
-"""The suite registry: the embedded synthetic suites, BDD100K, ACDC, Dark Zurich, Alderley, and ``folder:PATH``."""
+"""The suite registry: the embedded synthetic suites, BDD100K, ACDC, Dark Zurich, Alderley, ``folder:PATH``,
+and suites of installed packages (entry-point group ``augan_bench.suites``: a ``Suite`` or a callable
+returning one)."""
 
 from __future__ import annotations
 
-from bench.suites.acdc import SUITES as _ACDC
-from bench.suites.alderley import SUITES as _ALDERLEY
-from bench.suites.base import Suite, SuiteFiles
-from bench.suites.bdd100k import SUITES as _BDD100K
-from bench.suites.dark_zurich import SUITES as _DARK_ZURICH
-from bench.suites.folder import SuiteDataError, folder_suite
-from bench.suites.synthetic import SUITES as _SYNTHETIC
-from bench.translator import unknown_name_message
+from typing import Any
 
-SUITES: dict[str, Suite] = {s.name: s for s in (*_SYNTHETIC, *_BDD100K, *_ACDC, *_DARK_ZURICH, *_ALDERLEY)}
+from bench.registry import Registry, RegistryError
+from bench.suites import acdc, alderley, bdd100k, dark_zurich, synthetic
+from bench.suites.base import Suite, SuiteFiles
+from bench.suites.folder import SuiteDataError, folder_suite
+
+ENTRY_POINT_GROUP = "augan_bench.suites"
+
+
+def _suite_from_entry_point(name: str, obj: Any, source: str) -> Suite:
+    suite = obj if isinstance(obj, Suite) else obj()
+    if not isinstance(suite, Suite):
+        raise TypeError(f"{source} gave {type(suite).__name__}, not a bench.suites.Suite")
+    if suite.name != name:
+        raise ValueError(f"{source} names its suite {suite.name!r}, but the entry point calls it {name!r}")
+    return suite
+
+
+SUITES: Registry[Suite] = Registry("suite", group=ENTRY_POINT_GROUP, from_entry_point=_suite_from_entry_point)
+for _module in (synthetic, bdd100k, acdc, dark_zurich, alderley):
+    for _suite in _module.SUITES:
+        SUITES.add(_suite.name, _suite, _module.__name__)
 
 __all__ = ["SUITES", "Suite", "SuiteFiles", "SuiteDataError", "default_preset", "get_suite"]
 
@@ -20,11 +35,11 @@ def get_suite(name: str) -> Suite:
     if name.startswith("folder:"):
         return folder_suite(name[len("folder:"):])
     if name not in SUITES:
-        raise KeyError(unknown_name_message("suite", name, list(SUITES) + ["folder:PATH"]))
+        raise RegistryError(SUITES.unknown_message(name, extra=["folder:PATH"]))
     return SUITES[name]
 
 
 def default_preset(name: str) -> str:
     """A published dataset runs at the paper's protocol unless asked otherwise; synthetic and folder suites quick."""
-    suite = SUITES.get(name)
+    suite = SUITES.get(name) if not name.startswith("folder:") else None
     return "paper" if suite is not None and suite.needs_data_root else "quick"

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from bench.data.io import list_images
 from bench.suites.base import Suite, SuiteFiles
+from bench.errors import BenchError
 
 EXPECTED_TREE = """PATH/
   trainA/   adverse training images (night, rain, fog)
@@ -17,7 +18,7 @@ EXPECTED_TREE = """PATH/
                  with --segmenter"""
 
 
-class SuiteDataError(ValueError):
+class SuiteDataError(BenchError, ValueError):
     pass
 
 

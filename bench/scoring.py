@@ -1,0 +1,310 @@
+"""Score one cell (a trained method's or anyone's translations of a suite's test split): every metric the
+suite declares, and every installed plug-in metric the suite's files allow.
+
+The scorer dispatches through the metric registry (``bench.metrics.METRICS``): each metric names its
+compute function, metrics sharing one function (FID and KID share Inception features) are computed in
+one call. The built-in compute functions below orchestrate what the pure metric code needs: decoded
+images, feature extractors, the suite's downstream segmenter and detector. Models (Inception, LPIPS)
+and the reference features are built once per run and shared by all cells. A metric whose weights are
+missing becomes a skipped record whose note says why and how to fix it; it is never replaced by a
+number from other weights.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from bench.data.io import read_rgb, to_tensor
+from bench.metrics import METRICS
+from bench.registry import load_target
+from bench.metrics.bootstrap import bootstrap_mean_ci
+from bench.metrics.localisation import sift_matches
+from bench.metrics.paired import psnr, ssim
+from bench.results import MetricRecord
+from bench.suites.base import SuiteFiles
+from bench.weights import WeightsMissing
+
+
+class Scorer:
+    def __init__(self, suite_name: str, files: SuiteFiles, metrics: Sequence[str], device: str = "cpu",
+                 batch_size: int = 16, preset: str = "quick", segmenter: str | None = None,
+                 segmenter_size: tuple[int, int] | None = None, detector: str | None = None) -> None:
+        self.suite_name = suite_name
+        self.files = files
+        self.segmenter_spec = segmenter  # None: the suite's own day-trained segmenter
+        self.segmenter_size = segmenter_size
+        self.detector_spec = detector  # None: the suite's own day-trained detector
+        trainable = files.train_b_labels is not None
+        aligned = any(METRICS[m].needs == "twins" for m in metrics if m in METRICS)  # the suite has pixel twins
+        have = {"translations": True, "reference-set": True, "twins": files.twins is not None and aligned,
+                "matched-frames": files.twins is not None,
+                "labels": files.labels is not None and (trainable or segmenter is not None),
+                "boxes": files.boxes is not None and (files.train_b_boxes is not None or detector is not None)}
+        # The suite's own metrics, then installed plug-in metrics wherever the files give what they need.
+        plugins = [m for m in METRICS if METRICS.source(m).startswith("entry point") and m not in metrics]
+        self.metrics = [m for m in (*metrics, *plugins) if have[METRICS[m].needs]]
+        if not trainable:  # fd-synthseg lives in the synthetic segmenter's feature space
+            self.metrics = [m for m in self.metrics if m != "fd-synthseg"]
+        self.device = device
+        self.batch_size = batch_size
+        self.preset = preset
+        self._inception = None
+        self._dinov2 = None
+        self._lpips = None
+        self._segmenter = None
+        self._synthseg = None
+        self._detector = None
+        self._reference: torch.Tensor | None = None
+        self._dino_reference: torch.Tensor | None = None
+        self._seg_reference: torch.Tensor | None = None
+        self.skipped: dict[str, WeightsMissing] = {}
+        self.weights_used: dict[str, str] = {}  # label -> sha256
+
+    # Models are built lazily so that a run without FID never loads Inception.
+    def _model(self, key: str, build):
+        attr = f"_{key}"
+        if getattr(self, attr) is None and key not in self.skipped:
+            try:
+                model = build(device=self.device)
+            except WeightsMissing as exc:
+                self.skipped[key] = exc
+            else:
+                setattr(self, attr, model)
+                self.weights_used[model.weights.label] = model.weights.sha256
+        return getattr(self, attr)
+
+    def inception(self):
+        from bench.metrics.fid_kid import InceptionExtractor
+
+        return self._model("inception", InceptionExtractor)
+
+    def dinov2(self):
+        from bench.metrics.dinov2 import DinoV2Extractor
+
+        return self._model("dinov2", DinoV2Extractor)
+
+    def lpips(self):
+        from bench.metrics.lpips_metric import LpipsAlex
+
+        return self._model("lpips", LpipsAlex)
+
+    def synthseg(self):
+        """The suite's own segmenter, trained on its labelled day images (fd-synthseg's feature space)."""
+        if self._synthseg is None:
+            from bench.downstream.synthetic_segmenter import trained_segmenter
+
+            assert self.files.train_b_labels is not None
+            self._synthseg = trained_segmenter(self.files.train_b, self.files.train_b_labels, self.preset, self.device)
+        return self._synthseg
+
+    def segmenter(self):
+        """The segmenter that mIoU is measured with: the one named by spec, else the suite's own."""
+        if self._segmenter is None:
+            if self.segmenter_spec is None:
+                self._segmenter = self.synthseg()
+            else:
+                from bench.downstream.segmenters import build_segmenter
+
+                self._segmenter = build_segmenter(self.segmenter_spec, self.device, self.segmenter_size)
+        return self._segmenter
+
+    def detector(self):
+        """The detector mAP is measured with: the one named by spec, else the suite's own day-trained one."""
+        if self._detector is None:
+            if self.detector_spec is not None:
+                from bench.downstream.detectors import build_detector
+                from bench.downstream.synthetic_detector import read_boxes
+
+                assert self.files.boxes is not None
+                categories = [c["id"] for c in read_boxes(self.files.boxes)[0]["categories"]]
+                self._detector = build_detector(self.detector_spec, categories, self.device)
+            else:
+                from bench.downstream.synthetic_detector import trained_detector
+
+                assert self.files.train_b_boxes is not None
+                self._detector = trained_detector(self.files.train_b, self.files.train_b_boxes, self.preset,
+                                                  self.device)
+        return self._detector
+
+    @property
+    def has_downstream(self) -> bool:
+        return any(METRICS[m].needs in ("labels", "boxes") for m in self.metrics)
+
+    def score(self, method: str, seed: int, translated: Sequence[Path], only_downstream: bool = False
+              ) -> list[MetricRecord]:
+        """Every metric of the suite for ``translated`` (aligned with the test split), or only the downstream ones."""
+        n = len(translated)
+        records: list[MetricRecord] = []
+
+        def rec(metric: str, value: float, lo: float = math.nan, hi: float = math.nan, extractor: str = "",
+                note: str = "") -> None:
+            records.append(MetricRecord(self.suite_name, method, seed, metric, value, lo, hi, n, extractor, note))
+
+        for compute, names in self.dispatch(only_downstream).items():
+            load_target(compute)(self, translated, names, rec)
+        return records
+
+    def dispatch(self, only_downstream: bool = False) -> dict[str, list[str]]:
+        """compute function -> the metrics it is asked for; downstream tasks first (they warm the model caches)."""
+        groups: dict[str, list[str]] = {}
+        downstream = [m for m in self.metrics if METRICS[m].needs in ("labels", "boxes")]
+        others = [] if only_downstream else [m for m in self.metrics if m not in downstream]
+        for m in (*downstream, *others):
+            if only_downstream and m == "fd-synthseg":  # a distribution distance, not a downstream score
+                continue
+            groups.setdefault(METRICS[m].compute, []).append(m)
+        return groups
+
+
+def segmentation_metrics(scorer: Scorer, translated: Sequence[Path], names: list[str], rec) -> None:
+    """mIoU and per-class IoU with the suite's segmenter; fd-synthseg from the same backbone pass."""
+    import cv2
+
+    from bench.downstream.synthetic_segmenter import read_label
+    from bench.metrics.fid_kid import bootstrap_fid_kid_ci, fid_from_features
+    from bench.metrics.segmentation import (
+        CITYSCAPES_CLASSES,
+        bootstrap_miou_ci,
+        confusion,
+        iou_per_class,
+        mean_iou,
+    )
+
+    seg = scorer.segmenter()
+    want_fd = "fd-synthseg" in names
+    synth = scorer.synthseg() if want_fd else None
+    labels = scorer.files.labels
+    assert labels is not None
+    per_image, feats = [], []
+    for start in range(0, len(translated), scorer.batch_size):
+        chunk = list(translated[start:start + scorer.batch_size])
+        if synth is seg:  # one decode and one backbone pass give both
+            preds, chunk_feats = seg.analyse(chunk)
+        else:
+            preds = seg.predict(chunk)
+            chunk_feats = synth.features(chunk) if synth is not None else None
+        for pred, lab in zip(preds, labels[start:start + scorer.batch_size]):
+            gt = read_label(lab)
+            if pred.shape != gt.shape:  # e.g. 256x512 translations of 720x1280 labelled frames
+                pred = cv2.resize(pred, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_NEAREST)
+            per_image.append(confusion(pred, gt))
+        if chunk_feats is not None:
+            feats.append(chunk_feats)
+    cms = np.stack(per_image)
+    cm = cms.sum(0)
+    lo, hi = bootstrap_miou_ci(cms)
+    rec("miou", 100 * mean_iou(cm), 100 * lo, 100 * hi, extractor=seg.id)
+    # Per-class IoU of every class in the ground truth (a class only predicted still counts as 0 in the mean).
+    for cls, iou in enumerate(iou_per_class(cm)):
+        if cm[cls].sum() > 0:
+            rec(f"iou/{CITYSCAPES_CLASSES[cls]}", 100 * float(iou), extractor=seg.id)
+    if feats:
+        assert synth is not None
+        if scorer._seg_reference is None:
+            scorer._seg_reference = torch.cat([synth.features(list(scorer.files.test_b[i:i + scorer.batch_size]))
+                                             for i in range(0, len(scorer.files.test_b), scorer.batch_size)])
+        feats_t = torch.cat(feats)
+        ci, _ = bootstrap_fid_kid_ci(feats_t, scorer._seg_reference)
+        rec("fd-synthseg", fid_from_features(feats_t, scorer._seg_reference), *ci, extractor=synth.id)
+
+
+def detection_metrics(scorer: Scorer, translated: Sequence[Path], names: list[str], rec) -> None:
+    """Detections on image i of ``translated`` are scored against the boxes of test image i."""
+    from bench.downstream.synthetic_detector import read_boxes
+    from bench.metrics.detection import evaluate
+
+    det = scorer.detector()
+    assert scorer.files.boxes is not None
+    gt, _ = read_boxes(scorer.files.boxes)
+    ids = {img["file_name"]: img["id"] for img in gt["images"]}
+    image_ids = [ids[Path(p).name] for p in scorer.files.test_a]
+    dets: list[dict] = []
+    for start in range(0, len(translated), scorer.batch_size):
+        dets += det.detect(translated[start:start + scorer.batch_size], image_ids[start:start + scorer.batch_size])
+    s = evaluate(gt, dets)
+    if "map" in names:
+        rec("map", 100 * s.ap, 100 * s.ap_ci[0], 100 * s.ap_ci[1], extractor=det.id)
+        for name, ap in s.per_class.items():
+            rec(f"ap/{name}", 100 * ap, extractor=det.id)
+    if "ap50" in names:
+        rec("ap50", 100 * s.ap50, 100 * s.ap50_ci[0], 100 * s.ap50_ci[1], extractor=det.id)
+
+
+def distribution_metrics(scorer: Scorer, translated: Sequence[Path], names: list[str], rec) -> None:
+    """FID and KID from one Inception pass (the reference set's features cached for the run)."""
+    from bench.metrics.fid_kid import bootstrap_fid_kid_ci, extract_features, fid_from_features, kid_from_features
+
+    ext = scorer.inception()
+    if ext is None:
+        for m in ("fid", "kid"):
+            if m in names:
+                rec(m, math.nan, note=scorer.skipped["inception"].one_line)
+        return
+    if scorer._reference is None:
+        scorer._reference = extract_features(scorer.files.test_b, ext, scorer.batch_size, desc="reference features")
+    feats = extract_features(translated, ext, scorer.batch_size, desc="features")
+    fid_ci, kid_ci = bootstrap_fid_kid_ci(feats, scorer._reference)
+    if "fid" in names:
+        rec("fid", fid_from_features(feats, scorer._reference), *fid_ci, extractor=ext.weights.label)
+    if "kid" in names:
+        mean, std = kid_from_features(feats, scorer._reference)
+        rec("kid", mean, *kid_ci, extractor=ext.weights.label, note=f"std over subsets {std:.6g}")
+
+
+def dinov2_distance(scorer: Scorer, translated: Sequence[Path], names: list[str], rec) -> None:
+    """fd-dinov2 (DINOv2 ViT-L/14 CLS features), when its optional weights are present."""
+    from bench.metrics.fid_kid import bootstrap_fid_kid_ci, extract_features, fid_from_features
+
+    ext = scorer.dinov2()
+    if ext is None:
+        rec("fd-dinov2", math.nan, note=scorer.skipped["dinov2"].one_line)
+        return
+    if scorer._dino_reference is None:
+        scorer._dino_reference = extract_features(scorer.files.test_b, ext, scorer.batch_size, desc="DINOv2 reference")
+    feats = extract_features(translated, ext, scorer.batch_size, desc="DINOv2 features")
+    ci, _ = bootstrap_fid_kid_ci(feats, scorer._dino_reference)
+    rec("fd-dinov2", fid_from_features(feats, scorer._dino_reference), *ci, extractor=ext.weights.label)
+
+
+def paired_metrics(scorer: Scorer, translated: Sequence[Path], names: list[str], rec) -> None:
+    """Per-image metrics against each test image's twin (or matched frame), one decode for all of them."""
+    twins = scorer.files.twins
+    assert twins is not None
+    want_lpips = "lpips" in names
+    model = scorer.lpips() if want_lpips else None
+    want_sift = "sift" in names
+    vals: dict[str, list[float]] = {"psnr": [], "ssim": [], "lpips": [], "sift": []}
+    for start in range(0, len(translated), scorer.batch_size):
+        outs = [read_rgb(p) for p in translated[start:start + scorer.batch_size]]
+        refs = [read_rgb(p) for p in twins[start:start + scorer.batch_size]]
+        for o, r in zip(outs, refs):
+            if "psnr" in names:
+                vals["psnr"].append(psnr(o, r))
+            if "ssim" in names:
+                vals["ssim"].append(ssim(o, r))
+            if want_sift:
+                vals["sift"].append(float(sift_matches(o, r)))
+        if model is not None:
+            for o, r in zip(outs, refs):  # one at a time: test images may differ in size
+                vals["lpips"].append(float(model(to_tensor(o)[None], to_tensor(r)[None])[0]))
+    for metric in ("lpips", "psnr", "ssim", "sift"):
+        if metric not in names:
+            continue
+        if metric == "lpips" and model is None:
+            rec("lpips", math.nan, note=scorer.skipped["lpips"].one_line)
+            continue
+        v = np.asarray(vals[metric], dtype=np.float64)
+        # Identical images have infinite PSNR; cap at 100 dB so a mean stays defined (and say so).
+        note = ""
+        if metric == "psnr" and np.isinf(v).any():
+            note = f"{int(np.isinf(v).sum())} identical image(s) counted as 100 dB"
+            v = np.minimum(v, 100.0)
+        lo, hi = bootstrap_mean_ci(v)
+        extractor = model.weights.label if metric == "lpips" else ""
+        rec(metric, float(v.mean()), lo, hi, extractor=extractor, note=note)
+
