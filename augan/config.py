@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from bench.gan_training import JsonConfig
+from bench.learned import Schedule
 
 # Fields that change the networks' shapes: a checkpoint made with other values cannot load.
 ARCHITECTURE_FIELDS = ("ngf", "ndf", "n_d", "n_scale", "use_tnet", "use_uncertainty")
@@ -17,7 +17,7 @@ UNCERTAINTY_FORMS = ("official", "paper")
 
 
 @dataclass(frozen=True)
-class AUGANConfig(JsonConfig):
+class AUGANConfig(Schedule):
     ARCHITECTURE_FIELDS = ARCHITECTURE_FIELDS
     LEGACY_FIELDS = ("amp_bf16",)  # written before training precision became the engine's --precision
 
@@ -36,17 +36,10 @@ class AUGANConfig(JsonConfig):
     lambda_conf: float = 1.0
     noise_std: float = 0.02  # Gaussian noise on the reconstruction decoder's features
     pool_size: int = 50
-    lr: float = 2e-4
     beta1: float = 0.5
     epochs: int = 20
     epoch_decay: int = 10  # constant lr before this epoch, then linear decay to 0
     batch_size: int = 8
-    load_size: int | None = 286  # resize to load x 2*load before cropping; None: keep native size
-    fine_size: int = 256  # random crop of fine x 2*fine
-    max_steps: int | None = None  # stop after this many steps (None: epochs decide)
-    checkpoint_every: int = 500
-    log_every: int = 10
-    channels_last: bool = False
 
     def __post_init__(self) -> None:
         if self.uncertainty_form not in UNCERTAINTY_FORMS:

@@ -23,15 +23,15 @@ from augan.config import AUGANConfig, preset_config
 from augan.losses import asymmetric_feature_matching, l1, lsgan, uncertainty_cycle
 from augan.networks import Generator, MultiScaleDiscriminator
 from augan.pool import HistoryPool
-from bench.gan_training import (  # noqa: F401 - the errors are part of this module's interface (tests, callers)
+from bench.learned import (  # noqa: F401 - the errors are part of this module's interface (tests, callers)
     CheckpointMismatch,
-    GanTraining,
+    LearnedTranslator,
     TrainingDiverged,
     padded_forward,
 )
 
 
-class AUGAN(GanTraining):
+class AUGAN(LearnedTranslator):
     """Adverse -> normal translation with AU-GAN; also ``uncertainty`` and ``translate_back``."""
 
     METHOD, KIND = "augan", "an AU-GAN"
@@ -58,7 +58,7 @@ class AUGAN(GanTraining):
     def modules(self) -> dict[str, nn.Module]:
         return {"g_a2b": self.g_a2b, "g_b2a": self.g_b2a, "d_a": self.d_a, "d_b": self.d_b}
 
-    # ------------------------------------------------------------------ training (loop: bench.gan_training)
+    # ------------------------------------------------------------------ training (loop: bench.learned)
     def setup_training(self, seed: int) -> list[torch.optim.Optimizer]:
         c = self.config
         opt_g = self.adam([*self.g_a2b.parameters(), *self.g_b2a.parameters()], lr=c.lr, betas=(c.beta1, 0.999))
@@ -138,7 +138,7 @@ class AUGAN(GanTraining):
             raise ValueError(f"{self.name} has no uncertainty head (use_uncertainty is off)")
         return self._run(self.g_a2b, images, sigma=True)
 
-    # ------------------------------------------------------------------ weights (checkpoints: GanTraining)
+    # ------------------------------------------------------------------ weights (checkpoints: LearnedTranslator)
     def import_tf_checkpoint(self, path: Path) -> None:
         """Adopt the architecture and generator weights of an official TensorFlow checkpoint."""
         from augan.tf_import import config_from_variables, convert, read_tf_checkpoint

@@ -111,7 +111,7 @@ def check_refuses_foreign_checkpoints(name: str) -> None:
     if other is None:
         return
     state = dict(t.state_dict())
-    from bench.gan_training import META_CONFIG, encode_text
+    from bench.learned import META_CONFIG, encode_text
 
     state[META_CONFIG] = encode_text(other.to_json())
     try:

@@ -12,7 +12,7 @@ This is the gradient averaging DistributedDataParallel performs in its backward 
 optimizer instead: GAN steps run a network several times per backward (G in both cycle directions)
 and update G and D in alternation with the other frozen, which DDP's reducer supports only with
 static-graph or unused-parameter modes that differ per method. The hook needs neither, and leaves
-every method's training step untouched (a method that clips gradients uses ``GanTraining.clip_grad_norm``,
+every method's training step untouched (a method that clips gradients uses ``LearnedTranslator.clip_grad_norm``,
 which averages first, so the global-batch gradient is clipped). Each rank keeps its own history pool; rank 0 writes the
 checkpoints and logs (after averaging the logged losses over ranks), and all ranks resume from them.
 """

@@ -19,7 +19,7 @@ PACKAGES = ("bench", "augan", "baselines")
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("core", ("bench.errors", "bench.registry", "bench.config", "bench.atomic", "bench.cache", "bench.checkpoints", "bench.weights",
               "bench.translator", "bench.distributed", "bench.results", "bench.data")),
-    ("metrics and the training loop", ("bench.metrics", "bench.gan_training")),
+    ("metrics and the training loop", ("bench.metrics", "bench.learned")),
     ("methods, suites, downstream models", ("augan", "baselines", "bench.suites", "bench.downstream",
                                              "bench.substitute_weights")),
     ("scoring, launching, reports", ("bench.scoring", "bench.launch", "bench.scaffold", "bench.conformance",

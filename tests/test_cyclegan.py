@@ -9,7 +9,7 @@ from torch import nn
 
 from baselines.cyclegan.model import CycleGAN, ImagePool
 from baselines.cyclegan.networks import NLayerDiscriminator, ResnetGenerator
-from bench.gan_training import CheckpointMismatch
+from bench.learned import CheckpointMismatch
 from bench.translator import TrainBudget
 
 

@@ -240,7 +240,7 @@ def test_cudnn_benchmark_switch_reaches_cudnn_on_cuda_only(monkeypatch):
 
 def test_engine_options_change_what_runs_and_are_recorded(tmp_path):
     from bench.cli import main
-    from bench.gan_training import META_CONFIG, decode_text
+    from bench.learned import META_CONFIG, decode_text
 
     runner = CliRunner()
 
@@ -297,7 +297,7 @@ def test_fast_engine_reaches_every_learned_method():
     own autocast(enabled=False) inside the step once kept AU-GAN in float32 silently. Its first losses must stay
     near float32's. The CPU has bf16 autocast and fused Adam too, so the CUDA settings are forced here to run the
     same code."""
-    from bench.gan_training import GanTraining
+    from bench.learned import LearnedTranslator
     from bench.translator import TrainEngine, available_methods, build_translator
 
     g = torch.Generator().manual_seed(0)
@@ -310,7 +310,7 @@ def test_fast_engine_reaches_every_learned_method():
         for fast in (False, True):
             torch.manual_seed(0)
             model = build_translator(name, preset="smoke", device="cpu")
-            if not isinstance(model, GanTraining):
+            if not isinstance(model, LearnedTranslator):
                 break
             model.use_engine(TrainEngine(channels_last=fast))
             if fast:  # resolved() keeps the CPU at fp32 and unfused Adam

@@ -7,7 +7,7 @@ import torch
 
 from augan.model import AUGAN
 from baselines.forkgan.model import DomainClassifier, ForkGAN, domain_ce
-from bench.gan_training import CheckpointMismatch
+from bench.learned import CheckpointMismatch
 from bench.translator import TrainBudget
 
 

@@ -1,4 +1,4 @@
-"""CUT and FastCUT as Translators (official ``cut_model.py`` step for step, on bench.gan_training's loop).
+"""CUT and FastCUT as Translators (official ``cut_model.py`` step for step, on bench.learned's loop).
 
 One step: G translates A (and, with the identity term, B in the same batch); with flip equivariance
 (FastCUT) the whole input is flipped at random. D: 0.5 (LSGAN(D(fake), 0) + LSGAN(D(B), 1)), one Adam
@@ -17,11 +17,11 @@ import torch
 from torch import nn
 
 from baselines.cut.networks import CUTDiscriminator, CUTGenerator, PatchSampleF, patch_nce
-from bench.gan_training import GanTraining, JsonConfig, padded_forward
+from bench.learned import LearnedTranslator, Schedule, padded_forward
 
 
 @dataclass(frozen=True)
-class CUTConfig(JsonConfig):
+class CUTConfig(Schedule):
     ARCHITECTURE_FIELDS = ("ngf", "ndf", "n_blocks", "netf_nc")
 
     ngf: int = 64
@@ -36,17 +36,9 @@ class CUTConfig(JsonConfig):
     nce_idt: bool = True  # CUT: True; FastCUT: False
     flip_equivariance: bool = False  # FastCUT: True
     init_gain: float = 0.02  # Xavier-normal gain (official init_type xavier)
-    lr: float = 2e-4
     beta1: float = 0.5
     epochs: int = 400  # n_epochs 200 + n_epochs_decay 200 (FastCUT: 150 + 50)
     epoch_decay: int = 200
-    batch_size: int = 1
-    load_size: int | None = 286
-    fine_size: int = 256
-    max_steps: int | None = None
-    checkpoint_every: int = 500
-    log_every: int = 10
-    channels_last: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "nce_layers", tuple(self.nce_layers))  # JSON gives a list back
@@ -71,7 +63,7 @@ def _xavier(module: nn.Module, gain: float) -> None:
             nn.init.zeros_(m.bias)
 
 
-class CUT(GanTraining):
+class CUT(LearnedTranslator):
     METHOD, KIND = "cut", "a CUT"
     CHECKPOINT_NETS = {"g": "g"}
 
@@ -150,7 +142,7 @@ class CUT(GanTraining):
             y = padded_forward(self.g, images.to(self.device) * 2 - 1)
         return ((y + 1) / 2).clamp(0, 1).float()
 
-    # ------------------------------------------------------------------ weights (checkpoints: GanTraining)
+    # ------------------------------------------------------------------ weights (checkpoints: LearnedTranslator)
     def official_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
         """``latest_net_G.pth`` of the official repository: ``model.<i>...`` keys, blur buffers included."""
         return {f"g.{k}": v for k, v in state.items()} if any(k.startswith("model.") for k in state) else None

@@ -1,4 +1,4 @@
-"""CycleGAN as a Translator: the official training step, on the shared loop (bench.gan_training).
+"""CycleGAN as a Translator: the official training step, on the shared loop (bench.learned).
 
 One step (official ``CycleGANModel.optimize_parameters``):
   fake_B = G_A(A), rec_A = G_B(fake_B), fake_A = G_B(B), rec_B = G_A(fake_A);
@@ -19,11 +19,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines.cyclegan.networks import NLayerDiscriminator, ResnetGenerator, generator_shape_from_state, init_normal
-from bench.gan_training import GanTraining, JsonConfig, padded_forward
+from bench.learned import LearnedTranslator, Schedule, padded_forward
 
 
 @dataclass(frozen=True)
-class CycleGANConfig(JsonConfig):
+class CycleGANConfig(Schedule):
     ARCHITECTURE_FIELDS = ("ngf", "ndf", "n_blocks", "n_layers_d")
 
     ngf: int = 64
@@ -33,17 +33,8 @@ class CycleGANConfig(JsonConfig):
     lambda_cycle: float = 10.0
     lambda_identity: float = 0.5  # times lambda_cycle, as the official code scales it
     pool_size: int = 50
-    lr: float = 2e-4
     beta1: float = 0.5
     epochs: int = 200  # n_epochs 100 + n_epochs_decay 100
-    epoch_decay: int = 100
-    batch_size: int = 1
-    load_size: int | None = 286  # resize to load x 2*load, then random crop fine x 2*fine (1:2 driving frames)
-    fine_size: int = 256
-    max_steps: int | None = None
-    checkpoint_every: int = 500
-    log_every: int = 10
-    channels_last: bool = False
 
 
 PRESETS = {
@@ -92,7 +83,7 @@ def lsgan(pred: torch.Tensor, target: float) -> torch.Tensor:
     return F.mse_loss(pred, torch.full_like(pred, target))
 
 
-class CycleGAN(GanTraining):
+class CycleGAN(LearnedTranslator):
     METHOD, KIND = "cyclegan", "a CycleGAN"
     PRESETS = PRESETS
     CHECKPOINT_NETS = {"g_a2b": "g_a2b", "g_b2a": "g_b2a"}
@@ -164,7 +155,7 @@ class CycleGAN(GanTraining):
     def translate_back(self, images: torch.Tensor) -> torch.Tensor:
         return self._run(self.g_b2a, images)
 
-    # ------------------------------------------------------------------ weights (checkpoints: GanTraining)
+    # ------------------------------------------------------------------ weights (checkpoints: LearnedTranslator)
     def official_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
         """``latest_net_G_A.pth`` of the official repository (``model.<i>...`` keys: the night -> day generator),
         without the running statistics old PyTorch versions stored for InstanceNorm (dropped, as the official

@@ -30,13 +30,13 @@ from augan.layers import Conv, InstanceNorm
 from augan.losses import l1, lsgan
 from augan.networks import Generator, MultiScaleDiscriminator
 from augan.pool import HistoryPool
-from bench.gan_training import GanTraining, JsonConfig, padded_forward
+from bench.learned import LearnedTranslator, Schedule, padded_forward
 
 ENCODER_BLOCKS = 5  # g_r1 .. g_r5
 
 
 @dataclass(frozen=True)
-class ForkGANConfig(JsonConfig):
+class ForkGANConfig(Schedule):
     ARCHITECTURE_FIELDS = ("ngf", "ndf", "n_d", "n_scale")
 
     ngf: int = 64
@@ -46,17 +46,9 @@ class ForkGANConfig(JsonConfig):
     lambda_l1: float = 10.0
     noise_std: float = 0.02
     pool_size: int = 50
-    lr: float = 2e-4
     beta1: float = 0.5
     epochs: int = 20  # Alderley: 20 epochs, decay after 10 (BDD100K: 10 epochs at 512x1024)
     epoch_decay: int = 10
-    batch_size: int = 1
-    load_size: int | None = 286
-    fine_size: int = 256
-    max_steps: int | None = None
-    checkpoint_every: int = 500
-    log_every: int = 10
-    channels_last: bool = False
 
     @property
     def df_dim(self) -> int:
@@ -100,7 +92,7 @@ def _discriminators(c: ForkGANConfig) -> nn.ModuleList:
     return nn.ModuleList(MultiScaleDiscriminator(c.df_dim, c.n_scale) for _ in range(c.n_d))
 
 
-class ForkGAN(GanTraining):
+class ForkGAN(LearnedTranslator):
     METHOD, KIND = "forkgan", "a ForkGAN"
     PRESETS = PRESETS
     CHECKPOINT_NETS = {"g_a2b": "g_a2b", "g_b2a": "g_b2a"}

@@ -9,11 +9,11 @@ import torch
 from torch import nn
 
 from baselines.munit.networks import MsImageDis, init_weights, step_decay
-from bench.gan_training import GanTraining, JsonConfig
+from bench.learned import LearnedTranslator, Schedule
 
 
 @dataclass(frozen=True)
-class TwoAutoencoderConfig(JsonConfig):
+class TwoAutoencoderConfig(Schedule):
     """The fields MUNIT's and UNIT's configs share, with the authors' defaults (their configs: content encoder
     dim 64, 2 downsamplings, 4 residual blocks; D 64 wide, 4 layers, 3 scales; Adam 1e-4, betas (0.5, 0.999),
     weight decay 1e-4, x0.5 every 100k of 1M iterations)."""
@@ -36,16 +36,11 @@ class TwoAutoencoderConfig(JsonConfig):
     gamma: float = 0.5
     epochs: int = 1  # the schedule is by iterations (max_steps), not epochs
     epoch_decay: int = 1
-    batch_size: int = 1
-    load_size: int | None = 286
-    fine_size: int = 256
     max_steps: int | None = 1_000_000
     checkpoint_every: int = 1000
-    log_every: int = 10
-    channels_last: bool = False
 
 
-class TwoAutoencoderGAN(GanTraining):
+class TwoAutoencoderGAN(LearnedTranslator):
     CHECKPOINT_NETS = {"a": "gen_a", "b": "gen_b"}
     ENCODER_PREFIX = ""  # where the content encoder's blocks sit in an official file, e.g. "a.enc.model."
 

@@ -28,7 +28,7 @@ from torch import nn
 
 from baselines.munit.autoencoders import TwoAutoencoderConfig, TwoAutoencoderGAN
 from baselines.munit.networks import MLP, AdaptiveInstanceNorm2d, ContentEncoder, Decoder, StyleEncoder
-from bench.gan_training import padded_forward
+from bench.learned import padded_forward
 
 
 @dataclass(frozen=True)

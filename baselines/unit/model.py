@@ -23,7 +23,7 @@ from torch import nn
 
 from baselines.munit.autoencoders import TwoAutoencoderConfig, TwoAutoencoderGAN
 from baselines.munit.networks import ContentEncoder, Decoder
-from bench.gan_training import padded_forward
+from bench.learned import padded_forward
 
 
 @dataclass(frozen=True)

@@ -19,11 +19,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.gan_training import GanTraining, JsonConfig
+from bench.learned import LearnedTranslator, Schedule
 
 
 @dataclass(frozen=True)
-class ZeroDCEConfig(JsonConfig):
+class ZeroDCEConfig(Schedule):
     ARCHITECTURE_FIELDS = ("width", "n_curves")
 
     width: int = 32
@@ -36,15 +36,10 @@ class ZeroDCEConfig(JsonConfig):
     w_col: float = 5.0
     w_exp: float = 10.0
     exposure: float = 0.6
-    epochs: int = 200
     epoch_decay: int = 200  # == epochs: constant learning rate, as the official trainer
     batch_size: int = 8
     load_size: int | None = None
     fine_size: int = 128  # 128 x 256 crops (the official trainer resizes to 256 x 256)
-    max_steps: int | None = None
-    checkpoint_every: int = 500
-    log_every: int = 10
-    channels_last: bool = False
 
 
 PRESETS = {
@@ -111,7 +106,7 @@ def exposure_control(enhanced: torch.Tensor, level: float) -> torch.Tensor:
     return (F.avg_pool2d(enhanced.mean(1, keepdim=True), 16) - level).pow(2).mean()
 
 
-class ZeroDCE(GanTraining):
+class ZeroDCE(LearnedTranslator):
     METHOD, KIND = "zero-dce", "a Zero-DCE"
     PRESETS = PRESETS
     CHECKPOINT_NETS = {"net": "net"}

@@ -1,7 +1,8 @@
-"""The training loop every learned translator shares: schedule, logging, checkpoints, resume.
+"""The kit every learned translator (GANs and Zero-DCE alike) builds on: ``Schedule``, the schedule fields a method's
+config extends, and ``LearnedTranslator``, the training loop, logging, checkpoints and resume they share.
 
-A method supplies its networks and one training step; this loop does the rest, the same way for
-all of them, so their schedules and checkpoints are comparable:
+A method supplies its config (a frozen dataclass extending ``Schedule``), its networks and one training step;
+this loop does the rest, the same way for all of them, so their schedules and checkpoints are comparable:
 - unpaired batches (``bench.data.unpaired.UnpairedBatches``: the official CycleGAN/ForkGAN/AU-GAN loader),
   every random draw a function of (seed, step);
 - learning rate constant for ``epoch_decay`` epochs, then linear to 0 (per epoch);
@@ -17,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
@@ -105,24 +106,41 @@ class JsonConfig:
                 for f in self.ARCHITECTURE_FIELDS if getattr(self, f) != getattr(other, f)]
 
 
-class GanTraining:
-    """Base for learned translators. Subclasses set ``name``, ``device``, ``config`` (a JsonConfig dataclass
-    with the schedule fields below), the class attributes below, and implement ``_build``, ``modules``,
-    ``setup_training`` and ``train_step``; checkpoints (``state_dict``/``load_state_dict``/``configure_from_state``)
-    come from here, with two hooks for the authors' published files."""
+@dataclass(frozen=True)
+class Schedule(JsonConfig):
+    """The fields the shared loop reads. A method's config extends this and re-declares the defaults its authors
+    use (``epochs: int = 20``); everything else in it is the method's own."""
+
+    lr: float = 2e-4
+    epochs: int = 200
+    epoch_decay: int = 100  # constant learning rate for this many epochs, then linear to 0
+    batch_size: int = 1
+    load_size: int | None = 286  # resize to load x 2*load, then random crop fine x 2*fine; None: native scale
+    fine_size: int = 256
+    max_steps: int | None = None  # stop after this many steps (None: the epochs decide)
+    checkpoint_every: int = 500
+    log_every: int = 10
+    channels_last: bool = False
+
+
+class LearnedTranslator:
+    """Base for learned translators. Subclasses set the class attributes below (``PRESETS``: configs extending
+    ``Schedule``) and implement ``_build``, ``modules``, ``setup_training``, ``train_step`` and ``translate``;
+    training (``fit``, with resume, logging and the engine switches) and checkpoints (``state_dict`` /
+    ``load_state_dict`` / ``configure_from_state``) come from here, with two hooks for the authors' published
+    files. ``bench new-method NAME`` writes a working example."""
 
     METHOD: ClassVar[str]  # the registry name and the id written into checkpoints
     KIND: ClassVar[str]  # for messages: "a CycleGAN", "an AU-GAN"
     CHECKPOINT_NETS: ClassVar[dict[str, str]]  # key prefix in checkpoints -> attribute holding that network
-    PRESETS: ClassVar[dict[str, JsonConfig]]  # smoke / quick / paper
+    PRESETS: ClassVar[dict[str, Schedule]]  # smoke / quick / paper
 
     learned = True
     name: str
     device: torch.device
-    config: JsonConfig  # lr, epochs, epoch_decay, batch_size, load_size, fine_size, max_steps, checkpoint_every,
-    #                     log_every, channels_last
+    config: Schedule
 
-    def __init__(self, preset: str = "quick", device: str = "cpu", config: JsonConfig | None = None) -> None:
+    def __init__(self, preset: str = "quick", device: str = "cpu", config: Schedule | None = None) -> None:
         self.name = self.METHOD
         self.device = torch.device(device)
         self.config = config or self.PRESETS[preset]
