@@ -15,13 +15,15 @@ import math
 import platform
 import subprocess
 import sys
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
 from importlib import metadata
 from pathlib import Path
 
 from bench.atomic import atomic_write_json, atomic_write_text
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 1  # of the cells' metrics.json
+MANIFEST_SCHEMA = 2  # 2: method_configs and suite_config added (1: the untyped manifest of the first round)
 REFERENCE_ROW = "day-twin"  # pseudo-method: downstream scores of the day twins (the upper bound)
 
 
@@ -111,5 +113,63 @@ def versions() -> dict[str, str]:
     return out
 
 
-def write_manifest(path: Path, manifest: dict) -> None:
-    atomic_write_json(path, manifest)
+@dataclass
+class Manifest:
+    """``manifest.json``: what a run was (every resolved config), where and with what it ran, what it skipped.
+
+    The runner writes it; tables, paper tables and the report read it back with ``read_manifest``. Older
+    manifests load too: a field they lack takes its default, a key this version does not know is kept in
+    ``extra`` and written back unchanged.
+    """
+
+    suite: str = ""
+    config: dict[str, Any] = field(default_factory=dict)  # the resolved RunConfig (bench run --print-config)
+    method_configs: dict[str, dict[str, Any]] = field(default_factory=dict)  # method -> its resolved config
+    suite_config: dict[str, Any] = field(default_factory=dict)  # the suite's preset as resolved (sizes, counts)
+    seeds: list[int] = field(default_factory=list)
+    device: str = ""
+    device_name: str = ""
+    versions: dict[str, str] = field(default_factory=dict)
+    git_commit: str | None = None
+    suite_root: str = ""
+    n_test: int | None = None
+    image_size: list[int] = field(default_factory=list)
+    data_notes: list[str] = field(default_factory=list)  # counted skips in the data
+    weights: dict[str, str] = field(default_factory=dict)  # label -> sha256 of every weights file used
+    train_engine: dict[str, Any] = field(default_factory=dict)
+    skipped_metrics: dict[str, str] = field(default_factory=dict)  # metric -> why, with the fix
+    cells: list[str] = field(default_factory=list)
+    qualitative: dict[str, list[str]] = field(default_factory=dict)  # the grid's inputs and twins
+    started: str = ""
+    finished: str = ""
+    schema: int = MANIFEST_SCHEMA
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def preset(self) -> str:
+        return str(self.config.get("preset", ""))
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+        return {**self.extra, **data}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Manifest":
+        known = {f.name for f in fields(cls)} - {"extra"}
+        return cls(**{k: v for k, v in data.items() if k in known},
+                   extra={k: v for k, v in data.items() if k not in known})
+
+
+def write_manifest(path: Path, manifest: Manifest) -> None:
+    atomic_write_json(path, manifest.to_dict())
+
+
+def read_manifest(path: Path) -> Manifest:
+    """The manifest at ``path`` (an empty one when there is none yet); invalid JSON raises ``ValueError``."""
+    path = Path(path)
+    if not path.is_file():
+        return Manifest()
+    data = json.loads(path.read_text())
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} holds {type(data).__name__}, not a manifest object")
+    return Manifest.from_dict(data)

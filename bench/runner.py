@@ -17,7 +17,6 @@ checkpoint and each translated image already on disk are reused. ``force`` redoe
 from __future__ import annotations
 
 import io
-import json
 import random
 import shutil
 import time
@@ -37,9 +36,11 @@ from bench.report.figures import image_grid
 from bench.report.tables import summary_csv, summary_markdown
 from bench.results import (
     REFERENCE_ROW,
+    Manifest,
     MetricRecord,
     git_commit,
     read_cell_metrics,
+    read_manifest,
     versions,
     write_cell_metrics,
     write_manifest,
@@ -367,31 +368,35 @@ def _write_outputs(p: RunPlan, started: float) -> list[MetricRecord]:
     image_grid(rows, columns, run_dir / "figures" / "qualitative.png")
 
     manifest_path = run_dir / "manifest.json"
-    previous = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
+    try:
+        previous = read_manifest(manifest_path)
+    except ValueError as exc:  # a damaged manifest is an output like the tables: rebuilt from the cells
+        tqdm.write(f"warning: {manifest_path} was unreadable ({exc}); writing it anew from the finished cells")
+        previous = Manifest()
     cfg_dict = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()}
-    write_manifest(manifest_path, {
-        "schema": 1,
-        "suite": suite,
-        "config": cfg_dict,
-        "seeds": list(cfg.seeds),
-        "device": device,
-        "device_name": torch.cuda.get_device_name() if device.startswith("cuda") else "cpu",
-        "versions": versions(),
-        "git_commit": git_commit(),
-        "suite_root": str(files.root),
-        "n_test": len(files.test_a),
-        "image_size": [files.height, files.width],
-        "data_notes": list(files.notes),
-        "weights": {**previous.get("weights", {}), **scorer.weights_used},
-        "method_configs": {**previous.get("method_configs", {}), **method_configs},
-        "suite_config": suite_config,
-        "train_engine": asdict(cfg.engine.resolved(device)),
-        "skipped_metrics": {k: v.one_line for k, v in scorer.skipped.items()},
-        "cells": [str(p.parent.relative_to(run_dir)) for p in cells],
+    write_manifest(manifest_path, Manifest(
+        suite=suite,
+        config=cfg_dict,
+        method_configs={**previous.method_configs, **method_configs},
+        suite_config=suite_config,
+        seeds=list(cfg.seeds),
+        device=device,
+        device_name=torch.cuda.get_device_name() if device.startswith("cuda") else "cpu",
+        versions=versions(),
+        git_commit=git_commit(),
+        suite_root=str(files.root),
+        n_test=len(files.test_a),
+        image_size=[files.height, files.width],
+        data_notes=list(files.notes),
+        weights={**previous.weights, **scorer.weights_used},
+        train_engine=asdict(cfg.engine.resolved(device)),
+        skipped_metrics={k: v.one_line for k, v in scorer.skipped.items()},
+        cells=[str(p.parent.relative_to(run_dir)) for p in cells],
         # The report's per-image figures (uncertainty maps) use the same test images as the grid.
-        "qualitative": {"inputs": [str(r["input"]) for r in rows],
-                        "twins": [str(r["day twin"]) for r in rows if "day twin" in r]},
-        "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
-    })
+        qualitative={"inputs": [str(r["input"]) for r in rows],
+                     "twins": [str(r["day twin"]) for r in rows if "day twin" in r]},
+        started=time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
+        finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
+        extra=previous.extra,
+    ))
     return records

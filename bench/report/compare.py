@@ -67,9 +67,10 @@ def compare_table(runs: list[RunResults], metrics: list[str] | None = None) -> T
     for label, run in zip(labels, runs):
         m = run.manifest
         seeds = sorted({r.seed for r in run.records if r.method != REFERENCE_ROW})
-        size = "x".join(str(v) for v in m.get("image_size", [])) or "?"
-        table.notes.append(f"{label}: {run.path}, preset {m.get('config', {}).get('preset', '?')}, {size} images, "
-                           f"{m.get('n_test', '?')} test images, seeds {','.join(map(str, seeds)) or '?'}.")
+        size = "x".join(str(v) for v in m.image_size) or "?"
+        table.notes.append(f"{label}: {run.path}, preset {m.preset or '?'}, {size} images, "
+                           f"{m.n_test if m.n_test is not None else '?'} test images, "
+                           f"seeds {','.join(map(str, seeds)) or '?'}.")
     if substitutes:
         table.notes.append(SUBSTITUTE_NOTE)
     table.notes.append("Mean over seeds ± std over seeds where a run has several, else [95% bootstrap CI over test "

@@ -115,9 +115,9 @@ def _uncertainty(run: RunResults, fig_dir: Path, n_rows: int, device: str) -> Se
     from bench.translator import build_translator, load_checkpoint, method_info
 
     sec = Section("Uncertainty maps")
-    inputs = [Path(p) for p in run.manifest.get("qualitative", {}).get("inputs", [])]
-    if not inputs and run.manifest.get("suite_root"):  # runs written before the manifest named them
-        inputs = sorted((Path(run.manifest["suite_root"]) / "testA").glob("*.png"))
+    inputs = [Path(p) for p in run.manifest.qualitative.get("inputs", [])]
+    if not inputs and run.manifest.suite_root:  # runs written before the manifest named them
+        inputs = sorted((Path(run.manifest.suite_root) / "testA").glob("*.png"))
     inputs = [p for p in inputs if p.is_file()][:n_rows]
     skipped = []
     rows: list[dict] = [{"input": p} for p in inputs]
@@ -132,7 +132,7 @@ def _uncertainty(run: RunResults, fig_dir: Path, n_rows: int, device: str) -> Se
             continue
         ckpt = cells[0] / "checkpoint.safetensors"
         try:
-            translator = build_translator(method, preset=run.manifest.get("config", {}).get("preset", "quick"),
+            translator = build_translator(method, preset=run.manifest.preset or "quick",
                                           device=device)
         except Exception as exc:  # a method that cannot be built here is reported, not fatal to the report
             skipped.append(f"{method}: cannot be built here ({exc})")
@@ -199,16 +199,14 @@ def _curves(run: RunResults, fig_dir: Path) -> Section:
 
 def _manifest_html(run: RunResults) -> str:
     m = run.manifest
-    cfg = m.get("config", {})
-    facts = [("suite", m.get("suite", run.suite)), ("preset", cfg.get("preset", "")),
-             ("seeds", ", ".join(map(str, m.get("seeds", [])))), ("device", m.get("device_name", "")),
-             ("image size", "x".join(map(str, m.get("image_size", [])))), ("test images", m.get("n_test", "")),
-             ("git commit", m.get("git_commit") or "unknown"), ("started", m.get("started", "")),
-             ("finished", m.get("finished", ""))]
-    facts += [(f"version: {k}", v) for k, v in m.get("versions", {}).items()]
-    facts += [(f"weights: {k}", v) for k, v in m.get("weights", {}).items()]
+    facts = [("suite", m.suite or run.suite), ("preset", m.preset), ("seeds", ", ".join(map(str, m.seeds))),
+             ("device", m.device_name), ("image size", "x".join(map(str, m.image_size))),
+             ("test images", "" if m.n_test is None else m.n_test), ("git commit", m.git_commit or "unknown"),
+             ("started", m.started), ("finished", m.finished)]
+    facts += [(f"version: {k}", v) for k, v in m.versions.items()]
+    facts += [(f"weights: {k}", v) for k, v in m.weights.items()]
     rows = "".join(f"<tr><th>{escape(str(k))}</th><td>{escape(str(v))}</td></tr>" for k, v in facts)
-    full = escape(json.dumps(m, indent=2, sort_keys=True))
+    full = escape(json.dumps(m.to_dict(), indent=2, sort_keys=True))
     return (f'<table class="manifest"><caption>Manifest</caption><tbody>{rows}</tbody></table>'
             f"<details><summary>manifest.json</summary><pre>{full}</pre></details>")
 

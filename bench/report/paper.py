@@ -243,16 +243,15 @@ def protocol_lines(paper: Paper, by_suite: dict[str, RunResults]) -> list[str]:
 def run_protocol(run: RunResults) -> str:
     m = run.manifest
     parts = [f"run {run.label}"]
-    if m.get("image_size"):
-        h, w = m["image_size"]
+    if m.image_size:
+        h, w = m.image_size
         parts.append(f"{h}x{w} images")
-    if m.get("n_test") is not None:
-        parts.append(f"{m['n_test']} test images")
-    cfg = m.get("config", {})
-    if cfg.get("preset"):
-        parts.append(f"preset {cfg['preset']}")
-    if m.get("seeds"):
-        parts.append("seeds " + ",".join(str(s) for s in m["seeds"]))
+    if m.n_test is not None:
+        parts.append(f"{m.n_test} test images")
+    if m.preset:
+        parts.append(f"preset {m.preset}")
+    if m.seeds:
+        parts.append("seeds " + ",".join(str(s) for s in m.seeds))
     for metric, what in (("fid", "FID"), ("lpips", "LPIPS"), ("miou", "segmenter"), ("map", "detector")):
         ext = run.extractor(metric)
         if ext:

@@ -6,13 +6,12 @@ metric: numbers come from ``metrics.csv``, context from ``manifest.json``.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.report.tables import aggregate
-from bench.results import REFERENCE_ROW, MetricRecord, read_metrics_csv
+from bench.results import REFERENCE_ROW, Manifest, MetricRecord, read_manifest, read_metrics_csv
 from bench.errors import BenchError
 
 
@@ -28,7 +27,7 @@ class RunFolderError(BenchError, ValueError):
 @dataclass
 class RunResults:
     path: Path
-    manifest: dict
+    manifest: Manifest
     records: list[MetricRecord]
     agg: dict[tuple[str, str], dict] = field(init=False)
 
@@ -37,7 +36,7 @@ class RunResults:
 
     @property
     def suite(self) -> str:
-        return self.manifest.get("suite") or (self.records[0].suite if self.records else "?")
+        return self.manifest.suite or (self.records[0].suite if self.records else "?")
 
     @property
     def label(self) -> str:
@@ -47,7 +46,7 @@ class RunResults:
     @property
     def methods(self) -> list[str]:
         """Identity first, the compared methods in the order they were run, the upper bound last."""
-        asked = [m for m in self.manifest.get("config", {}).get("methods", []) if m != "all"]
+        asked = [m for m in self.manifest.config.get("methods", []) if m != "all"]
         order = asked + sorted(r.method for r in self.records)
         seen = [m for m in dict.fromkeys(order) if any(r.method == m for r in self.records)]
         head = [m for m in seen if m == "identity"]
@@ -101,8 +100,8 @@ def load_run(path: Path) -> RunResults:
                              "re-create it with `bench run` (finished cells are kept)") from None
     manifest_path = path / "manifest.json"
     try:
-        manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
-    except json.JSONDecodeError as exc:
-        raise RunFolderError(f"{manifest_path}: not valid JSON ({exc}); re-run `bench run` on this folder "
-                             "to rewrite it") from None
+        manifest = read_manifest(manifest_path)
+    except ValueError as exc:
+        raise RunFolderError(f"{manifest_path}: not a valid manifest ({exc}); re-run `bench run` on this folder "
+                             "to rewrite it (finished cells are kept)") from None
     return RunResults(path, manifest, records)
