@@ -30,9 +30,9 @@ from bench.translator import METHODS, TrainBudget, Translator, UnpairedData, bui
 ODD_SIZES = ((37, 53), (64, 97))
 
 
-def _built(name: str, seed: int = 0) -> Translator:
+def _built(name: str, seed: int = 0, device: str = "cpu") -> Translator:
     torch.manual_seed(seed)
-    return build_translator(name, preset="smoke", device="cpu")
+    return build_translator(name, preset="smoke", device=device)
 
 
 def _ready(name: str, data: UnpairedData, out_dir: Path, seed: int = 0) -> Translator:
@@ -124,14 +124,14 @@ def check_refuses_foreign_checkpoints(name: str) -> None:
 
 
 def _fit(name: str, data: UnpairedData, out_dir: Path, steps: int, seed: int = 0, checkpoint_every: int = 0,
-         init_seed: int | None = None) -> Translator:
-    t = _built(name, seed=seed if init_seed is None else init_seed)
+         init_seed: int | None = None, device: str = "cpu") -> Translator:
+    t = _built(name, seed=seed if init_seed is None else init_seed, device=device)
     if checkpoint_every and hasattr(t, "config"):
         t.config = replace(t.config, checkpoint_every=checkpoint_every, log_every=1)
     elif hasattr(t, "config") and hasattr(t.config, "log_every"):
         t.config = replace(t.config, log_every=1)
     torch.manual_seed(seed)
-    t.fit(data, TrainBudget("smoke", seed, "cpu", max_steps=steps), out_dir)
+    t.fit(data, TrainBudget("smoke", seed, device, max_steps=steps), out_dir)
     return t
 
 
@@ -148,11 +148,13 @@ def check_training_lowers_loss(name: str, data: UnpairedData, out_dir: Path, ste
     assert last < first, f"{name}: g_total did not go down over {steps} smoke steps ({first / k:.4g} -> {last / k:.4g})"
 
 
-def check_kill_and_resume(name: str, data: UnpairedData, out_dir: Path, kill_at: int, steps: int = 8) -> None:
+def check_kill_and_resume(name: str, data: UnpairedData, out_dir: Path, kill_at: int, steps: int = 8,
+                          device: str = "cpu") -> None:
     """Kill (KeyboardInterrupt inside the ``kill_at``-th training step), resume with other initial weights and
-    global RNG, and compare every tensor of the state with an uninterrupted run's."""
+    global RNG, and compare every tensor of the state with an uninterrupted run's (on CUDA: with deterministic
+    algorithms switched on by the caller)."""
     assert 2 < kill_at <= steps
-    straight = _fit(name, data, out_dir / "straight", steps, checkpoint_every=2)
+    straight = _fit(name, data, out_dir / "straight", steps, checkpoint_every=2, device=device)
     cls = type(_built(name))
     original, calls = cls.train_step, {"n": 0}
 
@@ -164,7 +166,7 @@ def check_kill_and_resume(name: str, data: UnpairedData, out_dir: Path, kill_at:
 
     cls.train_step = dies
     try:
-        _fit(name, data, out_dir / "killed", steps, checkpoint_every=2)
+        _fit(name, data, out_dir / "killed", steps, checkpoint_every=2, device=device)
     except KeyboardInterrupt:
         pass
     else:
@@ -172,7 +174,7 @@ def check_kill_and_resume(name: str, data: UnpairedData, out_dir: Path, kill_at:
     finally:
         cls.train_step = original
     torch.manual_seed(99)
-    resumed = _fit(name, data, out_dir / "killed", steps, checkpoint_every=2, init_seed=99)
+    resumed = _fit(name, data, out_dir / "killed", steps, checkpoint_every=2, init_seed=99, device=device)
     theirs = resumed.state_dict()
     for k, v in straight.state_dict().items():
         assert torch.equal(v, theirs[k]), f"{name}: {k} differs after kill at step {kill_at} and resume"

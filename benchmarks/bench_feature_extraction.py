@@ -19,6 +19,7 @@ only to show both sides computed the same number).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import subprocess
@@ -58,14 +59,14 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        os.environ["AUGAN_BENCH_CACHE"] = str(tmp / "cache")
         from bench.metrics.fid_kid import InceptionExtractor, extract_features, fid_from_features, kid_from_features
         from bench.substitute_weights import make_substitute_weights
         from bench.suites import get_suite
         from bench.weights import INCEPTION_V3, ResolvedWeights, file_sha256
 
         weights = args.weights or make_substitute_weights(tmp / "weights") / INCEPTION_V3.filename
-        files = get_suite("synthetic-night").prepare("quick", None)
+        files = get_suite("synthetic-night").prepare("quick", None)  # rendered once into the usual cache
+        os.environ["AUGAN_BENCH_CACHE"] = str(tmp / "cache")  # features: a cold cache of their own
         images = [*files.train_a, *files.train_b, *files.test_a, *files.test_b][: args.n]
         reference = list(files.test_b)
         height, width = files.height, files.width
@@ -86,7 +87,10 @@ def main() -> None:
         print(f"{len(images)} images ({height}x{width}) vs {len(reference)} reference, device {args.device}, "
               f"{os.cpu_count()} CPU cores")
 
-        cli = [str(Path(sys.executable).with_name("fidelity")), "--input1", str(d1), "--input2", str(d2), "--fid",
+        # The console script where pip installed one; else the same entry point as a module (a --target install).
+        script = Path(sys.executable).with_name("fidelity")
+        fidelity = [str(script)] if script.is_file() else [sys.executable, "-m", "torch_fidelity.fidelity"]
+        cli = [*fidelity, "--input1", str(d1), "--input2", str(d2), "--fid",
                "--kid", "--kid-subset-size", str(kid_subset), "--no-cache", "--feature-extractor-weights-path",
                str(weights), "--batch-size", str(args.batch_size)]
         cli += ["--cpu"] if args.device == "cpu" else ["--gpu", args.device.removeprefix("cuda").lstrip(":") or "0"]
@@ -118,6 +122,12 @@ def main() -> None:
     print(f"ours, cached (2nd run)  {t_warm:7.3f} s  FID {fid_warm:.4f}")
     print(f"speed-up vs CLI: {t_cli / t_cold:.2f}x (excluding its import: {(t_cli - t_import) / t_cold:.2f}x); "
           f"cached second scoring: {t_cold / t_warm:.0f}x faster than cold")
+    print(json.dumps({"bench": "feature_extraction", "device": args.device, "n": len(images),
+                      "size": f"{height}x{width}", "weights": "given" if args.weights else "substitute",
+                      "fidelity_cli_s": round(t_cli, 3), "fidelity_import_s": round(t_import, 3),
+                      "fidelity_img_s": round(len(images) / t_cli, 1), "ours_cold_s": round(t_cold, 3),
+                      "ours_img_s": round(len(images) / t_cold, 1), "ours_cached_s": round(t_warm, 4),
+                      "speedup": round(t_cli / t_cold, 3), "fid_fidelity": cli_fid, "fid_ours": fid}))
 
 
 if __name__ == "__main__":
