@@ -1,19 +1,13 @@
-"""AU-GAN's loss terms (official AUGAN.py and loss_utils.py)."""
+"""AU-GAN's own loss terms (official AUGAN.py and loss_utils.py); the LSGAN and L1 terms it shares with ForkGAN
+are in ``baselines.tf_exact.losses``."""
 
 from __future__ import annotations
 
 import torch
 
+from baselines.tf_exact.losses import l1
+
 EPS = 1e-7  # loss_utils.epsilon
-
-
-def lsgan(outputs: list[torch.Tensor], target: float) -> torch.Tensor:
-    """mae_criterion_list: the mean over scales of mean((D(x) - target)^2)."""
-    return sum(((o - target) ** 2).mean() for o in outputs) / len(outputs)
-
-
-def l1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    return (a - b).abs().mean()
 
 
 def uncertainty_cycle(real: torch.Tensor, cycled: torch.Tensor, sigma: torch.Tensor, form: str) -> torch.Tensor:

@@ -20,9 +20,10 @@ import torch
 import torch.nn as nn
 
 from augan.config import AUGANConfig, preset_config
-from augan.losses import asymmetric_feature_matching, l1, lsgan, uncertainty_cycle
-from augan.networks import Generator, MultiScaleDiscriminator
-from augan.pool import HistoryPool
+from augan.losses import asymmetric_feature_matching, uncertainty_cycle
+from baselines.tf_exact.losses import l1, lsgan
+from baselines.tf_exact.networks import Generator, MultiScaleDiscriminator
+from baselines.tf_exact.pool import HistoryPool
 from bench.learned import (  # noqa: F401 - the errors are part of this module's interface (tests, callers)
     CheckpointMismatch,
     LearnedTranslator,

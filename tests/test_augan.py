@@ -10,11 +10,12 @@ import torch.nn.functional as F
 
 from augan import AUGAN
 from augan.config import AUGANConfig, preset_config
-from augan.layers import Conv, Deconv, tf_same_padding
-from augan.losses import asymmetric_feature_matching, lsgan, uncertainty_cycle
+from baselines.tf_exact.losses import lsgan
+from baselines.tf_exact.layers import Conv, Deconv, tf_same_padding
+from augan.losses import asymmetric_feature_matching, uncertainty_cycle
 from augan.model import CheckpointMismatch, TrainingDiverged
-from augan.networks import MultiScaleDiscriminator
-from augan.pool import HistoryPool
+from baselines.tf_exact.networks import MultiScaleDiscriminator
+from baselines.tf_exact.pool import HistoryPool
 from bench.translator import TrainBudget, available_methods, build_translator
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from baselines.munit.model import MUNIT
-from baselines.munit.networks import AdaptiveInstanceNorm2d
+from baselines.two_autoencoders.networks import AdaptiveInstanceNorm2d
 from baselines.unit.model import UNIT
 from bench.translator import TrainBudget, build_translator
 

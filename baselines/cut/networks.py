@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.cyclegan.networks import ResnetBlock
+from baselines.resnet_blocks import ResnetBlock, instance_norm
 
 
 def _binomial(taps: int) -> torch.Tensor:
@@ -48,10 +48,6 @@ class Upsample(nn.Module):
         return y[:, :, 1:-1, 1:-1]
 
 
-def _norm(channels: int) -> nn.Module:
-    return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
-
-
 class CUTGenerator(nn.Module):
     """ResNet generator with anti-aliased sampling. Layer indices follow the official model, so
     ``nce_layers`` (0, 4, 8, 12, 16) name the same features: the padded input, the two stride-1 convs
@@ -59,13 +55,13 @@ class CUTGenerator(nn.Module):
 
     def __init__(self, ngf: int = 64, n_blocks: int = 9) -> None:
         super().__init__()
-        layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(3, ngf, 7), _norm(ngf), nn.ReLU(True)]
+        layers: list[nn.Module] = [nn.ReflectionPad2d(3), nn.Conv2d(3, ngf, 7), instance_norm(ngf), nn.ReLU(True)]
         for mult in (1, 2):
-            layers += [nn.Conv2d(ngf * mult, ngf * mult * 2, 3, 1, 1), _norm(ngf * mult * 2), nn.ReLU(True),
+            layers += [nn.Conv2d(ngf * mult, ngf * mult * 2, 3, 1, 1), instance_norm(ngf * mult * 2), nn.ReLU(True),
                        Downsample(ngf * mult * 2)]
         layers += [ResnetBlock(ngf * 4) for _ in range(n_blocks)]
         for mult in (4, 2):
-            layers += [Upsample(ngf * mult), nn.Conv2d(ngf * mult, ngf * mult // 2, 3, 1, 1), _norm(ngf * mult // 2),
+            layers += [Upsample(ngf * mult), nn.Conv2d(ngf * mult, ngf * mult // 2, 3, 1, 1), instance_norm(ngf * mult // 2),
                        nn.ReLU(True)]
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, 3, 7), nn.Tanh()]
         self.model = nn.Sequential(*layers)
@@ -94,10 +90,10 @@ class CUTDiscriminator(nn.Module):
         mult = 1
         for n in range(1, n_layers):
             prev, mult = mult, min(2 ** n, 8)
-            layers += [nn.Conv2d(ndf * prev, ndf * mult, 4, 1, 1), _norm(ndf * mult), nn.LeakyReLU(0.2, True),
+            layers += [nn.Conv2d(ndf * prev, ndf * mult, 4, 1, 1), instance_norm(ndf * mult), nn.LeakyReLU(0.2, True),
                        Downsample(ndf * mult)]
         prev, mult = mult, min(2 ** n_layers, 8)
-        layers += [nn.Conv2d(ndf * prev, ndf * mult, 4, 1, 1), _norm(ndf * mult), nn.LeakyReLU(0.2, True),
+        layers += [nn.Conv2d(ndf * prev, ndf * mult, 4, 1, 1), instance_norm(ndf * mult), nn.LeakyReLU(0.2, True),
                    nn.Conv2d(ndf * mult, 1, 4, 1, 1)]
         self.model = nn.Sequential(*layers)
 

@@ -26,10 +26,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from augan.layers import Conv, InstanceNorm
-from augan.losses import l1, lsgan
-from augan.networks import Generator, MultiScaleDiscriminator
-from augan.pool import HistoryPool
+from baselines.tf_exact.layers import Conv, InstanceNorm
+from baselines.tf_exact.losses import l1, lsgan
+from baselines.tf_exact.networks import Generator, MultiScaleDiscriminator
+from baselines.tf_exact.pool import HistoryPool
 from bench.learned import LearnedTranslator, Schedule, padded_forward
 
 ENCODER_BLOCKS = 5  # g_r1 .. g_r5

@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.munit.autoencoders import TwoAutoencoderConfig, TwoAutoencoderGAN
-from baselines.munit.networks import MLP, AdaptiveInstanceNorm2d, ContentEncoder, Decoder, StyleEncoder
+from baselines.two_autoencoders.training import TwoAutoencoderConfig, TwoAutoencoderGAN
+from baselines.two_autoencoders.networks import MLP, AdaptiveInstanceNorm2d, ContentEncoder, Decoder, StyleEncoder
 from bench.learned import padded_forward
 
 

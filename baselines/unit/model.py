@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.munit.autoencoders import TwoAutoencoderConfig, TwoAutoencoderGAN
-from baselines.munit.networks import ContentEncoder, Decoder
+from baselines.two_autoencoders.training import TwoAutoencoderConfig, TwoAutoencoderGAN
+from baselines.two_autoencoders.networks import ContentEncoder, Decoder
 from bench.learned import padded_forward
 
 

@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from augan.layers import Conv, InstanceNorm, ResidualBlock, ToImage, conv_in_relu, deconv_in_relu
+from baselines.tf_exact.layers import Conv, InstanceNorm, ResidualBlock, ToImage, conv_in_relu, deconv_in_relu
 
 N_BLOCKS = 4
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from baselines.munit.networks import MsImageDis, init_weights, step_decay
+from baselines.two_autoencoders.networks import MsImageDis, init_weights, step_decay
 from bench.learned import LearnedTranslator, Schedule
 
 
