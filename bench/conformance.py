@@ -40,7 +40,7 @@ def _ready(name: str, data: UnpairedData, out_dir: Path, seed: int = 0) -> Trans
     a learned method translates with its initial weights here, which is enough for the contract)."""
     t = _built(name, seed)
     if not METHODS[name].learned:
-        t.fit(data, TrainBudget("smoke", seed, "cpu"), Path(out_dir))
+        t.fit(data, TrainBudget(seed), Path(out_dir))
     return t
 
 
@@ -131,7 +131,7 @@ def _fit(name: str, data: UnpairedData, out_dir: Path, steps: int, seed: int = 0
     elif hasattr(t, "config") and hasattr(t.config, "log_every"):
         t.config = replace(t.config, log_every=1)
     torch.manual_seed(seed)
-    t.fit(data, TrainBudget("smoke", seed, device, max_steps=steps), out_dir)
+    t.fit(data, TrainBudget(seed, max_steps=steps), out_dir)
     return t
 
 

@@ -222,7 +222,7 @@ def run_cell(p: RunPlan, method: str, seed: int) -> None:
     d = cell_dir(p.run_dir, method, seed)
     seed_everything(seed)  # before construction: initial weights come from the seed too
     translator = build_translator(method, preset=cfg.preset, device=p.device, overrides=cfg.method_options.get(method))
-    fit_or_load(translator, p.files, d, TrainBudget(cfg.preset, seed, p.device, cfg.max_steps, cfg.engine))
+    fit_or_load(translator, p.files, d, TrainBudget(seed, cfg.max_steps, cfg.engine))
     translated = translate_folder(translator, p.files.test_a, d / "translations", p.device, cfg.batch_size)
     write_cell_metrics(d / "metrics.json", p.scorer.score(method, seed, translated))
 

@@ -123,7 +123,7 @@ def test_{ident}_passes_the_conformance_suite(smoke_suite, tmp_path):
 def test_{ident}_training_moves_the_colours_towards_day(smoke_suite, tmp_path):
     torch.manual_seed(0)
     model = build_translator("{name}", preset="smoke")
-    model.fit(smoke_suite.unpaired(), TrainBudget("smoke", 0, "cpu"), tmp_path)
+    model.fit(smoke_suite.unpaired(), TrainBudget(0), tmp_path)
     x = torch.rand(2, 3, 37, 53) * 0.3  # dark, any size
     assert model.translate(x).mean() > x.mean()
 '''

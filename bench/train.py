@@ -68,7 +68,7 @@ def train_cell(cfg: RunConfig, method: str, seed: int) -> Path | None:
             return ckpt if ctx.is_main else None
         seed_everything(seed)
         translator = build_translator(method, preset=cfg.preset, device=device, overrides=cfg.method_options.get(method))
-        fit_or_load(translator, files, cell, TrainBudget(cfg.preset, seed, device, cfg.max_steps, cfg.engine))
+        fit_or_load(translator, files, cell, TrainBudget(seed, cfg.max_steps, cfg.engine))
         return ckpt if ctx.is_main else None
     finally:
         if ctx.enabled and distributed.dist.is_initialized():

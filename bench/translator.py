@@ -68,11 +68,10 @@ class TrainEngine:
 
 @dataclass(frozen=True)
 class TrainBudget:
-    """How much a method may train, and where: the preset picks the method's own schedule."""
+    """What a run asks of one training: its seed, an optional step count, the engine. The preset (which picks the
+    method's schedule) and the device were chosen when the method was built, so they are not repeated here."""
 
-    preset: str = "quick"
     seed: int = 0
-    device: str = "cpu"
     max_steps: int | None = None  # overrides the preset's step count when set
     engine: TrainEngine = field(default_factory=TrainEngine)
 

@@ -44,7 +44,7 @@ def _worker(rank: int, world: int, init: str, method: str, batch: int, steps: in
     dist.init_process_group("gloo", init_method=f"file://{init}", rank=rank, world_size=world)
     model = _model(method, batch, steps)
     t0 = time.perf_counter()
-    model.fit(data, TrainBudget("quick", 0, "cpu"), Path(out) / "train")
+    model.fit(data, TrainBudget(0), Path(out) / "train")
     elapsed = time.perf_counter() - t0
     if rank == 0:
         torch.save({"state": model.state_dict(), "seconds": elapsed}, Path(out) / "result.pt")
@@ -69,7 +69,7 @@ def main() -> None:
         torch.set_num_threads(2)
         single = _model(args.method, args.batch, args.steps)
         t0 = time.perf_counter()
-        single.fit(data, TrainBudget("quick", 0, "cpu"), tmp / "single")
+        single.fit(data, TrainBudget(0), tmp / "single")
         t_single = time.perf_counter() - t0
         mp.spawn(_worker, args=(2, str(tmp / "init"), args.method, args.batch // 2, args.steps, data, str(tmp / "ddp")),
                  nprocs=2, join=True)

@@ -172,7 +172,7 @@ def test_ablations_are_registered_and_differ():
 
 def _fit(model, suite, out_dir, steps, seed=0):
     torch.manual_seed(seed)
-    model.fit(suite.unpaired(), TrainBudget("smoke", seed, "cpu", max_steps=steps), out_dir)
+    model.fit(suite.unpaired(), TrainBudget(seed, max_steps=steps), out_dir)
 
 
 def _log(out_dir):

@@ -2,7 +2,8 @@
 installed plug-in, passes the same checks. Per-method test files keep only what is specific to a method.
 
 The training checks (smoke training lowers the loss, kill-and-resume equals an uninterrupted run) train every
-learned method at the smoke preset: about a minute for all of them on 2 cores.
+learned method at the smoke preset; variants that share a trained method's class and loop (the AU-GAN
+ablations, FastCUT) run them in the slow suite, so the quick suite stays within its time.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from bench.translator import available_methods
 
 METHODS = sorted(available_methods())
 LEARNED = [m for m in METHODS if available_methods()[m].learned]
+VARIANTS = {"augan-no-afm", "augan-no-tnet", "augan-no-uncertainty", "fastcut"}
+TRAINING = [pytest.param(m, marks=pytest.mark.slow) if m in VARIANTS else m for m in LEARNED]
 
 def kill_step(name: str, steps: int = 8) -> int:
     """A step in (2, steps], drawn from the method's name: random across methods, the same on every run."""
@@ -37,12 +40,12 @@ def test_refuses_foreign_checkpoints_clearly(name):
     conformance.check_refuses_foreign_checkpoints(name)
 
 
-@pytest.mark.parametrize("name", LEARNED)
+@pytest.mark.parametrize("name", TRAINING)
 def test_smoke_training_lowers_the_loss(name, smoke_suite, tmp_path):
     conformance.check_training_lowers_loss(name, smoke_suite.unpaired(), tmp_path)
 
 
-@pytest.mark.parametrize("name", LEARNED)
+@pytest.mark.parametrize("name", TRAINING)
 def test_kill_at_a_random_step_and_resume_equals_an_uninterrupted_run(name, smoke_suite, tmp_path):
     conformance.check_kill_and_resume(name, smoke_suite.unpaired(), tmp_path, kill_at=kill_step(name))
 

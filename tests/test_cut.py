@@ -123,7 +123,7 @@ def test_smoke_training_lowers_the_nce_loss(variant, smoke_suite, tmp_path):
     """What is CUT's own; any size, reload and resume are the conformance suite's."""
     torch.manual_seed(0)
     m = build_translator(variant, preset="smoke")
-    m.fit(smoke_suite.unpaired(), TrainBudget("smoke", 0, "cpu", max_steps=30), tmp_path)
+    m.fit(smoke_suite.unpaired(), TrainBudget(0, max_steps=30), tmp_path)
     log = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
     assert sum(r["nce"] for r in log[-10:]) < sum(r["nce"] for r in log[:10])
     assert ("nce_y" in log[0]) == (variant == "cut")

@@ -109,7 +109,7 @@ def test_bench_translate_reads_an_official_pth(tmp_path):
 
 def _fit(model, suite, out_dir, steps, seed=0):
     torch.manual_seed(seed)
-    model.fit(suite.unpaired(), TrainBudget("smoke", seed, "cpu", max_steps=steps), out_dir)
+    model.fit(suite.unpaired(), TrainBudget(seed, max_steps=steps), out_dir)
 
 
 def _log(out_dir):

@@ -48,7 +48,7 @@ def test_classifier_pools_over_batch_and_space_and_its_loss():
 def test_smoke_training_lowers_losses_and_mismatches_name_the_field(smoke_suite, tmp_path):
     torch.manual_seed(0)
     m = ForkGAN("smoke")
-    m.fit(smoke_suite.unpaired(), TrainBudget("smoke", 0, "cpu", max_steps=30), tmp_path)
+    m.fit(smoke_suite.unpaired(), TrainBudget(0, max_steps=30), tmp_path)
     log = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
     for key in ("cycle", "rec", "g_total"):
         assert sum(r[key] for r in log[-10:]) < sum(r[key] for r in log[:10]), key

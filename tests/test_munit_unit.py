@@ -111,7 +111,7 @@ def test_munit_style_policy_is_seeded_and_diverse():
 def test_smoke_training_lowers_reconstruction(name, smoke_suite, tmp_path):
     torch.manual_seed(0)
     m = build_translator(name, preset="smoke")
-    m.fit(smoke_suite.unpaired(), TrainBudget("smoke", 0, "cpu", max_steps=30), tmp_path)
+    m.fit(smoke_suite.unpaired(), TrainBudget(0, max_steps=30), tmp_path)
     log = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
     for key in ("recon_x", "g_total"):
         assert sum(r[key] for r in log[-10:]) < sum(r[key] for r in log[:10]), key

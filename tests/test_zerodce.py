@@ -67,7 +67,7 @@ def test_losses_by_hand():
 def test_smoke_training_lowers_the_loss_and_brightens_night(smoke_suite, tmp_path):
     torch.manual_seed(0)
     m = ZeroDCE("smoke")
-    m.fit(smoke_suite.unpaired(), TrainBudget("smoke", 0, "cpu", max_steps=40), tmp_path)
+    m.fit(smoke_suite.unpaired(), TrainBudget(0, max_steps=40), tmp_path)
     log = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
     assert sum(r["g_total"] for r in log[-5:]) < sum(r["g_total"] for r in log[:5])
     from bench.data.io import read_rgb, to_tensor
