@@ -110,10 +110,10 @@ def _config_options(fn):
 # CLI parameter -> (RunConfig field path, parser). Only parameters typed on the command line become a layer.
 _RUN_FIELDS = {
     "suite": ("suite", None), "methods": ("methods", lambda v: tuple(m.strip() for m in v.split(",") if m.strip())),
-    "preset": ("preset", None), "seeds": ("seeds", lambda v: _parse_seeds(v)), "device": ("device", None),
+    "preset": ("preset", None), "seeds": ("seeds", _parse_seeds), "device": ("device", None),
     "data_root": ("data_root", None), "out": ("out", None), "name": ("name", None),
-    "size": ("size", lambda v: _parse_size(v)), "batch_size": ("batch_size", None), "force": ("force", None),
-    "segmenter": ("segmenter", None), "segmenter_size": ("segmenter_size", lambda v: _parse_size(v)),
+    "size": ("size", _parse_size), "batch_size": ("batch_size", None), "force": ("force", None),
+    "segmenter": ("segmenter", None), "segmenter_size": ("segmenter_size", _parse_size),
     "detector": ("detector", None), "max_steps": ("max_steps", None),
     "precision": ("engine.precision", None), "compile_": ("engine.compile", None), "workers": ("engine.workers", None),
     "channels_last": ("engine.channels_last", None), "fused_adam": ("engine.fused_adam", None),

@@ -126,10 +126,8 @@ def check_refuses_foreign_checkpoints(name: str) -> None:
 def _fit(name: str, data: UnpairedData, out_dir: Path, steps: int, seed: int = 0, checkpoint_every: int = 0,
          init_seed: int | None = None, device: str = "cpu") -> Translator:
     t = _built(name, seed=seed if init_seed is None else init_seed, device=device)
-    if checkpoint_every and hasattr(t, "config"):
-        t.config = replace(t.config, checkpoint_every=checkpoint_every, log_every=1)
-    elif hasattr(t, "config") and hasattr(t.config, "log_every"):
-        t.config = replace(t.config, log_every=1)
+    if hasattr(getattr(t, "config", None), "log_every"):  # every step logged; checkpoints as often as asked
+        t.config = replace(t.config, log_every=1, **({"checkpoint_every": checkpoint_every} if checkpoint_every else {}))
     torch.manual_seed(seed)
     t.fit(data, TrainBudget(seed, max_steps=steps), out_dir)
     return t

@@ -1,7 +1,8 @@
 """One checked registry for every kind of plug-in: methods, suites, metrics, downstream models, weight files.
 
 A ``Registry[T]`` maps names to entries of one kind. Entries arrive three ways:
-- ``registry.add(name, value)`` (the decorators built on it: ``register_translator``, ``register_metric``);
+- ``registry.add(name, value, source)`` (and what is built on it: the ``register_translator`` decorator,
+  ``register_metric``);
 - ``registry.add_lazy(name, "module:attr")``: the module is imported only when the entry is asked for,
   so heavy backends (transformers, mmseg) cost nothing until used;
 - an entry-point group of installed packages (``augan_bench.translators``, ``augan_bench.suites``,
@@ -33,7 +34,7 @@ from bench.errors import BenchError
 
 T = TypeVar("T")
 
-NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._/+-]*$")
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
 
 class RegistryError(BenchError, KeyError):

@@ -185,7 +185,7 @@ def _table_paths() -> list[str]:
         folder = ""
         for p in re.findall(r"`([^`]+)`", first):
             if "/" in p.rstrip("/"):
-                folder = p.rstrip("/").rsplit("/", 1)[0] + "/" if not p.endswith("/") else p.rstrip("/").rsplit("/", 1)[0] + "/"
+                folder = p.rstrip("/").rsplit("/", 1)[0] + "/"
                 paths.append(p)
             else:
                 paths.append(folder + p)

@@ -28,10 +28,10 @@ class ModelSpec:
 def build_from_spec(registry: Registry[ModelSpec], spec: str, error: type[Exception], **options: Any) -> Any:
     """The model ``spec`` names; ``error`` (the adapter's own error class) when the spec cannot be read."""
     kind, _, rest = spec.partition(":")
-    usage = " or ".join(registry[k].usage for k in registry)
     try:
         entry = registry.get_entry(kind)
     except RegistryError as exc:
+        usage = " or ".join(registry[k].usage for k in registry)
         raise error(f"cannot read {registry.kind} spec {spec!r} ({exc}); use {usage}") from None
     args: list[Any] = rest.split(":") if rest else []
     if len(args) != entry.n_args:

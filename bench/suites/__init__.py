@@ -41,5 +41,5 @@ def get_suite(name: str) -> Suite:
 
 def default_preset(name: str) -> str:
     """A published dataset runs at the paper's protocol unless asked otherwise; synthetic and folder suites quick."""
-    suite = SUITES.get(name) if not name.startswith("folder:") else None
+    suite = SUITES.get(name)  # None for folder:PATH and unknown names
     return "paper" if suite is not None and suite.needs_data_root else "quick"
