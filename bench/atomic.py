@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -44,6 +45,16 @@ def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None
         raise
 
 
+def staging_dir(final: Path) -> Path:
+    """A new hidden folder beside ``final`` (same file system, so it can be renamed into place), with the
+    permissions of an ordinary folder (mkdtemp makes 0700 ones)."""
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.tmp-", dir=final.parent))
+    os.chmod(tmp, 0o777 & ~_UMASK)
+    return tmp
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     atomic_write(path, lambda fh: fh.write(data))
 
@@ -52,5 +63,22 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def strict_json(obj: Any) -> Any:
+    """``obj`` with every non-finite float (NaN, ±inf) as ``None``: JSON has no NaN, and strict readers
+    (JavaScript, jq, Go) reject Python's ``NaN`` token."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: strict_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict_json(v) for v in obj]
+    return obj
+
+
+def json_text(obj: Any, indent: int | None = 2) -> str:
+    """Strict JSON (``null`` for NaN); paths and other objects as their ``str``."""
+    return json.dumps(strict_json(obj), indent=indent, allow_nan=False, default=str)
+
+
 def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+    atomic_write_text(path, json_text(obj) + "\n")

@@ -219,6 +219,66 @@ def run(ctx, config_file, sets, print_config, **_flags) -> None:
 
 
 @main.command()
+@click.option("--suite", default="synthetic-night", show_default=True, help="The suite whose test split was translated.")
+@click.option("--translations", type=click.Path(path_type=Path), required=True,
+              help="Folder of translations made by any code: one image per test input, named like it (testA/0003.png "
+                   "-> 0003.png or 0003.jpg), at the input's size.")
+@click.option("--method", required=True, help="The name the outside method gets in the tables (e.g. cyclegan-turbo).")
+@click.option("--preset", type=click.Choice(PRESETS), default=None,
+              help="The protocol's preset (default: paper for the published datasets, else quick, as bench run).")
+@click.option("--data-root", type=click.Path(path_type=Path), default=None, help="Dataset folder for real-data suites.")
+@click.option("--size", default=None, help="Image size HxW for synthetic suites (as bench run --size).")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("results"), show_default=True, help="Results folder.")
+@click.option("--name", default=None,
+              help="Run folder name (default: the preset): the folder of a `bench run` puts the method beside its methods.")
+@click.option("--protocol", "protocol", type=click.Path(path_type=Path), default=None,
+              help="The protocol.json of `bench data export`: refuse unless the local suite data is the exported data.")
+@click.option("--allow-missing", is_flag=True, help="Score the test inputs that have a translation; the skips are counted "
+                                                     "in the manifest and the table notes.")
+@click.option("--resize-to-input", is_flag=True,
+              help="Resize translations of another size to their input's (PIL bicubic, recorded), e.g. 512x512 outputs.")
+@click.option("--no-bounds", "bounds", is_flag=True, flag_value=False, default=True,
+              help="Do not add the identity (raw input) and day-twin rows when the run lacks them (no gap recovered).")
+@click.option("--force", is_flag=True, help="Score again even when the folder's content is the one scored before.")
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option("--batch-size", default=16, show_default=True, type=click.IntRange(1), help="Scoring batch size.")
+@click.option("--segmenter", default=None, metavar="SPEC", help="Pretrained segmenter for mIoU (as bench run).")
+@click.option("--segmenter-size", default=None, metavar="HxW", help="Run the segmenter at this size (as bench run).")
+@click.option("--detector", default=None, metavar="SPEC", help="Pretrained detector for mAP (as bench run).")
+@click.option("--json", "as_json", is_flag=True, help="Print the scored cell's numbers as JSON on stdout.")
+def score(as_json, size, segmenter_size, **settings) -> None:
+    """Score translations made by your own code with the suite's whole protocol, into a cell of a run.
+
+    \b
+    Examples:
+      bench data export --suite synthetic-night --preset smoke --out proto/
+      my_translate proto/testA/ out/            # your code, any framework
+      bench score --suite synthetic-night --preset smoke --translations out/ --method mine --protocol proto/protocol.json
+      bench score --suite bdd100k-night --data-root /data/bdd100k --translations turbo/ --method cyclegan-turbo \\
+          --resize-to-input --json
+    """
+    from bench.external import config_from, score as score_folder
+    from bench.report.runs import load_run
+
+    translations, method = settings.pop("translations"), settings.pop("method")
+    cfg = config_from(translations, method, size=_parse_size(size), segmenter_size=_parse_size(segmenter_size),
+                      **settings)
+    run_dir = score_folder(cfg)
+    run = load_run(run_dir)
+    if as_json:
+        from dataclasses import asdict
+
+        from bench.atomic import json_text
+
+        records = [asdict(r) for r in run.records if r.method == cfg.method]
+        click.echo(json_text({"run": str(run_dir), "method": cfg.method, "external": run.manifest.external.get(
+            cfg.method, {}), "records": records}))
+        return
+    click.echo((run_dir / "tables" / "summary.md").read_text())
+    click.echo(f"results: {run_dir}")
+
+
+@main.command()
 @click.option("--suite", default="synthetic-night", show_default=True, help="Suite name or folder:PATH.")
 @click.option("--method", required=True, help="A learned method (see `bench list`).")
 @click.option("--preset", type=click.Choice(PRESETS), default=None,
@@ -362,12 +422,12 @@ def new_method(name, root) -> None:
 @click.option("--run", "runs", multiple=True, type=click.Path(path_type=Path), metavar="RUN",
               help="A run folder (results/<suite>/<name>); repeat to compare runs.")
 @click.option("--paper", default=None, metavar="ID|FILE",
-              help="A published table to set beside the runs (an id in results/paper/, or a .toml file).")
+              help="A published table to set beside the runs (an id from `bench tables --paper list`, or a .toml file).")
 @click.option("--metrics", default="", help="Comma list of metrics to compare (default: every headline metric).")
-@click.option("--format", "fmt", type=click.Choice(["md", "tex", "csv"]), default="md", show_default=True,
+@click.option("--format", "fmt", type=click.Choice(["md", "tex", "csv", "json"]), default="md", show_default=True,
               help="What to print.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Also write the table as NAME.md, NAME.tex and NAME.csv into this folder.")
+              help="Also write the table as NAME.md, NAME.tex, NAME.csv and NAME.json into this folder.")
 def tables(runs, paper, metrics, fmt, out) -> None:
     """Tables across runs, or a paper's table with reported and reproduced numbers side by side.
 
@@ -502,6 +562,33 @@ def check(suite, data_root) -> None:
     lines = check_suite(suite, data_root)
     click.echo("\n".join(lines))
     sys.exit(0 if "problems: none found" in lines else 1)
+
+
+@data.command(name="export")
+@click.option("--suite", required=True, help="A suite name (see `bench list`) or folder:PATH.")
+@click.option("--preset", type=click.Choice(PRESETS), default=None,
+              help="Default: paper for the published datasets, else quick (as bench run).")
+@click.option("--data-root", type=click.Path(path_type=Path), default=None, help="Your copy of a real-data suite.")
+@click.option("--size", default=None, help="Image size HxW for synthetic suites (as bench run --size).")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="A new folder for the export.")
+def export(suite, preset, data_root, size, out) -> None:
+    """The exact test inputs a method is fed, the reference set, twins, labels and boxes, and protocol.json.
+
+    Translate OUT/testA/ with your own code, then `bench score --translations ... --protocol OUT/protocol.json`.
+
+    \b
+    Example:
+      bench data export --suite synthetic-night --preset smoke --out /tmp/night-smoke
+      bench data export --suite bdd100k-night --data-root /data/bdd100k --out bdd-night-paper
+    """
+    from bench.external import export_suite
+
+    protocol = export_suite(suite, out, preset, data_root, _parse_size(size))
+    kinds = sorted({name.split("/")[0] for name in protocol["files"]})
+    click.echo(f"wrote {len(protocol['files'])} files ({', '.join(kinds)}"
+               f"{', testA_boxes.json' if protocol.get('boxes') else ''}) and protocol.json to {out}")
+    click.echo(f"protocol {protocol['protocol_id']}: {protocol['suite']}, preset {protocol['preset']}, "
+               f"{protocol['n_test']} test inputs")
 
 
 @main.group()

@@ -23,7 +23,7 @@ from pathlib import Path
 from bench.atomic import atomic_write_json, atomic_write_text
 
 SCHEMA_VERSION = 1  # of the cells' metrics.json
-MANIFEST_SCHEMA = 2  # 2: method_configs and suite_config added (1: the untyped manifest of the first round)
+MANIFEST_SCHEMA = 3  # 3: external (bench score); 2: method_configs, suite_config; 1: the first round's untyped one
 REFERENCE_ROW = "day-twin"  # pseudo-method: downstream scores of the day twins (the upper bound)
 
 
@@ -105,7 +105,9 @@ def git_commit() -> str | None:
 
 def versions() -> dict[str, str]:
     out = {"python": sys.version.split()[0], "platform": platform.platform()}
-    for pkg in ("augan-bench", "torch", "torchvision", "torch-fidelity", "lpips", "numpy", "opencv-python-headless"):
+    # pillow decodes and resizes, scipy takes FID's matrix square root: both can move a number.
+    for pkg in ("augan-bench", "torch", "torchvision", "torch-fidelity", "lpips", "numpy", "scipy", "pillow",
+                "opencv-python-headless", "pandas"):
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:
@@ -140,6 +142,8 @@ class Manifest:
     skipped_metrics: dict[str, str] = field(default_factory=dict)  # metric -> why, with the fix
     cells: list[str] = field(default_factory=list)
     qualitative: dict[str, list[str]] = field(default_factory=dict)  # the grid's inputs and twins
+    # method -> where its translations came from, for cells scored by `bench score` (made by outside code)
+    external: dict[str, dict[str, Any]] = field(default_factory=dict)
     started: str = ""
     finished: str = ""
     schema: int = MANIFEST_SCHEMA

@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import random
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass, field, is_dataclass, replace
 from pathlib import Path
@@ -33,7 +34,7 @@ from bench.data.io import read_rgb, to_tensor, to_uint8, write_png
 from bench.launch import CellJobs, CellsFailed, LaunchConfig, launch_cells
 from bench.scoring import Scorer
 from bench.report.figures import image_grid
-from bench.report.tables import summary_csv, summary_markdown
+from bench.report.tables import external_notes, summary_csv, summary_markdown
 from bench.results import (
     REFERENCE_ROW,
     Manifest,
@@ -154,6 +155,9 @@ class RunPlan:
     run_dir: Path
     cells: list[tuple[str, int]]
     method_configs: dict[str, dict[str, Any]] = field(default_factory=dict)  # resolved, for the manifest
+    external: dict[str, dict[str, Any]] = field(default_factory=dict)  # cells scored from outside folders
+    # False for `bench score` into an existing run: the run's own config (methods, seeds) stays the recorded one
+    record_config: bool = True
 
 
 def resolve_suite(name: str, preset: str, data_root: Path | None):
@@ -178,7 +182,7 @@ def plan(cfg: RunConfig) -> RunPlan:
     prepare_out(run_dir)
     files = suite.prepare(cfg.preset, cfg.data_root, cfg.size)
     for note in files.notes:  # counted skips in the data: reported, never silent
-        tqdm.write(f"warning: {suite.name}: {note}")
+        tqdm.write(f"warning: {suite.name}: {note}", file=sys.stderr)
     scorer = Scorer(suite.name, files, suite.metrics, device=device, batch_size=cfg.batch_size, preset=cfg.preset,
                     segmenter=cfg.segmenter, segmenter_size=cfg.segmenter_size, detector=cfg.detector)
     cells = []
@@ -266,9 +270,9 @@ def run(cfg: RunConfig) -> RunSummary:
         try:
             summary.done += launch_cells(CellJobs(run_cell_job, cfg, p.run_dir, p.device, p.suite_name), todo)
         except CellsFailed as exc:
-            _write_outputs(p, started)
+            write_outputs(p, started)
             raise RunError(str(exc)) from None
-    summary.records = _write_outputs(p, started)
+    summary.records = write_outputs(p, started)
     return summary
 
 
@@ -331,11 +335,19 @@ def translate_folder(translator: Translator, inputs, out_dir: Path, device: str,
     return outputs
 
 
-def _write_outputs(p: RunPlan, started: float) -> list[MetricRecord]:
+def write_outputs(p: RunPlan, started: float) -> list[MetricRecord]:
     """Rebuild metrics.csv, the summary table, the figure and the manifest from every finished cell."""
     run_dir, suite, files, cfg, device, scorer, methods = (p.run_dir, p.suite_name, p.files, p.cfg, p.device,
                                                            p.scorer, p.methods)
     method_configs = p.method_configs
+    manifest_path = run_dir / "manifest.json"
+    try:
+        previous = read_manifest(manifest_path)
+    except ValueError as exc:  # a damaged manifest is an output like the tables: rebuilt from the cells
+        tqdm.write(f"warning: {manifest_path} was unreadable ({exc}); writing it anew from the finished cells",
+                   file=sys.stderr)
+        previous = Manifest()
+    external = {**previous.external, **p.external}
     suite_config = {"preset": cfg.preset, **get_suite(cfg.suite).presets.get(cfg.preset, {}),
                     "image_size": [files.height, files.width]}
     records: list[MetricRecord] = []
@@ -347,7 +359,8 @@ def _write_outputs(p: RunPlan, started: float) -> list[MetricRecord]:
     order = [m for m in dict.fromkeys(["identity", *methods, *sorted(found - {REFERENCE_ROW}), REFERENCE_ROW])
              if m in found]
     write_metrics_csv(run_dir / "metrics.csv", records)
-    atomic_write_text(run_dir / "tables" / "summary.md", summary_markdown(records, suite, order, reference=REFERENCE_ROW))
+    atomic_write_text(run_dir / "tables" / "summary.md", summary_markdown(records, suite, order, reference=REFERENCE_ROW,
+                                                                          extra_notes=external_notes(external)))
     atomic_write_text(run_dir / "tables" / "summary.csv", summary_csv(records, suite))
 
     idx = np.linspace(0, len(files.test_a) - 1, min(QUALITATIVE_ROWS, len(files.test_a))).round().astype(int)
@@ -367,19 +380,14 @@ def _write_outputs(p: RunPlan, started: float) -> list[MetricRecord]:
     columns = ["input"] + [m for m in order if m != REFERENCE_ROW] + (["day twin"] if files.twins is not None else [])
     image_grid(rows, columns, run_dir / "figures" / "qualitative.png")
 
-    manifest_path = run_dir / "manifest.json"
-    try:
-        previous = read_manifest(manifest_path)
-    except ValueError as exc:  # a damaged manifest is an output like the tables: rebuilt from the cells
-        tqdm.write(f"warning: {manifest_path} was unreadable ({exc}); writing it anew from the finished cells")
-        previous = Manifest()
     cfg_dict = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()}
+    keep = not p.record_config and bool(previous.config)
     write_manifest(manifest_path, Manifest(
         suite=suite,
-        config=cfg_dict,
+        config=previous.config if keep else cfg_dict,
         method_configs={**previous.method_configs, **method_configs},
         suite_config=suite_config,
-        seeds=list(cfg.seeds),
+        seeds=previous.seeds if keep else list(cfg.seeds),
         device=device,
         device_name=torch.cuda.get_device_name() if device.startswith("cuda") else "cpu",
         versions=versions(),
@@ -395,6 +403,7 @@ def _write_outputs(p: RunPlan, started: float) -> list[MetricRecord]:
         # The report's per-image figures (uncertainty maps) use the same test images as the grid.
         qualitative={"inputs": [str(r["input"]) for r in rows],
                      "twins": [str(r["day twin"]) for r in rows if "day twin" in r]},
+        external=external,
         started=time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
         finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
         extra=previous.extra,

@@ -154,6 +154,10 @@ def new_method(name: str, repo_root: Path) -> list[Path]:
     for path in (package, test):
         if path.exists():
             raise ScaffoldError(f"{path} already exists; choose another name or remove it")
+    if _installed(repo_root / "baselines"):
+        raise ScaffoldError(f"{repo_root / 'baselines'} is the installed package (site-packages): a new method goes into "
+                            "your own project. Run this in a project folder with a baselines/ package, or name it with "
+                            "--dest")
     if not (repo_root / "baselines").is_dir():
         raise ScaffoldError(f"{repo_root} has no baselines/ folder: run this in a project with one (an augan-bench "
                             "checkout, or your own), or name it with --dest")
@@ -163,3 +167,12 @@ def new_method(name: str, repo_root: Path) -> list[Path]:
     atomic_write_text(package / "__init__.py", METHOD_TEMPLATE.format(name=name, cls=cls, ident=ident))
     atomic_write_text(test, TEST_TEMPLATE.format(name=name, ident=ident))
     return [package / "__init__.py", test]
+
+
+def _installed(path: Path) -> bool:
+    """Whether ``path`` lies in an installation's package folders (never a place to write source into)."""
+    import sysconfig
+
+    roots = {Path(sysconfig.get_paths()[k]).resolve() for k in ("purelib", "platlib")}
+    target = path.resolve()
+    return any(target == r or r in target.parents for r in roots)

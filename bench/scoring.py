@@ -223,6 +223,10 @@ def detection_metrics(scorer: Scorer, translated: Sequence[Path], names: list[st
     gt, _ = read_boxes(scorer.files.boxes)
     ids = {img["file_name"]: img["id"] for img in gt["images"]}
     image_ids = [ids[Path(p).name] for p in scorer.files.test_a]
+    if len(image_ids) < len(gt["images"]):  # a subset of the test split is scored (bench score --allow-missing)
+        keep = set(image_ids)
+        gt = {**gt, "images": [i for i in gt["images"] if i["id"] in keep],
+              "annotations": [a for a in gt["annotations"] if a["image_id"] in keep]}
     dets: list[dict] = []
     for start in range(0, len(translated), scorer.batch_size):
         dets += det.detect(translated[start:start + scorer.batch_size], image_ids[start:start + scorer.batch_size])

@@ -23,9 +23,9 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("methods, suites, downstream models", ("augan", "baselines", "bench.suites", "bench.downstream",
                                              "bench.substitute_weights")),
     ("scoring, launching, reports", ("bench.scoring", "bench.launch", "bench.scaffold", "bench.conformance",
-                                     "bench.report")),
+                                     "bench.report", "bench.protocol")),
     ("runs", ("bench.runner",)),
-    ("commands", ("bench.train",)),
+    ("commands", ("bench.train", "bench.external")),
     ("command line", ("bench.cli",)),
 ]
 

@@ -185,3 +185,25 @@ def test_sift_matches_equal_a_brute_force_ratio_test(smoke_suite):
     self_matches = sift_matches(day, day)
     assert self_matches > 3 * max(sift_matches(night, day), sift_matches(other_day, day))
     assert sift_matches(np.zeros_like(day), day) == 0  # a flat image has no keypoints
+
+
+def test_kid_estimate_and_its_bootstrap_take_sets_of_unequal_size():
+    """A reference set of another size than the test set (most real suites, bench score --allow-missing): the
+    unbiased MMD^2 equals its definition written out, equals torch-fidelity's bits when sizes agree, and the
+    bootstrap gives finite intervals instead of torch-fidelity's equal-size assertion."""
+    from torch_fidelity.metric_kid import kernel_poly, mmd2
+
+    from bench.metrics.fid_kid import bootstrap_fid_kid_ci, mmd2_unbiased
+
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(30, 64)), rng.normal(size=(30, 64)) + 0.2
+    assert mmd2_unbiased(kernel_poly(x, x), kernel_poly(x, y), kernel_poly(y, y)) == \
+        mmd2(kernel_poly(x, x), kernel_poly(x, y), kernel_poly(y, y))
+    y = y[:17]
+    kxx, kyy, kxy = kernel_poly(x, x), kernel_poly(y, y), kernel_poly(x, y)
+    m, n = len(x), len(y)
+    by_definition = ((kxx.sum() - np.trace(kxx)) / (m * (m - 1)) + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
+                     - 2 * kxy.sum() / (m * n))
+    assert mmd2_unbiased(kxx, kxy, kyy) == pytest.approx(by_definition, rel=1e-12)
+    fid_ci, kid_ci = bootstrap_fid_kid_ci(torch.from_numpy(x).float(), torch.from_numpy(y).float(), n_boot=50)
+    assert all(np.isfinite(v) for v in (*fid_ci, *kid_ci)) and kid_ci[0] < kid_ci[1]

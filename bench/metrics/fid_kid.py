@@ -149,6 +149,21 @@ def _fid_gram(x1: np.ndarray, x2: np.ndarray) -> float:
     return float(diff @ diff + (c1 * c1).sum() / (n1 - 1) + (c2 * c2).sum() / (n2 - 1) - 2 * cross)
 
 
+def mmd2_unbiased(k_xx: np.ndarray, k_xy: np.ndarray, k_yy: np.ndarray) -> float:
+    """The unbiased MMD^2 estimate from kernel matrices, for sets of any two sizes m and n.
+
+    With m == n it is torch-fidelity's ``mmd2`` (same operations, same bits); that one asserts equal sizes,
+    which a reference set of another size than the test set (most real suites) never has.
+    """
+    m, n = len(k_xx), len(k_yy)
+    xx = (k_xx.sum(axis=1) - np.diagonal(k_xx)).sum()  # off-diagonal sums, in torch-fidelity's order
+    yy = (k_yy.sum(axis=1) - np.diagonal(k_yy)).sum()
+    xy = k_xy.sum(axis=0).sum()
+    if m == n:
+        return float((xx + yy) / (m * (m - 1)) - 2 * xy / (m * m))
+    return float(xx / (m * (m - 1)) + yy / (n * (n - 1)) - 2 * xy / (m * n))
+
+
 def bootstrap_fid_kid_ci(f1: torch.Tensor, f2: torch.Tensor, seed: int = 0, n_boot: int = N_BOOTSTRAP_SETS
                          ) -> tuple[tuple[float, float], tuple[float, float]]:
     """95% percentile CIs of FID and KID from resampling both feature sets (images) with replacement.
@@ -157,7 +172,7 @@ def bootstrap_fid_kid_ci(f1: torch.Tensor, f2: torch.Tensor, seed: int = 0, n_bo
     and KID's unbiased MMD^2 on the resampled kernel matrices (torch-fidelity's cubic kernel). NaN
     when a set has more than 2048 images (the Gram form then stops being the cheap one).
     """
-    from torch_fidelity.metric_kid import kernel_poly, mmd2
+    from torch_fidelity.metric_kid import kernel_poly
 
     x1, x2 = f1.double().numpy(), f2.double().numpy()
     n1, n2 = len(x1), len(x2)
@@ -170,6 +185,6 @@ def bootstrap_fid_kid_ci(f1: torch.Tensor, f2: torch.Tensor, seed: int = 0, n_bo
     for _ in range(n_boot):
         i, j = rng.integers(0, n1, n1), rng.integers(0, n2, n2)
         fids.append(_fid_gram(x1[i], x2[j]))
-        kids.append(mmd2(k11[np.ix_(i, i)], k12[np.ix_(i, j)], k22[np.ix_(j, j)]))
+        kids.append(mmd2_unbiased(k11[np.ix_(i, i)], k12[np.ix_(i, j)], k22[np.ix_(j, j)]))
     q = lambda v: tuple(float(x) for x in np.quantile(v, [0.025, 0.975]))  # noqa: E731
     return q(fids), q(kids)

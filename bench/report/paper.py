@@ -1,6 +1,7 @@
 """Published tables as data, and reported vs. reproduced side by side.
 
-A paper is one TOML file in ``results/paper/`` (schema below); adding a paper is adding a file.
+A paper is one TOML file in ``bench/report/papers/`` (schema below; shipped as package data and read with
+``importlib.resources``, so an installed wheel has them too); adding a paper is adding a file.
 
     id, title, source            strings; ``source`` names the paper and table the numbers come from
     notes                        list of strings printed under the table
@@ -14,16 +15,19 @@ from __future__ import annotations
 
 import math
 import tomllib
+from importlib import resources
+from importlib.resources.abc import Traversable
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.metrics import METRICS, metric_label
 from bench.report.render import Cell, Table
 from bench.report.runs import SUBSTITUTE_MARK, SUBSTITUTE_NOTE, RunResults
-from bench.report.tables import DECIMALS
+from bench.report.tables import DECIMALS, external_notes
 from bench.errors import BenchError
 
-PAPER_DIR = Path(__file__).resolve().parents[2] / "results" / "paper"
+# The published tables, as package data (a Traversable: a folder in a checkout or an installed wheel alike).
+PAPERS: Traversable = resources.files("bench.report").joinpath("papers")
 
 
 class PaperError(BenchError, ValueError):
@@ -63,24 +67,24 @@ class Paper:
     path: Path
 
 
-def available_papers(directory: Path = PAPER_DIR) -> list[str]:
-    return sorted(p.stem for p in Path(directory).glob("*.toml"))
+def available_papers(directory: Path | Traversable = PAPERS) -> list[str]:
+    return sorted(p.name[: -len(".toml")] for p in directory.iterdir() if p.name.endswith(".toml"))
 
 
-def load_paper(name: str, directory: Path = PAPER_DIR) -> Paper:
+def load_paper(name: str, directory: Path | Traversable = PAPERS) -> Paper:
     """``name`` is a paper id (a file ``<id>.toml`` in ``directory``) or the path of a TOML file."""
-    path = Path(name)
+    path: Path | Traversable = Path(name)
     if path.suffix != ".toml" or not path.is_file():
-        path = Path(directory) / f"{name}.toml"
+        path = directory.joinpath(f"{name}.toml")
     if not path.is_file():
         known = ", ".join(available_papers(directory)) or "none"
-        raise PaperError(f"unknown paper {name!r}: no {path}. Known papers: {known}; "
-                         "or give the path of a .toml file in the results/paper/ format")
+        raise PaperError(f"unknown paper {name!r}. Known papers: {known}; "
+                         "or give the path of a .toml file in the format of bench/report/papers/")
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:
         raise PaperError(f"{path}: not valid TOML ({exc})") from None
-    return _parse(data, path)
+    return _parse(data, Path(str(path)))
 
 
 def _parse(data: dict, path: Path) -> Paper:
@@ -237,6 +241,7 @@ def protocol_lines(paper: Paper, by_suite: dict[str, RunResults]) -> list[str]:
             lines.append(f"{s.label}, reproduced: suite {s.suite} not run ({how}).")
             continue
         lines.append(f"{s.label}, reproduced: {run_protocol(run)}.")
+        lines += [f"{s.label}, {n}" for n in external_notes(run.manifest.external)]
     return lines
 
 

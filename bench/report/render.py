@@ -10,7 +10,7 @@ import csv
 import io
 from dataclasses import dataclass, field
 
-FORMATS = ("md", "tex", "csv")  # what `bench tables` writes; to_html is for the report
+FORMATS = ("md", "tex", "csv", "json")  # what `bench tables` writes; to_html is for the report
 
 
 @dataclass
@@ -36,6 +36,8 @@ def render(table: Table, fmt: str) -> str:
         return to_latex(table)
     if fmt == "csv":
         return to_csv(table)
+    if fmt == "json":
+        return to_json(table)
     raise ValueError(f"unknown table format {fmt!r}; choose one of {', '.join(FORMATS)}")
 
 
@@ -103,6 +105,20 @@ def to_csv(table: Table) -> str:
     for row in table.rows:
         w.writerow([repr(c.value) if c.value is not None else c.text for c in row])
     return buf.getvalue()
+
+
+def to_json(table: Table) -> str:
+    """Strict JSON: each row an object keyed by the CSV header, numbers as numbers (``null`` where none), the
+    shown text and bold flags beside them, and the notes."""
+    from bench.atomic import json_text
+
+    prefixes = _group_prefixes(table)
+    head = [f"{p} {c}".strip() for p, c in zip(prefixes, table.columns)]
+    rows = [{"label": row[0].text,
+             "values": {h: c.value for h, c in zip(head[1:], row[1:])},
+             "text": {h: c.text for h, c in zip(head[1:], row[1:])},
+             "bold": [h for h, c in zip(head[1:], row[1:]) if c.bold]} for row in table.rows]
+    return json_text({"title": table.title, "columns": head, "rows": rows, "notes": table.notes}) + "\n"
 
 
 def to_html(table: Table) -> str:

@@ -9,10 +9,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.report.tables import aggregate
 from bench.results import REFERENCE_ROW, Manifest, MetricRecord, read_manifest, read_metrics_csv
 from bench.errors import BenchError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 SUBSTITUTE_MARK = "†"
@@ -78,6 +82,20 @@ class RunResults:
 
     def cell_dirs(self, method: str) -> list[Path]:
         return sorted((self.path / "cells" / method).glob("seed*"))
+
+    def to_dataframe(self) -> "pd.DataFrame":
+        """The run's records in long format: one row per (method, seed, metric), the ``metrics.csv`` columns."""
+        from bench.report.frames import records_frame
+
+        return records_frame(self.records)
+
+    def summary(self, per_class: bool = False) -> "pd.DataFrame":
+        """Methods x metrics, as ``tables/summary.md`` shows them: columns (metric, statistic) with statistics
+        mean (over seeds), ci_low and ci_high (95% bootstrap CI over test images, single seed), std (over
+        seeds) and n_seeds; rows in the tables' order (identity first, the day-twin upper bound last)."""
+        from bench.report.frames import aggregate_frame, summary_frame
+
+        return summary_frame(aggregate_frame(self.to_dataframe()), self.methods, self.metrics(not per_class))
 
 
 def load_run(path: Path) -> RunResults:

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import math
-from collections import defaultdict
-
-import numpy as np
 
 from bench.metrics import METRICS
+from bench.report.frames import aggregate_frame, records_frame
 from bench.results import MetricRecord
 
 DECIMALS = {"fid": 2, "kid": 4, "fd-dinov2": 2, "lpips": 4, "psnr": 2, "ssim": 4, "sift": 2, "miou": 2, "map": 2, "ap50": 2, "fd-synthseg": 3}
@@ -25,19 +23,11 @@ def gap_recovered(agg: dict[tuple[str, str], dict], method: str, metric: str, re
 
 
 def aggregate(records: list[MetricRecord]) -> dict[tuple[str, str], dict]:
-    """Per (method, metric): mean over seeds, std over seeds, the CI (single seed), notes."""
-    groups: dict[tuple[str, str], list[MetricRecord]] = defaultdict(list)
-    for r in records:
-        groups[(r.method, r.metric)].append(r)
-    out = {}
-    for key, rs in groups.items():
-        vals = np.array([r.value for r in rs if not r.skipped], dtype=np.float64)
-        cell = {"n_seeds": len(vals), "note": next((r.note for r in rs if r.note), "")}
-        cell["mean"] = float(vals.mean()) if len(vals) else math.nan
-        cell["std"] = float(vals.std(ddof=1)) if len(vals) > 1 else math.nan
-        cell["ci"] = (rs[0].ci_low, rs[0].ci_high) if len(rs) == 1 else (math.nan, math.nan)
-        out[key] = cell
-    return out
+    """Per (method, metric): mean over seeds, std over seeds, the CI (single seed), notes (``aggregate_frame``)."""
+    frame = aggregate_frame(records_frame(records))
+    return {key: {"mean": row.mean, "std": row.std, "n_seeds": int(row.n_seeds), "ci": (row.ci_low, row.ci_high),
+                  "note": row.note}
+            for key, row in zip(frame.index, frame.itertuples(index=False))}
 
 
 SUMMARY_COLUMNS = ["suite", "method", "metric", "mean", "std_over_seeds", "n_seeds", "ci_low", "ci_high"]
@@ -45,16 +35,11 @@ SUMMARY_COLUMNS = ["suite", "method", "metric", "mean", "std_over_seeds", "n_see
 
 def summary_csv(records: list[MetricRecord], suite: str) -> str:
     """One row per (method, metric): mean and std over seeds, and the bootstrap CI when one seed ran."""
-    import csv
-    import io
-
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(SUMMARY_COLUMNS)
-    for (method, metric), cell in sorted(aggregate(records).items()):
-        vals = [cell["mean"], cell["std"], cell["n_seeds"], *cell["ci"]]
-        w.writerow([suite, method, metric, *("" if isinstance(v, float) and math.isnan(v) else repr(v) for v in vals)])
-    return buf.getvalue()
+    frame = aggregate_frame(records_frame(records)).sort_index().reset_index()
+    frame.insert(0, "suite", suite)
+    frame = frame.rename(columns={"std": "std_over_seeds"})[SUMMARY_COLUMNS]
+    # repr keeps every digit (17 significant), as metrics.csv does; a missing number is an empty field.
+    return frame.to_csv(index=False, lineterminator="\n", float_format=lambda v: repr(float(v)))
 
 
 def best_methods(agg: dict[tuple[str, str], dict], methods: list[str], metric: str) -> set[str]:
@@ -78,8 +63,26 @@ def format_value(metric: str, cell: dict) -> str:
     return s
 
 
+def external_notes(external: dict[str, dict]) -> list[str]:
+    """One table note per method scored from an outside folder (``Manifest.external``)."""
+    lines = []
+    for method, e in sorted(external.items()):
+        text = (f"{method}: translations made outside augan-bench, scored with `bench score` from {e.get('folder', '?')} "
+                f"(content sha256 {str(e.get('sha256', '?'))[:12]})")
+        n, total = e.get("n_scored"), e.get("n_test")
+        if e.get("missing"):
+            text += (f"; scored on {n} of {total} test images, {len(e['missing'])} missing (--allow-missing): "
+                     + ", ".join(e["missing"][:3]) + (", ..." if len(e["missing"]) > 3 else ""))
+        if e.get("resized"):
+            text += f"; {e['resized']} translation(s) resized to their input's size ({e.get('resize_filter')})"
+        if e.get("protocol_id"):
+            text += f"; protocol {e['protocol_id']} checked"
+        lines.append(text + ".")
+    return lines
+
+
 def summary_markdown(records: list[MetricRecord], suite: str, method_order: list[str] | None = None,
-                     reference: str | None = None) -> str:
+                     reference: str | None = None, extra_notes: list[str] | None = None) -> str:
     """Methods x metrics. ``reference`` names the upper-bound row (downstream scores of the day images):
     it is shown last, never bolded, and with the lower bound (identity) it gives the gap-recovered column."""
     agg = aggregate(records)
@@ -123,4 +126,5 @@ def summary_markdown(records: list[MetricRecord], suite: str, method_order: list
         by_note.setdefault(note, []).append(metric)
     for note, names in by_note.items():
         lines.append(f"- {', '.join(names)} skipped: {note}")
+    lines += [f"- {n}" for n in extra_notes or []]
     return "\n".join(lines) + "\n"
