@@ -25,7 +25,7 @@ from tqdm import tqdm
 from bench.atomic import staging_dir
 from bench.errors import BenchError
 from bench.registry import NAME_RE
-from bench.results import REFERENCE_ROW, read_manifest, write_cell_metrics
+from bench.results import REFERENCE_ROW, Manifest, read_manifest, write_cell_metrics
 from bench.suites.base import SuiteFiles
 
 SHOWN = 3  # names listed per problem
@@ -180,15 +180,15 @@ def subset(files: SuiteFiles, keep: list[int]) -> SuiteFiles:
     return replace(files, test_a=pick(files.test_a), twins=pick(files.twins), labels=pick(files.labels))
 
 
-def _check_run_folder(run_dir: Path, suite: str, preset: str, files: SuiteFiles, method: str) -> bool:
-    """Whether the run folder already has a manifest; refuse a run of another suite, preset or size."""
+def _check_run_folder(run_dir: Path, suite: str, preset: str, files: SuiteFiles, method: str) -> Manifest | None:
+    """The run folder's manifest (None for a new run); refuse a run of another suite, preset or size."""
     try:
         m = read_manifest(run_dir / "manifest.json")
     except ValueError as exc:
         raise ScoreError(f"{run_dir / 'manifest.json'} is damaged ({exc}); score into another run (--name) or "
                          "rebuild it with `bench run` on that folder") from None
     if not m.suite:
-        return False
+        return None
     size = [files.height, files.width]
     for what, theirs, ours in (("suite", m.suite, suite), ("preset", m.preset, preset),
                                ("image size", m.image_size, size)):
@@ -199,7 +199,7 @@ def _check_run_folder(run_dir: Path, suite: str, preset: str, files: SuiteFiles,
     if cell.exists() and method not in m.external:
         raise ScoreError(f"{run_dir} already has a cell of the method {method!r} that `bench run` made; give the "
                          f"outside method another name (--method {method}-ours) or score into another run (--name)")
-    return True
+    return m
 
 
 def score(cfg: ScoreConfig) -> Path:
@@ -243,7 +243,7 @@ def score(cfg: ScoreConfig) -> Path:
         tqdm.write(f"note: {cfg.translations}/{name} is not an image; ignored", file=sys.stderr)
 
     run_dir = run_folder(cfg.out, suite.name, cfg.name or preset)
-    joined = _check_run_folder(run_dir, suite.name, preset, files, cfg.method)
+    existing = _check_run_folder(run_dir, suite.name, preset, files, cfg.method)
     keep = [i for i, p in enumerate(matched.paths) if p is not None]
     entry: dict[str, Any] = {
         "folder": str(Path(cfg.translations).resolve()),
@@ -256,7 +256,7 @@ def score(cfg: ScoreConfig) -> Path:
         "protocol_id": protocol_id,
         "checkpoint": "whatever the outside code used: augan-bench did not train or choose it",
     }
-    previous = read_manifest(run_dir / "manifest.json").external.get(cfg.method) if joined else None
+    previous = existing.external.get(cfg.method) if existing is not None else None
     unchanged = previous is not None and {k: previous.get(k) for k in entry} == entry
     run_cfg = RunConfig(suite=suite.name, methods=(cfg.method,), preset=preset, seeds=(0,), device=cfg.device,
                         data_root=cfg.data_root, out=Path(cfg.out), name=cfg.name, size=cfg.size,
@@ -264,7 +264,7 @@ def score(cfg: ScoreConfig) -> Path:
                         detector=cfg.detector)
     plan = RunPlan(run_cfg, suite.name, files, scorer, [cfg.method], device, run_dir, [],
                    external={cfg.method: {**entry, "scored": time.strftime("%Y-%m-%dT%H:%M:%S")}},
-                   record_config=not joined)
+                   record_config=existing is None)
     if unchanged and not cfg.force and is_finished(run_dir, cfg.method, 0):
         tqdm.write(f"{cfg.method}: the translations are those scored before ({entry['sha256'][:12]}); "
                    "kept the cell (--force scores again)", file=sys.stderr)

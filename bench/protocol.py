@@ -30,7 +30,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from bench.atomic import atomic_write_json, json_text, staging_dir
+from bench.atomic import atomic_write_json, staging_dir
 from bench.errors import BenchError
 from bench.suites.base import SuiteFiles
 
@@ -51,17 +51,11 @@ class ExportedFile:
     kind: str  # "image" (8-bit RGB) or "label" (single-channel ids)
 
 
-def _read_label(path: Path) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(path) as im:
-        return np.array(im)
-
-
 def decode(f: ExportedFile) -> np.ndarray:
     from bench.data.io import read_rgb
+    from bench.downstream.synthetic_segmenter import read_label
 
-    return read_rgb(f.source) if f.kind == "image" else _read_label(f.source)
+    return read_rgb(f.source) if f.kind == "image" else read_label(f.source)
 
 
 def pixel_sha256(arr: np.ndarray) -> str:
@@ -179,28 +173,29 @@ def metrics_needs(metrics: list[str]) -> set[str]:
 
 
 def export_boxes(files: SuiteFiles, path: Path) -> str:
-    """The test split's COCO boxes with ``file_name`` renamed to the exported testA names; returns its sha256."""
+    """The test split's COCO boxes with ``file_name`` renamed to the exported testA names; returns their hash."""
     assert files.boxes is not None
     gt = json.loads(Path(files.boxes).read_text())
     renamed = {Path(p).name: f"{Path(p).stem}.png" for p in files.test_a}
-    gt["images"] = [{**img, "file_name": renamed.get(img["file_name"], img["file_name"])} for img in gt["images"]]
-    text = json_text(gt) + "\n"
-    from bench.atomic import atomic_write_text
-
-    atomic_write_text(path, text)
-    return boxes_sha256(files)
+    exported = {**gt, "images": [{**img, "file_name": renamed.get(img["file_name"], img["file_name"])}
+                                 for img in gt["images"]]}
+    atomic_write_json(path, exported)
+    return _boxes_digest(gt, files.test_a)
 
 
 def boxes_sha256(files: SuiteFiles) -> str | None:
     """Hash of the test boxes' content (annotations per test image, in test order), independent of file naming."""
     if files.boxes is None:
         return None
-    gt = json.loads(Path(files.boxes).read_text())
+    return _boxes_digest(json.loads(Path(files.boxes).read_text()), files.test_a)
+
+
+def _boxes_digest(gt: dict[str, Any], test_a: tuple[Path, ...]) -> str:
     ids = {img["file_name"]: img["id"] for img in gt["images"]}
     by_image: dict[Any, list] = {}
     for a in gt["annotations"]:
         by_image.setdefault(a["image_id"], []).append([a["category_id"], a["bbox"]])
-    per_image = [sorted(by_image.get(ids.get(Path(p).name), []), key=json.dumps) for p in files.test_a]
+    per_image = [sorted(by_image.get(ids.get(Path(p).name), []), key=json.dumps) for p in test_a]
     return hashlib.sha256(json.dumps(per_image, sort_keys=True).encode()).hexdigest()
 
 
