@@ -13,6 +13,8 @@ number from other weights.
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Sequence
 
@@ -114,7 +116,8 @@ class Scorer:
         return self._segmenter
 
     def detector(self):
-        """The detector mAP is measured with: the one named by spec, else the suite's own day-trained one."""
+        """The detector mAP is measured with: the one named by spec, else the suite's own day-trained one
+        (None at a preset where it is not trained)."""
         if self._detector is None:
             if self.detector_spec is not None:
                 from bench.downstream.detectors import build_detector
@@ -124,11 +127,13 @@ class Scorer:
                 categories = [c["id"] for c in read_boxes(self.files.boxes)[0]["categories"]]
                 self._detector = build_detector(self.detector_spec, categories, self.device)
             else:
-                from bench.downstream.synthetic_detector import trained_detector
+                from bench.downstream.synthetic_detector import DETECTOR_PRESETS, trained_detector
 
                 assert self.files.train_b_boxes is not None
-                self._detector = trained_detector(self.files.train_b, self.files.train_b_boxes, self.preset,
-                                                  self.device)
+                cfg = DETECTOR_PRESETS[self.preset]
+                if cfg is None:
+                    return None
+                self._detector = trained_detector(self.files.train_b, self.files.train_b_boxes, cfg, self.device)
         return self._detector
 
     @property
@@ -219,6 +224,12 @@ def detection_metrics(scorer: Scorer, translated: Sequence[Path], names: list[st
     from bench.metrics.detection import evaluate
 
     det = scorer.detector()
+    if det is None:
+        from bench.downstream.synthetic_detector import NOT_TRAINED
+
+        for m in names:
+            rec(m, math.nan, note=NOT_TRAINED.format(preset=scorer.preset))
+        return
     assert scorer.files.boxes is not None
     gt, _ = read_boxes(scorer.files.boxes)
     ids = {img["file_name"]: img["id"] for img in gt["images"]}
@@ -283,19 +294,26 @@ def paired_metrics(scorer: Scorer, translated: Sequence[Path], names: list[str],
     model = scorer.lpips() if want_lpips else None
     want_sift = "sift" in names
     vals: dict[str, list[float]] = {"psnr": [], "ssim": [], "lpips": [], "sift": []}
-    for start in range(0, len(translated), scorer.batch_size):
-        outs = [read_rgb(p) for p in translated[start:start + scorer.batch_size]]
-        refs = [read_rgb(p) for p in twins[start:start + scorer.batch_size]]
-        for o, r in zip(outs, refs):
-            if "psnr" in names:
-                vals["psnr"].append(psnr(o, r))
-            if "ssim" in names:
-                vals["ssim"].append(ssim(o, r))
-            if want_sift:
-                vals["sift"].append(float(sift_matches(o, r)))
-        if model is not None:
-            for o, r in zip(outs, refs):  # one at a time: test images may differ in size
-                vals["lpips"].append(float(model(to_tensor(o)[None], to_tensor(r)[None])[0]))
+
+    def pair(i: int) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+        o, r = read_rgb(translated[i]), read_rgb(twins[i])
+        out = {}
+        if "psnr" in names:
+            out["psnr"] = psnr(o, r)
+        if "ssim" in names:
+            out["ssim"] = ssim(o, r)
+        if want_sift:
+            out["sift"] = float(sift_matches(o, r))
+        return o, r, out
+
+    # Decoding, SSIM and SIFT release the GIL: one thread per core; a batch at a time bounds the memory.
+    with ThreadPoolExecutor(len(os.sched_getaffinity(0))) as pool:
+        for start in range(0, len(translated), scorer.batch_size):
+            for o, r, out in pool.map(pair, range(start, min(start + scorer.batch_size, len(translated)))):
+                for metric, v in out.items():
+                    vals[metric].append(v)
+                if model is not None:  # one at a time: test images may differ in size
+                    vals["lpips"].append(float(model(to_tensor(o)[None], to_tensor(r)[None])[0]))
     for metric in ("lpips", "psnr", "ssim", "sift"):
         if metric not in names:
             continue

@@ -42,9 +42,13 @@ def test_run_writes_the_documented_layout(smoke_run):
     for method in METHODS:
         found = {r.metric for r in records if r.method == method}
         assert main <= found and all(m.startswith(("iou/", "ap/")) for m in found - main)
-    per_class = {f"iou/{c}" for c in CLASS_NAMES.values()} | {"ap/car", "ap/person"}
+    per_class = {f"iou/{c}" for c in CLASS_NAMES.values()}
     assert {r.metric for r in records if r.method == "day-twin"} - per_class == {"miou", "map", "ap50"}
-    assert all(not r.skipped and r.n == 12 for r in records if "/" not in r.metric)
+    # At smoke the day detector is not trained: its metrics are skipped, saying why, never ranked.
+    not_trained = [r for r in records if r.metric in ("map", "ap50")]
+    assert len(not_trained) == 2 * (len(METHODS) + 1)
+    assert all(r.skipped and "not measured at --preset smoke" in r.note for r in not_trained)
+    assert all(not r.skipped and r.n == 12 for r in records if "/" not in r.metric and r not in not_trained)
     manifest = json.loads((d / "manifest.json").read_text())
     assert manifest["versions"]["torch"] and "git_commit" in manifest and manifest["seeds"] == [0]
     assert any("SUBSTITUTE" in k for k in manifest["weights"])  # test weights are labelled as such

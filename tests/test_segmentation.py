@@ -74,12 +74,7 @@ def test_smoke_run_has_upper_bound_lower_bound_and_gap(tmp_path, with_weights):
     assert rows["identity"][col] == "0.00" and rows["day-twin (upper bound)"][col] == "1.00"
     gap = (miou["histmatch"] - miou["identity"]) / (miou["day-twin"] - miou["identity"])
     assert rows["histmatch"][col] == f"{gap:.2f}"
-    mean_ap = {r.method: r.value for r in records if r.metric == "map"}
-    assert set(mean_ap) == {"identity", "histmatch", "day-twin"} and all(0 <= v <= 100 for v in mean_ap.values())
-    if mean_ap["day-twin"] != mean_ap["identity"]:  # the smoke detector may find nothing at all
-        col = rows["method"].index("mAP gap recovered ↑")
-        gap = (mean_ap["histmatch"] - mean_ap["identity"]) / (mean_ap["day-twin"] - mean_ap["identity"])
-        assert rows["histmatch"][col] == f"{gap:.2f}"
+    assert "mAP gap recovered ↑" not in table  # no detector at smoke: nothing to recover
     # The segmenter is cached by content: a second run trains nothing.
     import bench.downstream.synthetic_segmenter as seg
 

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image, UnidentifiedImageError
 
 from bench.atomic import atomic_write_bytes
 from bench.errors import BenchError
+
+if TYPE_CHECKING:  # torch is imported where tensors are made: the renderer's workers never need it
+    import torch
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -46,11 +49,15 @@ def read_rgb(path: Path) -> np.ndarray:
 
 def to_tensor(img: np.ndarray) -> torch.Tensor:
     """H x W x 3 uint8 -> 3 x H x W float in [0, 1]."""
+    import torch
+
     return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float().div_(255.0)
 
 
 def to_uint8(img: torch.Tensor) -> np.ndarray:
     """3 x H x W float in [0, 1] -> H x W x 3 uint8, rounded."""
+    import torch
+
     arr = img.detach().float().clamp(0, 1).mul(255.0).round().to(torch.uint8)
     return arr.permute(1, 2, 0).cpu().numpy()
 

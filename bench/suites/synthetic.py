@@ -12,13 +12,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from tqdm import tqdm
-
 from bench.atomic import atomic_write_json
 from bench.cache import cache_dir
-from bench.data.io import write_png
 from bench.data.scene import BOX_CATEGORIES, CLASS_NAMES
-from bench.data.synthetic import RENDERER_VERSION, render_sample
+from bench.data.synthetic import RENDERER_VERSION, RenderJob, run_jobs
 from bench.suites.base import Suite, SuiteFiles
 
 SYNTHETIC_PRESETS: dict[str, dict] = {
@@ -55,32 +52,14 @@ def materialize(condition: str, n_train: int, n_test: int, height: int, width: i
     done = root / "complete.json"
     if done.is_file():
         return files
-    jobs = [("trainA", i) for i in range(n_train)] + [("trainB", i) for i in range(n_train)]
-    jobs += [("test", i) for i in range(n_test)]
-    boxes: dict[str, list] = {}
-    train_boxes: dict[str, list] = {}
-    for stream, i in tqdm(jobs, desc=f"rendering synthetic-{condition}", unit="img", leave=False):
-        name = f"{i:05d}.png"
-        if stream == "trainA":
-            if not (root / "trainA" / name).is_file():
-                s = render_sample(condition, stream, i, seed, height, width, want_day=False)
-                write_png(root / "trainA" / name, s.adverse)
-        elif stream == "trainB":
-            # Rendered even when its files exist (resume): the boxes are only known from the scene.
-            s = render_sample(condition, stream, i, seed, height, width, want_adverse=False)
-            if not (root / "trainB" / name).is_file() or not (root / "trainB_labels" / name).is_file():
-                write_png(root / "trainB_labels" / name, s.label)
-                write_png(root / "trainB" / name, s.day)
-            train_boxes[name] = s.boxes
-        else:
-            # Boxes are re-derived on resume (cheap); images are skipped when present.
-            s = render_sample(condition, stream, i, seed, height, width)
-            for sub, arr in (("testA", s.adverse), ("testB", s.day), ("testA_labels", s.label)):
-                if not (root / sub / name).is_file():
-                    write_png(root / sub / name, arr)
-            boxes[name] = s.boxes
-    _write_boxes(root / "testA_boxes.json", boxes)
-    _write_boxes(root / "trainB_boxes.json", train_boxes)
+    job = lambda stream, i, **out: RenderJob(condition, stream, i, seed, height, width, **out)  # noqa: E731
+    train_b = [job("trainB", i, day=d, label=lab) for i, (d, lab) in enumerate(zip(files.train_b, files.train_b_labels))]
+    test = [job("test", i, adverse=a, day=d, label=lab)
+            for i, (a, d, lab) in enumerate(zip(files.test_a, files.twins, files.labels))]
+    jobs = [job("trainA", i, adverse=a) for i, a in enumerate(files.train_a)] + train_b + test
+    boxes = dict(zip(jobs, run_jobs(jobs, f"rendering synthetic-{condition}")))
+    _write_boxes(root / "testA_boxes.json", {j.adverse.name: boxes[j] for j in test})
+    _write_boxes(root / "trainB_boxes.json", {j.day.name: boxes[j] for j in train_b})
     atomic_write_json(done, {"condition": condition, "n_train": n_train, "n_test": n_test, "height": height,
                              "width": width, "seed": seed, "renderer_version": RENDERER_VERSION})
     return files
