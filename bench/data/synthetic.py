@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Sequence
 
-import cv2
 import numpy as np
 from tqdm import tqdm
 
@@ -27,7 +25,6 @@ from bench.data.raster import rasterize
 from bench.data.scene import Scene, sample_scene
 
 RENDERER_VERSION = "1"  # bump when the pictures change, so cached suites are re-rendered
-_MIN_JOBS_PER_WORKER = 50  # below this a worker's start-up (~0.5 s) costs more than it saves
 
 
 def stable_seed(*parts: object) -> int:
@@ -103,20 +100,13 @@ def run_job(job: RenderJob) -> list[dict]:
     return s.boxes
 
 
-def _single_threaded_worker() -> None:
-    cv2.setNumThreads(1)  # one renderer per core: OpenCV's own threads would only contend
-
-
 def run_jobs(jobs: Sequence[RenderJob], desc: str) -> list[list[dict]]:
-    """Every job's boxes, in order; rendered in one process per available core when there are enough jobs.
+    """Every job's boxes, in order, rendered in one thread per available core.
 
     Each sample is a pure function of its job, so the files are the same bytes however they are split.
-    Workers are forked (spawned workers would re-run a caller's unguarded script) and touch neither
-    torch nor OpenCV's thread pool, whose state a fork does not carry over.
+    Threads, not processes: numpy's array loops, OpenCV and PNG encoding release the GIL, and a forked
+    worker of a parent that has run torch's or OpenCV's thread pools can deadlock (seen in the tests).
     """
-    workers = min(len(os.sched_getaffinity(0)), 8, len(jobs) // _MIN_JOBS_PER_WORKER)
     progress = dict(total=len(jobs), desc=desc, unit="img", leave=False)
-    if workers < 2:
-        return [run_job(job) for job in tqdm(jobs, **progress)]
-    with ProcessPoolExecutor(workers, mp_context=get_context("fork"), initializer=_single_threaded_worker) as pool:
-        return list(tqdm(pool.map(run_job, jobs, chunksize=8), **progress))
+    with ThreadPoolExecutor(min(len(os.sched_getaffinity(0)), 8)) as pool:
+        return list(tqdm(pool.map(run_job, jobs), **progress))
