@@ -42,6 +42,11 @@ def summary_csv(records: list[MetricRecord], suite: str) -> str:
     return frame.to_csv(index=False, lineterminator="\n", float_format=lambda v: repr(float(v)))
 
 
+def _measured(agg: dict[tuple[str, str], dict], method: str, metric: str) -> bool:
+    """A number exists (a skipped metric, e.g. no detector at smoke, has none: no gap is computed from it)."""
+    return (method, metric) in agg and not math.isnan(agg[(method, metric)]["mean"])
+
+
 def best_methods(agg: dict[tuple[str, str], dict], methods: list[str], metric: str) -> set[str]:
     vals = {m: agg[(m, metric)]["mean"] for m in methods if (m, metric) in agg and not math.isnan(agg[(m, metric)]["mean"])}
     if not vals:
@@ -90,7 +95,7 @@ def summary_markdown(records: list[MetricRecord], suite: str, method_order: list
     compared = [m for m in methods if m != reference]
     metrics = [m for m in METRICS if any(r.metric == m for r in records)]
     gaps = [m for m in GAP_METRICS if reference is not None and m in metrics
-            and (LOWER_BOUND, m) in agg and (reference, m) in agg]
+            and _measured(agg, LOWER_BOUND, m) and _measured(agg, reference, m)]
     head = ["method"] + [f"{m.upper() if m in ('fid', 'kid') else m} {METRICS[m].arrow}" for m in metrics]
     head += [f"{GAP_METRICS[m]} gap recovered ↑" for m in gaps]
     lines = [f"# {suite}: summary", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
