@@ -19,7 +19,7 @@ from PIL import Image, UnidentifiedImageError
 from bench.atomic import atomic_write_bytes
 from bench.errors import BenchError
 
-if TYPE_CHECKING:  # torch is imported where tensors are made: the renderer's workers never need it
+if TYPE_CHECKING:  # torch is imported where tensors are made: decoding, writing and rendering never need it
     import torch
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")

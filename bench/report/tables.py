@@ -48,7 +48,7 @@ def _measured(agg: dict[tuple[str, str], dict], method: str, metric: str) -> boo
 
 
 def best_methods(agg: dict[tuple[str, str], dict], methods: list[str], metric: str) -> set[str]:
-    vals = {m: agg[(m, metric)]["mean"] for m in methods if (m, metric) in agg and not math.isnan(agg[(m, metric)]["mean"])}
+    vals = {m: agg[(m, metric)]["mean"] for m in methods if _measured(agg, m, metric)}
     if not vals:
         return set()
     pick = max if METRICS[metric].higher_is_better else min
