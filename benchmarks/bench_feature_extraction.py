@@ -11,6 +11,8 @@ test = 1,000) against the 100 day test images, three ways, in one run:
   3. ours, warm: the same scoring again with the content-hash cache on (the second scoring of a run).
 With ``--size`` the images are first written as PNGs of that size (bilinear resize of the suite's
 images, cycled to reach ``--n``), so both sides decode the same files at the size users score.
+Then the bound: the convolutions' FLOPs per image against this CPU's fp32 matrix-product GFLOP/s
+(img/s no implementation could beat at that arithmetic rate), and the share of it each side reaches.
 Both use the same Inception weights file: substitute random weights made locally unless
 --weights points at the real file (speed does not depend on the values; the FIDs are printed
 only to show both sides computed the same number).
@@ -45,6 +47,39 @@ def _resized(paths: list[Path], out: Path, height: int, width: int) -> list[Path
 
     with ThreadPoolExecutor(os.cpu_count()) as ex:
         return list(ex.map(one, enumerate(paths)))
+
+
+def inception_macs(extractor) -> int:
+    """Multiply-accumulates of the convolutions for one 299 x 299 image, counted with forward hooks (pooling and
+    the elementwise work are left out: well under 1% of the arithmetic)."""
+    import torch
+
+    macs = 0
+
+    def count(module, inputs, output):
+        nonlocal macs
+        k = module.weight.shape[1] * module.weight.shape[2] * module.weight.shape[3]  # in/groups x kh x kw
+        macs += output.numel() * k
+
+    hooks = [m.register_forward_hook(count) for m in extractor.network.modules() if isinstance(m, torch.nn.Conv2d)]
+    extractor(torch.zeros(1, 3, 299, 299, dtype=torch.uint8))
+    for h in hooks:
+        h.remove()
+    return macs
+
+
+def matmul_gflops(n: int = 4096, repeats: int = 5) -> float:
+    """This CPU's fp32 GFLOP/s on a large square matrix product (all torch threads), the best of ``repeats``."""
+    import torch
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best / 1e9
 
 
 def main() -> None:
@@ -122,12 +157,19 @@ def main() -> None:
     print(f"ours, cached (2nd run)  {t_warm:7.3f} s  FID {fid_warm:.4f}")
     print(f"speed-up vs CLI: {t_cli / t_cold:.2f}x (excluding its import: {(t_cli - t_import) / t_cold:.2f}x); "
           f"cached second scoring: {t_cold / t_warm:.0f}x faster than cold")
+    macs, gflops = inception_macs(ext), matmul_gflops()
+    bound = gflops * 1e9 / (2 * macs)
+    print(f"bound: {2 * macs / 1e9:.2f} GFLOP per image, this CPU's fp32 matmul {gflops:.0f} GFLOP/s -> "
+          f"{bound:.1f} img/s; ours reaches {len(images) / t_cold / bound:.0%} of it, the CLI "
+          f"{len(images) / t_cli / bound:.0%}")
     print(json.dumps({"bench": "feature_extraction", "device": args.device, "n": len(images),
                       "size": f"{height}x{width}", "weights": "given" if args.weights else "substitute",
                       "fidelity_cli_s": round(t_cli, 3), "fidelity_import_s": round(t_import, 3),
                       "fidelity_img_s": round(len(images) / t_cli, 1), "ours_cold_s": round(t_cold, 3),
                       "ours_img_s": round(len(images) / t_cold, 1), "ours_cached_s": round(t_warm, 4),
-                      "speedup": round(t_cli / t_cold, 3), "fid_fidelity": cli_fid, "fid_ours": fid}))
+                      "speedup": round(t_cli / t_cold, 3), "fid_fidelity": cli_fid, "fid_ours": fid,
+                      "gflop_per_image": round(2 * macs / 1e9, 3), "matmul_gflops": round(gflops, 1),
+                      "bound_img_s": round(bound, 1), "ours_of_bound": round(len(images) / t_cold / bound, 3)}))
 
 
 if __name__ == "__main__":

@@ -44,6 +44,35 @@ def test_fid_kid_equal_torch_fidelity(smoke_suite, extractor, weights_dir):
     assert abs(fid_from_features(fa, fa)) < 1e-3 * fid
 
 
+@pytest.mark.parametrize("shape", [(2, 3, 256, 512), (1, 3, 64, 128), (2, 3, 301, 300), (1, 3, 299, 299),
+                                   (1, 3, 17, 1000)])
+def test_resize_is_bit_identical_to_torch_fidelitys(shape):
+    from torch_fidelity.interpolate_compat_tensorflow import interpolate_bilinear_2d_like_tensorflow1x
+
+    from bench.metrics.fid_kid import tf1_bilinear_resize
+
+    x = torch.randint(0, 256, shape, generator=torch.Generator().manual_seed(0)).float()
+    expected = interpolate_bilinear_2d_like_tensorflow1x(x, size=(299, 299), align_corners=False)
+    assert torch.equal(tf1_bilinear_resize(x), expected)
+
+
+def test_folded_network_gives_torch_fidelitys_features(smoke_suite, extractor, weights_dir):
+    """Our faster forward (BatchNorm folded, channels-last) against torch-fidelity's own module and forward."""
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    from bench.metrics.fid_kid import _state_dict_instead_of_download
+
+    state = torch.load(weights_dir / INCEPTION_V3.filename, weights_only=True)
+    with _state_dict_instead_of_download(state):
+        reference = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"]).eval()
+    x = torch.stack([torch.from_numpy(read_rgb(p)).permute(2, 0, 1) for p in smoke_suite.test_a[:4]])
+    with torch.no_grad():
+        (expected,) = reference(x)
+    got = extractor(x)
+    assert got.shape == (4, 2048) and expected.abs().max() > 1e-2  # features that do not vanish
+    assert torch.allclose(got, expected, rtol=1e-4, atol=1e-5 * float(expected.abs().max()))
+
+
 def test_features_do_not_depend_on_batch_size(smoke_suite, extractor):
     from bench.metrics.fid_kid import extract_features, fid_from_features
 

@@ -46,3 +46,31 @@ def test_readme_first_command_produces_the_run_folder(tmp_path, with_weights):
     for method in ("identity", "gamma", "clahe", "histmatch"):
         assert f"| {method} |" in table
     assert "skipped" not in table.split("↑ higher")[0]  # with weights present, every metric is computed
+    # The shipped evaluators score the default run, so its downstream columns are the README's, digit for digit.
+    from bench.results import read_metrics_csv
+
+    records = read_metrics_csv(run_dir / "metrics.csv")
+    assert all(":shipped:" in r.extractor for r in records if r.metric in ("miou", "map", "ap50"))
+    readme, ours = _table_cells((ROOT / "README.md").read_text()), _table_cells(table)
+    for method in ("identity", "gamma", "clahe", "histmatch", "day-twin (upper bound)"):
+        for col in ("miou ↑", "map ↑", "ap50 ↑", "mIoU gap recovered ↑", "mAP gap recovered ↑"):
+            assert ours[method][col] == readme[method][col], (method, col)
+
+
+def test_readme_table_is_read_cell_by_cell():
+    cells = _table_cells((ROOT / "README.md").read_text())
+    assert set(cells) >= {"identity", "clahe", "day-twin (upper bound)"}
+    assert re.fullmatch(r"\d+\.\d\d \[\d+\.\d\d, \d+\.\d\d\]", cells["clahe"]["miou ↑"])
+
+
+def _table_cells(markdown: str) -> dict[str, dict[str, str]]:
+    """method -> column -> cell of the first Markdown summary table in ``markdown`` (bold marks dropped)."""
+    lines = markdown.splitlines()
+    start = next(i for i, ln in enumerate(lines) if ln.startswith("| method |"))
+    rows = []
+    for ln in lines[start:]:
+        if not ln.startswith("|"):
+            break
+        rows.append([c.strip().replace("**", "") for c in ln.strip("|").split("|")])
+    header = rows[0]
+    return {r[0]: dict(zip(header, r)) for r in rows[2:]}

@@ -1,4 +1,4 @@
-"""The day-domain detector of the synthetic suites: trained here, cached by content hash.
+"""The day-domain detector of the synthetic suites: shipped for the default preset, else trained and cached.
 
 A torchvision FCOS with a ResNet-18 FPN backbone (``weights=None``: nothing is downloaded) is
 trained on the suite's day training images and their car/person boxes, then detects on (a) the
@@ -21,9 +21,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from bench.atomic import atomic_write_bytes
 from bench.data.io import read_rgb
-from bench.downstream.training import cached_model_path, recalibrate_batchnorm
+from bench.downstream.training import evaluator_weights, recalibrate_batchnorm, save_evaluator
 
 
 @dataclass(frozen=True)
@@ -87,11 +86,11 @@ def read_boxes(path: Path) -> tuple[dict, dict[str, list[dict]]]:
 
 
 class SyntheticDetector:
-    def __init__(self, model: torch.nn.Module, categories: list[int], device: str, key: str) -> None:
+    def __init__(self, model: torch.nn.Module, categories: list[int], device: str, weights_id: str) -> None:
         self.model = model.to(device).eval()
         self.categories = categories  # model label k (1-based) -> COCO category id categories[k - 1]
         self.device = device
-        self.id = f"synthdet-fcos-r18:{key[:12]}"
+        self.id = f"synthdet-fcos-r18:{weights_id}"
 
     @torch.no_grad()
     def detect(self, paths: Sequence[Path], image_ids: Sequence[int]) -> list[dict]:
@@ -107,19 +106,28 @@ class SyntheticDetector:
 
 def trained_detector(images: Sequence[Path], boxes_json: Path, cfg: DetectorConfig, device: str = "cpu"
                      ) -> SyntheticDetector:
-    """Train with ``cfg`` (or load from the cache) the day-domain detector on ``images`` and their COCO boxes."""
-    from safetensors.torch import load_file, save
+    """The day-domain detector for ``images`` and their COCO boxes: shipped with the project, cached, or trained now."""
+    from safetensors.torch import load_file
 
-    path, key = cached_model_path("detectors", cfg, images, [boxes_json])
+    weights = evaluator_weights("detectors", cfg, images, [boxes_json])
+    if weights is None:
+        weights = save_evaluator("detectors", cfg, train_detector(images, boxes_json, cfg, device), images, [boxes_json])
+    categories = sorted(c["id"] for c in read_boxes(boxes_json)[0]["categories"])
+    h, w = read_rgb(images[0]).shape[:2]
+    model = build_detector(len(categories), h, w, cfg.score_threshold, cfg.channels)
+    model.load_state_dict(load_file(str(weights.path)))
+    return SyntheticDetector(model, categories, device, weights.id)
+
+
+def train_detector(images: Sequence[Path], boxes_json: Path, cfg: DetectorConfig, device: str = "cpu"
+                   ) -> torch.nn.Module:
+    """Train the detector with ``cfg`` on the day ``images`` and their COCO boxes (deterministic on one CPU)."""
     gt, grouped = read_boxes(boxes_json)
     categories = sorted(c["id"] for c in gt["categories"])
     to_label = {c: k + 1 for k, c in enumerate(categories)}
     h, w = read_rgb(images[0]).shape[:2]
     torch.manual_seed(cfg.seed)
     model = build_detector(len(categories), h, w, cfg.score_threshold, cfg.channels)
-    if path.is_file():
-        model.load_state_dict(load_file(str(path)))
-        return SyntheticDetector(model, categories, device, key)
 
     def sample(idx: list[int], g: torch.Generator) -> tuple[list[torch.Tensor], list[dict]]:
         """Images and targets of a training batch: a random crop (same window for the batch) and flip."""
@@ -174,5 +182,4 @@ def trained_detector(images: Sequence[Path], boxes_json: Path, cfg: DetectorConf
         model.backbone(batch.tensors)
 
     recalibrate_batchnorm(model, forward_backbone, len(images), g, cfg.batch_size, 16)
-    atomic_write_bytes(path, save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}))
-    return SyntheticDetector(model, categories, device, key)
+    return model

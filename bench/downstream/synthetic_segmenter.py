@@ -1,11 +1,12 @@
-"""The day-domain segmenter of the synthetic suites: trained here, cached by content hash.
+"""The day-domain segmenter of the synthetic suites: shipped for the default preset, else trained and cached.
 
 A torchvision LR-ASPP MobileNetV3-Large (``weights=None, weights_backbone=None``: nothing is
 downloaded) is trained on the suite's day training images and their label maps, then used to
 segment (a) the day twins (upper bound), (b) the raw adverse images, (c) every translation. Its
 pooled backbone features also give ``fd-synthseg``, a Fréchet distance that needs no downloaded
-weights. The trained weights are cached under ``$AUGAN_BENCH_CACHE/segmenters/`` keyed by the
-training files' bytes and the training config, so every run and method reuses one model.
+weights. The weights are keyed by the training files' bytes and the training config: the file
+that ships with the project for that key (``bench.downstream.training``), else the one trained and
+cached under ``$AUGAN_BENCH_CACHE/segmenters/``, so every run and method reuses one model.
 """
 
 from __future__ import annotations
@@ -19,9 +20,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from bench.atomic import atomic_write_bytes
 from bench.data.io import read_rgb
-from bench.downstream.training import cached_model_path, recalibrate_batchnorm
+from bench.downstream.training import evaluator_weights, recalibrate_batchnorm, save_evaluator
 from bench.metrics.segmentation import IGNORE, N_CLASSES
 
 _MEAN, _STD = 0.45, 0.25
@@ -63,10 +63,10 @@ def _batch(paths: Sequence[Path]) -> torch.Tensor:
 
 
 class SyntheticSegmenter:
-    def __init__(self, model: torch.nn.Module, device: str, key: str) -> None:
+    def __init__(self, model: torch.nn.Module, device: str, weights_id: str) -> None:
         self.model = model.to(device).eval()
         self.device = device
-        self.id = f"synthseg-lraspp-mnv3:{key[:12]}"
+        self.id = f"synthseg-lraspp-mnv3:{weights_id}"
 
     @torch.no_grad()
     def analyse(self, paths: Sequence[Path]) -> tuple[list[np.ndarray], torch.Tensor]:
@@ -88,16 +88,23 @@ class SyntheticSegmenter:
 
 
 def trained_segmenter(images: Sequence[Path], labels: Sequence[Path], preset: str, device: str = "cpu") -> SyntheticSegmenter:
-    """Train (or load from the cache) the day-domain segmenter on ``images`` / ``labels``."""
-    from safetensors.torch import load_file, save
+    """The day-domain segmenter for ``images`` / ``labels``: shipped with the project, cached, or trained now."""
+    from safetensors.torch import load_file
 
     cfg = SEGMENTER_PRESETS[preset]
-    path, key = cached_model_path("segmenters", cfg, images, labels)
+    weights = evaluator_weights("segmenters", cfg, images, labels)
+    if weights is None:
+        weights = save_evaluator("segmenters", cfg, train_segmenter(images, labels, cfg, device), images, labels)
+    model = _build()
+    model.load_state_dict(load_file(str(weights.path)))
+    return SyntheticSegmenter(model, device, weights.id)
+
+
+def train_segmenter(images: Sequence[Path], labels: Sequence[Path], cfg: SegmenterConfig, device: str = "cpu"
+                    ) -> torch.nn.Module:
+    """Train the segmenter with ``cfg`` on the day ``images`` and their label maps (deterministic on one CPU)."""
     torch.manual_seed(cfg.seed)
     model = _build()
-    if path.is_file():
-        model.load_state_dict(load_file(str(path)))
-        return SyntheticSegmenter(model, device, key)
     model.to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     g = torch.Generator().manual_seed(cfg.seed)
@@ -121,5 +128,4 @@ def trained_segmenter(images: Sequence[Path], labels: Sequence[Path], preset: st
         opt.step()
     recalibrate_batchnorm(model, lambda idx: model(_batch([images[i] for i in idx]).to(device)), len(images), g,
                           cfg.batch_size, 16)
-    atomic_write_bytes(path, save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}))
-    return SyntheticSegmenter(model, device, key)
+    return model

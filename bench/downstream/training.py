@@ -1,24 +1,87 @@
-"""What the synthetic suites' downstream models share: a content-hash cache key and BatchNorm recalibration."""
+"""What the synthetic suites' downstream models share: where their weights come from, and BatchNorm recalibration.
+
+An evaluator (the day-trained segmenter or detector) is identified by a key: the hash of its training
+config and of its training files' bytes. Its weights are, in order: the file shipped with the project
+for that key (``evaluators/``, hash-checked; made by ``python -m bench.downstream.shipped``), the file
+cached under ``$AUGAN_BENCH_CACHE`` by an earlier training on this machine, or a training now. Shipped
+weights make the default run's downstream numbers the same on every machine: retraining is
+deterministic on one CPU, but float rounding that differs between CPUs changes the trained model.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
 
+from bench.atomic import atomic_write_bytes
 from bench.cache import cache_dir, files_digest
+from bench.errors import BenchError
+from bench.weights import file_sha256
+
+SHIPPED_DIR = Path(__file__).with_name("evaluators")
+SHIPPED_INDEX = SHIPPED_DIR / "index.json"
 
 
-def cached_model_path(kind: str, cfg, *file_groups: Sequence[Path]) -> tuple[Path, str]:
-    """Where a model trained with ``cfg`` on exactly these files is cached, and its full key."""
-    key = hashlib.sha256(
+@dataclass(frozen=True)
+class EvaluatorWeights:
+    path: Path
+    key: str  # hash of the training config and the training files
+    sha256: str  # of the weights file
+    shipped: bool
+
+    @property
+    def id(self) -> str:
+        """What metrics.csv names as the extractor: the key, where the weights came from, and their hash."""
+        return f"{self.key[:12]}:{'shipped' if self.shipped else 'trained-locally'}:sha256={self.sha256[:12]}"
+
+
+def training_key(cfg, *file_groups: Sequence[Path]) -> str:
+    return hashlib.sha256(
         (json.dumps(asdict(cfg), sort_keys=True) + "".join(files_digest(g) for g in file_groups)).encode()
     ).hexdigest()
-    return cache_dir(kind) / f"{key[:32]}.safetensors", key
+
+
+@lru_cache(maxsize=None)
+def shipped_index() -> dict[str, dict[str, dict]]:
+    """kind ("segmenters", "detectors") -> training key -> {file, sha256, preset, config, made_with}."""
+    return json.loads(SHIPPED_INDEX.read_text()) if SHIPPED_INDEX.is_file() else {}
+
+
+def evaluator_weights(kind: str, cfg, *file_groups: Sequence[Path]) -> EvaluatorWeights | None:
+    """The weights of the evaluator trained with ``cfg`` on these files: shipped, else cached; None if neither."""
+    key = training_key(cfg, *file_groups)
+    entry = shipped_index().get(kind, {}).get(key)
+    if entry is not None:
+        path = SHIPPED_DIR / entry["file"]
+        sha = file_sha256(path) if path.is_file() else "missing"
+        if sha != entry["sha256"]:
+            raise BenchError(
+                f"{path}: the shipped {kind[:-1]} weights are damaged (sha256 {sha[:12]}, expected "
+                f"{entry['sha256'][:12]}). Reinstall augan-bench, or remake them with "
+                f"`python -m bench.downstream.shipped --write`")
+        return EvaluatorWeights(path, key, sha, shipped=True)
+    path = cache_dir(kind) / f"{key[:32]}.safetensors"
+    return EvaluatorWeights(path, key, file_sha256(path), shipped=False) if path.is_file() else None
+
+
+def state_bytes(model: torch.nn.Module) -> bytes:
+    from safetensors.torch import save
+
+    return save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()})
+
+
+def save_evaluator(kind: str, cfg, model: torch.nn.Module, *file_groups: Sequence[Path]) -> EvaluatorWeights:
+    """Cache a freshly trained evaluator under its key; its weights as :func:`evaluator_weights` finds them."""
+    key = training_key(cfg, *file_groups)
+    path = cache_dir(kind) / f"{key[:32]}.safetensors"
+    atomic_write_bytes(path, state_bytes(model))
+    return EvaluatorWeights(path, key, file_sha256(path), shipped=False)
 
 
 @torch.no_grad()

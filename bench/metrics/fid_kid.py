@@ -1,24 +1,23 @@
 """FID and KID exactly as torch-fidelity computes them, with a content-addressed feature cache.
 
-Features come from torch-fidelity's own ``FeatureExtractorInceptionV3`` (its TF-compatible
-bilinear resize to 299 x 299 included), fed the same uint8 tensors its image-folder loader
-makes (PIL -> RGB -> uint8 CHW). The statistics and the metric values come from
-torch-fidelity's functions. The one thing we do differently is loading the weights: we load
-them with ``weights_only=True`` and hand the state dict over, where torch-fidelity would
-unpickle the file.
-"""
+Features come from torch-fidelity's own Inception-v3 network and weights, with its TF1-compatible
+bilinear resize to 299 x 299 (reimplemented bit for bit), fed the same uint8 tensors its image-folder
+loader makes (PIL -> RGB -> uint8 CHW). The statistics and the metric values come from torch-fidelity's
+functions. What we do differently: we load the weights with ``weights_only=True`` and hand the state
+dict over, where torch-fidelity would unpickle the file; and we run the network faster
+(:class:`InceptionExtractor`), at the same values to 1e-6."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from bench.cache import cache_dir, files_digest
@@ -30,15 +29,8 @@ KID_SUBSETS = 100
 KID_SUBSET_SIZE = 1000
 
 
-class _Uint8Images(Dataset):
-    def __init__(self, files: Sequence[Path]) -> None:
-        self.files = list(files)
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def __getitem__(self, i: int) -> torch.Tensor:
-        return torch.from_numpy(read_rgb(self.files[i])).permute(2, 0, 1).contiguous()
+def _read_chw(path: Path) -> torch.Tensor:
+    return torch.from_numpy(read_rgb(path)).permute(2, 0, 1).contiguous()
 
 
 @contextmanager
@@ -53,25 +45,74 @@ def _state_dict_instead_of_download(state: dict) -> Iterator[None]:
         fe.load_state_dict_from_url = original
 
 
+# torch-fidelity's Inception-v3 blocks in the order its forward runs them, up to the pooled 2048-d features.
+_BLOCKS = ("Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "MaxPool_1", "Conv2d_3b_1x1", "Conv2d_4a_3x3",
+           "MaxPool_2", "Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d",
+           "Mixed_6e", "Mixed_7a", "Mixed_7b", "Mixed_7c", "AvgPool")
+INPUT_SIZE = 299
+CPU_PASS = 8
+
+
+def tf1_bilinear_resize(x: torch.Tensor, size: int = INPUT_SIZE) -> torch.Tensor:
+    """TensorFlow 1's bilinear resize (align_corners=False) of float NCHW ``x`` to ``size`` x ``size``.
+
+    Bit-identical to torch-fidelity's ``interpolate_bilinear_2d_like_tensorflow1x`` (its default,
+    CPU-exact method): the same grid, and the same products and sums on the same values. It gathers
+    four corner samples at output size and blends along x, then y; blending along x at the input's
+    rows first and gathering the output rows afterwards does the same arithmetic with half the copying.
+    """
+
+    def grid(n_in: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        g = torch.arange(0, size, 1, dtype=torch.float32, device=x.device) * torch.tensor(
+            n_in / size, dtype=torch.float32, device=x.device)
+        lo = g.long()
+        return lo, (lo + 1).clamp_max(n_in - 1), g - lo.float()
+
+    x_lo, x_hi, dx = grid(x.shape[3])
+    y_lo, y_hi, dy = grid(x.shape[2])
+    left, right = x.index_select(3, x_lo), x.index_select(3, x_hi)
+    rows = left + (right - left) * dx.view(1, 1, 1, size)
+    top, bottom = rows.index_select(2, y_lo), rows.index_select(2, y_hi)
+    return top + (bottom - top) * dy.view(1, 1, size, 1)
+
+
 class InceptionExtractor:
-    """torch-fidelity's Inception-v3 feature extractor on ``device``, weights loaded safely."""
+    """torch-fidelity's Inception-v3 feature extractor on ``device``, weights loaded safely.
+
+    The network is torch-fidelity's, run faster at the same values: each convolution's BatchNorm is
+    folded into its weights (features change by ~1e-6 relative; torch-fidelity's own FID and KID are
+    matched to 1e-4 in the tests), channels-last memory, the resize above, and passes of 8 images on the
+    CPU. 1.4x torch-fidelity's network on a 2-core CPU.
+    """
 
     def __init__(self, weights: ResolvedWeights | None = None, device: str = "cpu") -> None:
-        from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+        from torch.nn.utils.fusion import fuse_conv_bn_eval
+        from torch_fidelity.feature_extractor_inceptionv3 import BasicConv2d, FeatureExtractorInceptionV3
 
         self.weights = weights or resolve(INCEPTION_V3)
         with _state_dict_instead_of_download(self.weights.load_state_dict()):
-            self.model = FeatureExtractorInceptionV3("inception-v3-compat", [FEATURE_LAYER])
+            model = FeatureExtractorInceptionV3("inception-v3-compat", [FEATURE_LAYER]).eval()
+        for block in model.modules():
+            if isinstance(block, BasicConv2d):
+                block.conv, block.bn = fuse_conv_bn_eval(block.conv, block.bn), torch.nn.Identity()
         self.device = torch.device(device)
-        # channels_last: oneDNN and cuDNN run Inception's convolutions ~1.4x faster in NHWC (2-core CPU,
-        # measured); features change by ~1e-6 relative, far inside the 1e-4 agreement we test.
-        self.model.to(self.device, memory_format=torch.channels_last)
+        # channels_last: oneDNN and cuDNN run Inception's convolutions ~1.4x faster in NHWC (2-core CPU, measured).
+        self.network = torch.nn.Sequential(*(getattr(model, name) for name in _BLOCKS)).to(
+            self.device, memory_format=torch.channels_last)
         self.id = f"{self.weights.spec.key}:{self.weights.sha256[:16]}:{FEATURE_LAYER}"
 
     @torch.inference_mode()
     def __call__(self, batch_uint8: torch.Tensor) -> torch.Tensor:
-        (feats,) = self.model(batch_uint8.to(self.device))
-        return feats.cpu()
+        """The 2048-d features of a uint8 NCHW batch (any size: resized to 299 x 299 as torch-fidelity does)."""
+        # On the CPU the network runs 8 images at a time whatever the batch: its activations then stay in cache
+        # (2 cores: 20.8 img/s at 8, 17.8 at 32, 16.2 at 64).
+        parts = batch_uint8.split(CPU_PASS) if self.device.type == "cpu" else (batch_uint8,)
+        out = []
+        for part in parts:
+            x = tf1_bilinear_resize(part.to(self.device).float())
+            x = ((x - 128) / 128).contiguous(memory_format=torch.channels_last)
+            out.append(torch.flatten(self.network(x), 1).float().cpu())
+        return torch.cat(out)
 
 
 def extract_features(
@@ -84,8 +125,11 @@ def extract_features(
 ) -> torch.Tensor:
     """N x D features of ``files``, cached under the cache folder by content hash.
 
-    PNG decoding runs in ``num_workers`` loader processes (default: one per spare core, at most 4)
-    while the model runs in the main process; small sets are decoded in-process.
+    Each batch is decoded by ``num_workers`` threads (default: one per core; PIL decodes without
+    the GIL). On the CPU decoding runs between network passes, not beside them: the network's
+    threads already use every core, and a decoder beside them slows them down more than its own
+    work (2 cores, 64-image batches: 14.4 img/s with a loader process, 14.9 in turn; decoding is
+    ~3 ms an image). On a GPU the next batch is decoded while the network runs.
     """
     if len(files) == 0:
         raise ValueError("cannot compute features of an empty image list")
@@ -95,13 +139,24 @@ def extract_features(
         from safetensors.torch import load_file
 
         return load_file(str(path))["features"]
-    if num_workers is None:
-        num_workers = min(4, (os.cpu_count() or 1) - 1) if len(files) > 2 * batch_size else 0
-    loader = DataLoader(_Uint8Images(files), batch_size=batch_size, num_workers=num_workers,
-                        pin_memory=extractor.device.type == "cuda", persistent_workers=False,
-                        prefetch_factor=4 if num_workers else None)
-    chunks = [extractor(batch) for batch in tqdm(loader, desc=desc, unit="batch", leave=False)]
-    feats = torch.cat(chunks).to(torch.float32)
+    chunks = [list(files[i:i + batch_size]) for i in range(0, len(files), batch_size)]
+    with ThreadPoolExecutor(num_workers or os.cpu_count() or 1) as decoders, ThreadPoolExecutor(1) as ahead:
+
+        def decode(chunk: list[Path]) -> torch.Tensor:
+            return torch.stack(list(decoders.map(_read_chw, chunk)))
+
+        overlap = extractor.device.type != "cpu"
+        pending = ahead.submit(decode, chunks[0]) if overlap else None
+        out = []
+        for i, chunk in enumerate(tqdm(chunks, desc=desc, unit="batch", leave=False)):
+            if overlap:
+                batch = pending.result()
+                if i + 1 < len(chunks):
+                    pending = ahead.submit(decode, chunks[i + 1])
+            else:
+                batch = decode(chunk)
+            out.append(extractor(batch))
+    feats = torch.cat(out).to(torch.float32)
     if use_cache:
         from safetensors.torch import save
 
