@@ -6,7 +6,7 @@ Layout of ``<out>/<suite>/<run-name>/``::
     metrics.csv             long format (bench.results)
     tables/summary.md       methods x metrics, best in bold
     tables/summary.csv      per (method, metric): mean and std over seeds, n seeds, CI
-    figures/qualitative.*   input | each method | day twin (PNG and PDF)
+    figures/qualitative.*   input | each method but identity (the input) | day twin (PNG and PDF)
     cells/<method>/seed<k>/ checkpoint.safetensors, translations/*.png, metrics.json
 
 A cell is finished when its ``metrics.json`` exists; every file is written atomically, so a
@@ -364,20 +364,19 @@ def write_outputs(p: RunPlan, started: float) -> list[MetricRecord]:
     atomic_write_text(run_dir / "tables" / "summary.csv", summary_csv(records, suite))
 
     idx = np.linspace(0, len(files.test_a) - 1, min(QUALITATIVE_ROWS, len(files.test_a))).round().astype(int)
+    shown = [m for m in order if m not in (REFERENCE_ROW, "identity")]  # identity's output is the input column
     rows = []
     for i in sorted(set(idx.tolist())):
         name = Path(files.test_a[i]).stem + ".png"
         row = {"input": files.test_a[i]}
-        for method in order:
-            if method == REFERENCE_ROW:
-                continue
+        for method in shown:
             seed_dirs = sorted((run_dir / "cells" / method).glob("seed*"))
             if seed_dirs and (seed_dirs[0] / "translations" / name).is_file():
                 row[method] = seed_dirs[0] / "translations" / name
         if files.twins is not None:
             row["day twin"] = files.twins[i]
         rows.append(row)
-    columns = ["input"] + [m for m in order if m != REFERENCE_ROW] + (["day twin"] if files.twins is not None else [])
+    columns = ["input", *shown] + (["day twin"] if files.twins is not None else [])
     image_grid(rows, columns, run_dir / "figures" / "qualitative.png")
 
     cfg_dict = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()}

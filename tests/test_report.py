@@ -347,6 +347,7 @@ def test_scatter_heatmap_curves_and_uncertainty_hold_the_run_data(fixture_run, r
         for j, c in enumerate(classes):
             v = means[(m, f"iou/{c}")]
             assert (math.isnan(v) and np.ma.is_masked(grid[i, j])) or grid[i, j] == pytest.approx(v)
+    assert saved["class_iou"].axes[1].get_ylabel().startswith("IoU (%)")  # the colour bar names the measure
 
     fig = saved["training_curves"]
     (ax,) = [a for a in fig.axes if a.get_title() == "augan"]
@@ -365,6 +366,14 @@ def test_scatter_heatmap_curves_and_uncertainty_hold_the_run_data(fixture_run, r
 
 
 # --- the HTML report -------------------------------------------------------------------------------------------
+
+def test_the_ap_heat_map_says_ap(tmp_path, monkeypatch):
+    saved = []
+    monkeypatch.setattr(figures, "save_figure", lambda fig, path, dpi=200: saved.append(fig) or [path])
+    figures.class_heatmap(np.array([[10.0, 20.0]]), ["clahe"], ["car", "person"], tmp_path / "ap.png", "AP")
+    colour_bar = saved[0].axes[1]
+    assert colour_bar.get_ylabel().startswith("AP (%)") and saved[0].axes[0].get_title() == "Per-class AP (%)"
+
 
 def test_report_html_is_self_contained_and_complete(fixture_run, report):
     run_dir, _ = fixture_run

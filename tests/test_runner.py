@@ -54,7 +54,21 @@ def test_run_writes_the_documented_layout(smoke_run):
     assert any("SUBSTITUTE" in k for k in manifest["weights"])  # test weights are labelled as such
     assert all("SUBSTITUTE" in r.extractor for r in records if r.metric in ("fid", "kid", "lpips"))
     fig = read_rgb(d / "figures" / "qualitative.png")
-    assert fig.shape[1] > fig.shape[0]  # 6 columns (input, 4 methods, twin) x 4 rows
+    assert fig.shape[1] > fig.shape[0]  # 5 columns (input, 3 methods, twin) x 4 rows
+
+
+def test_qualitative_grid_shows_the_input_once(smoke_run, tmp_path, monkeypatch):
+    """identity's translation is the input: the grid has the input column and no identity column."""
+    import bench.runner
+
+    summary, _, torch_home = smoke_run
+    monkeypatch.setenv("TORCH_HOME", str(torch_home))  # the same weights: the shared run folder stays as it was
+    grids = []
+    monkeypatch.setattr(bench.runner, "image_grid", lambda rows, columns, path: grids.append((rows, columns)))
+    run(RunConfig(preset="smoke", methods=METHODS, out=summary.run_dir.parent.parent, device="cpu"))  # cells reused
+    ((rows, columns),) = grids
+    assert columns == ["input", "gamma", "clahe", "histmatch", "day twin"]
+    assert all(set(r) == set(columns) for r in rows)
 
 
 def test_summary_table_bolds_the_true_best(smoke_run):

@@ -125,9 +125,10 @@ def fidelity_vs_downstream(agg: dict, methods: list[str], x_metric: str, y_metri
     return save_figure(fig, path)
 
 
-def class_heatmap(values: np.ndarray, methods: list[str], classes: list[str], path: Path,
-                  title: str = "Per-class IoU (%)") -> list[Path]:
-    """Methods x classes, cividis (perceptually uniform, readable in greyscale), each value printed."""
+def class_heatmap(values: np.ndarray, methods: list[str], classes: list[str], path: Path, measure: str = "IoU",
+                  title: str | None = None) -> list[Path]:
+    """Methods x classes of ``measure`` (IoU or AP, in %), cividis (perceptually uniform, readable in greyscale),
+    each value printed."""
     fig, ax = plt.subplots(figsize=(0.55 * len(classes) + 2.2, 0.32 * len(methods) + 1.4))
     im = ax.imshow(values, cmap="cividis", vmin=0, vmax=max(100.0, float(np.nanmax(values)) if values.size else 100),
                    aspect="auto")
@@ -138,8 +139,8 @@ def class_heatmap(values: np.ndarray, methods: list[str], classes: list[str], pa
             v = values[i, j]
             text = "–" if math.isnan(v) else f"{v:.0f}"
             ax.text(j, i, text, ha="center", va="center", fontsize=6.5, color="black" if v > 55 else "white")
-    fig.colorbar(im, ax=ax, label="IoU (%)  ↑ higher is better", fraction=0.04)
-    ax.set_title(title)
+    fig.colorbar(im, ax=ax, label=f"{measure} (%)  ↑ higher is better", fraction=0.04)
+    ax.set_title(title or f"Per-class {measure} (%)")
     return save_figure(fig, path)
 
 

@@ -165,14 +165,15 @@ def _uncertainty(run: RunResults, fig_dir: Path, n_rows: int, device: str) -> Se
 
 def _heatmaps(run: RunResults, fig_dir: Path) -> Section:
     sec = Section("Per-class accuracy")
-    for prefix, name, title in (("iou/", "class_iou", "Per-class IoU (%)"), ("ap/", "class_ap", "Per-class AP (%)")):
+    for prefix, name, measure in (("iou/", "class_iou", "IoU"), ("ap/", "class_ap", "AP")):
+        title = f"Per-class {measure} (%)"
         classes = list(dict.fromkeys(r.metric[len(prefix):] for r in run.records if r.metric.startswith(prefix)))
         methods = [m for m in run.methods if any((m, prefix + c) in run.agg for c in classes)]
         if not classes or not methods:
             continue
         values = np.array([[run.value(m, prefix + c) for c in classes] for m in methods], dtype=float)
         png = fig_dir / f"{name}.png"
-        figures.class_heatmap(values, methods, classes, png, title=f"{run.suite}: {title}")
+        figures.class_heatmap(values, methods, classes, png, measure, title=f"{run.suite}: {title}")
         sec.images.append((png, f"{title} of the downstream model on each method's translations (mean over seeds)."))
     if not sec.images:
         sec.body = "<p>This run has no per-class scores (the suite has no labels or boxes).</p>"
