@@ -73,6 +73,26 @@ def test_folded_network_gives_torch_fidelitys_features(smoke_suite, extractor, w
     assert torch.allclose(got, expected, rtol=1e-4, atol=1e-5 * float(expected.abs().max()))
 
 
+def test_features_of_images_of_mixed_sizes(smoke_suite, extractor, tmp_path):
+    """Ordinary folders mix sizes, tiny and elongated images among them: each image gets the features it has alone,
+    and FID/KID work on sets of unequal size."""
+    from PIL import Image
+
+    from bench.metrics.fid_kid import extract_features, fid_from_features, kid_from_features
+
+    rng = np.random.default_rng(0)
+    files = []
+    for i, (h, w) in enumerate([(64, 128), (100, 80), (1, 1), (17, 1000), (64, 128), (300, 9)]):
+        f = tmp_path / f"{i}.png"
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(f)
+        files.append(f)
+    feats = extract_features(files, extractor, batch_size=4, use_cache=False)
+    alone = torch.cat([extractor(torch.from_numpy(read_rgb(f)).permute(2, 0, 1)[None]) for f in files])
+    assert feats.shape == (6, 2048) and torch.allclose(feats, alone, rtol=1e-4, atol=1e-6 * float(alone.abs().max()))
+    ref = extract_features(smoke_suite.test_b, extractor, use_cache=False)
+    assert np.isfinite(fid_from_features(feats, ref)) and np.isfinite(kid_from_features(feats, ref)[0])
+
+
 def test_features_do_not_depend_on_batch_size(smoke_suite, extractor):
     from bench.metrics.fid_kid import extract_features, fid_from_features
 

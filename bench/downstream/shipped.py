@@ -72,9 +72,10 @@ def main(argv: list[str] | None = None) -> int:
                   f"{'identical to the shipped file' if same else 'DIFFERS from the shipped file'}")
             if args.write:
                 atomic_write_bytes(shipped, data)
-                index = {k: {kk: vv for kk, vv in v.items() if vv.get("preset") != preset or k != kind}
-                         for k, v in index.items()}
-                index.setdefault(kind, {})[key] = entry
+                entries = index.setdefault(kind, {})
+                for stale in [k for k, e in entries.items() if e.get("preset") == preset]:
+                    del entries[stale]
+                entries[key] = entry
     if args.write:
         atomic_write_text(SHIPPED_INDEX, json.dumps(index, indent=2, sort_keys=True) + "\n")
         print(f"wrote {SHIPPED_INDEX}")
