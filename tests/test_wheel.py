@@ -39,6 +39,9 @@ def installed(tmp_path_factory) -> Path:
     names = zipfile.ZipFile(wheel).namelist()
     assert {n.split("/")[0] for n in names if not n.startswith("augan_bench-")} == {"augan", "baselines", "bench"}
     assert "bench/report/papers/n2d3-table1.toml" in names
+    # The default run's evaluators travel with the package, index and files (the index's hashes are tested elsewhere).
+    assert {"bench/downstream/evaluators/index.json", "bench/downstream/evaluators/segmenter-quick.safetensors",
+            "bench/downstream/evaluators/detector-quick.safetensors"} <= set(names)
     venv = tmp / "venv"
     _run([sys.executable, "-m", "venv", "--without-pip", str(venv)], cwd=tmp)
     python = venv / "bin" / "python"
