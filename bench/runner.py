@@ -34,7 +34,7 @@ from bench.data.io import read_rgb, to_tensor, to_uint8, write_png
 from bench.launch import CellJobs, CellsFailed, LaunchConfig, launch_cells
 from bench.scoring import Scorer
 from bench.report.figures import image_grid
-from bench.report.tables import external_notes, summary_csv, summary_markdown
+from bench.report.tables import aggregate, external_notes, summary_csv, summary_markdown, weak_tasks
 from bench.results import (
     REFERENCE_ROW,
     Manifest,
@@ -359,6 +359,8 @@ def write_outputs(p: RunPlan, started: float) -> list[MetricRecord]:
     order = [m for m in dict.fromkeys(["identity", *methods, *sorted(found - {REFERENCE_ROW}), REFERENCE_ROW])
              if m in found]
     write_metrics_csv(run_dir / "metrics.csv", records)
+    for why in weak_tasks(aggregate(records)).values():
+        tqdm.write(f"warning: {suite}: {why}.", file=sys.stderr)
     atomic_write_text(run_dir / "tables" / "summary.md", summary_markdown(records, suite, order, reference=REFERENCE_ROW,
                                                                           extra_notes=external_notes(external)))
     atomic_write_text(run_dir / "tables" / "summary.csv", summary_csv(records, suite))

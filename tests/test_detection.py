@@ -181,3 +181,26 @@ def test_unknown_torchvision_detector_lists_the_choices():
 
     with pytest.raises(DetectorError, match="no detection model 'yolo'; choose one of .*fasterrcnn_resnet50_fpn"):
         build_detector("torchvision:yolo:x.pth", [1, 3])
+
+
+def test_a_smoke_run_with_a_detector_that_learned_nothing_flags_detection(tmp_path, monkeypatch, capfd):
+    """A 2-step detector finds nothing on the day twins either: the table bolds no mAP/AP50, draws no mAP gap, and
+    says why with both numbers; bench run warns the same; segmentation (a real gap at smoke) is ranked as usual."""
+    import bench.downstream.synthetic_detector as synthetic_detector
+    from bench.runner import RunConfig, run
+
+    monkeypatch.setitem(synthetic_detector.DETECTOR_PRESETS, "smoke", synthetic_detector.DetectorConfig(steps=2))
+    monkeypatch.setenv("AUGAN_BENCH_OFFLINE", "1")
+    summary = run(RunConfig(preset="smoke", methods=("identity", "clahe"), out=tmp_path, device="cpu"))
+    table = (summary.run_dir / "tables" / "summary.md").read_text()
+    head, *rows = [ln for ln in table.splitlines() if ln.startswith("| ") and "---" not in ln]
+    cols = [c.strip() for c in head.strip("|").split("|")]
+    cells = {r.strip("|").split("|")[0].strip(): [c.strip() for c in r.strip("|").split("|")] for r in rows}
+    for col in ("map ↑", "ap50 ↑"):
+        assert not any(cells[m][cols.index(col)].startswith("**") for m in cells), col
+    assert "mAP gap recovered ↑" not in cols and "mIoU gap recovered ↑" in cols
+    assert cells["clahe"][cols.index("miou ↑")].startswith("**")
+    day, raw = cells["day-twin (upper bound)"][cols.index("map ↑")], cells["identity"][cols.index("map ↑")]
+    note = next(ln for ln in table.splitlines() if "detection too weak to rank methods" in ln)
+    assert f"map {day} on the day twins and {raw} on the raw adverse input" in note
+    assert "detection too weak to rank methods" in capfd.readouterr().err

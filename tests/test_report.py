@@ -447,3 +447,38 @@ def test_report_cli_writes_where_asked_and_honours_uncertainty_rows(fixture_run,
     html = out.read_text()
     assert "<h2>Uncertainty maps</h2><p>None: the run&#x27;s test inputs are not on disk.</p>" in html
     assert "alt=\"uncertainty\"" not in html and "alt=\"bars_psnr\"" in html
+
+
+def test_a_task_whose_bounds_overlap_ranks_nothing_in_either_table():
+    """The rule: day twins must beat the raw input by 1 point with non-overlapping CIs. Detection here fails it (CIs
+    overlap), segmentation passes: map/ap50 lose their bold and their gap, with the reason in the notes."""
+    from bench.report.compare import compare_table
+    from bench.report.tables import aggregate, summary_markdown, weak_tasks
+    from bench.results import MetricRecord
+
+    def rec(method, metric, value, lo, hi):
+        return MetricRecord("s", method, 0, metric, value, lo, hi, 10, "x", "")
+
+    records = [rec("identity", "miou", 5, 4, 6), rec("clahe", "miou", 12, 11, 13), rec("day-twin", "miou", 45, 44, 46),
+               rec("identity", "map", 0.3, 0.0, 0.7), rec("clahe", "map", 0.9, 0.2, 1.5),
+               rec("day-twin", "map", 1.6, 0.6, 2.5), rec("clahe", "ap/car", 2.0, math.nan, math.nan)]
+    agg = aggregate(records)
+    assert set(weak_tasks(agg)) == {"map"}
+    md = summary_markdown(records, "s", ["identity", "clahe", "day-twin"], reference="day-twin")
+    assert "**12.00" in md and "**0.90" not in md
+    assert "mIoU gap recovered" in md and "mAP gap recovered" not in md
+    assert "map 1.60 [0.60, 2.50] on the day twins and 0.30 [0.00, 0.70] on the raw adverse input" in md
+    # A clear gap whose CIs do not overlap is not weak; a gap under 1 point is, however tight the CIs.
+    assert not weak_tasks(aggregate([rec("identity", "map", 0.3, 0.2, 0.4), rec("day-twin", "map", 1.6, 1.5, 1.7)]))
+    assert weak_tasks(aggregate([rec("identity", "map", 0.3, 0.29, 0.31), rec("day-twin", "map", 1.2, 1.19, 1.21)]))
+
+    from types import SimpleNamespace
+
+    run = SimpleNamespace(  # the parts of RunResults that compare_table reads
+        label="r", path=Path("r"), agg=agg, records=records, methods=["identity", "clahe", "day-twin"],
+        manifest=SimpleNamespace(preset="smoke", image_size=[64, 128], n_test=10, external={}),
+        metrics=lambda: ["miou", "map"], is_substitute=lambda method, metric: False)
+    table = compare_table([run])
+    col = table.columns.index(f"{figures.metric_label('map')} ↑")
+    assert not any(row[col].bold for row in table.rows)
+    assert any("detection too weak to rank methods" in n for n in table.notes)

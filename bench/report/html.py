@@ -22,6 +22,7 @@ from bench.metrics import METRICS, metric_label
 from bench.report import figures
 from bench.report.compare import compare_table
 from bench.report.render import to_html
+from bench.report.tables import task_of, weak_tasks
 from bench.report.runs import RunResults, load_run
 from bench.results import REFERENCE_ROW
 
@@ -61,6 +62,7 @@ def _compared(run: RunResults) -> list[str]:
 
 def _bars(run: RunResults, fig_dir: Path) -> Section:
     sec = Section("Metrics per method", grid=True)
+    weak = weak_tasks(run.agg)
     for metric in run.metrics():
         methods = run.methods if METRICS[metric].needs in ("labels", "boxes") else _compared(run)
         if not any(not math.isnan(run.value(m, metric)) for m in methods):
@@ -69,6 +71,8 @@ def _bars(run: RunResults, fig_dir: Path) -> Section:
         title = f"{run.suite}: {metric_label(metric)}"
         if any(run.is_substitute(m, metric) for m in methods):
             title += " [SUBSTITUTE weights: not the real metric]"
+        if task_of(metric) in weak:
+            title += "\n[too weak to rank methods: see the table's notes]"
         figures.metric_bars(run.agg, methods, metric, png, title=title)
         sec.images.append((png, f"{METRICS[metric].description}. Error bars: std over seeds (several seeds) or "
                                 f"95% bootstrap CI over test images (one seed)."))
@@ -90,8 +94,10 @@ def _scatter(run: RunResults, fig_dir: Path) -> Section:
         return sec
     png = fig_dir / f"scatter_{x}_vs_{y}.png"
     substitute = any(run.is_substitute(m, metric) for m in _compared(run) for metric in (x, y))
-    figures.fidelity_vs_downstream(run.agg, _compared(run), x, y, png,
-                                   note="SUBSTITUTE weights: not the real metric" if substitute else "")
+    notes = ["SUBSTITUTE weights: not the real metric"] if substitute else []
+    if task_of(y) in weak_tasks(run.agg):
+        notes.append(f"{metric_label(y)}: too weak to rank methods")
+    figures.fidelity_vs_downstream(run.agg, _compared(run), x, y, png, note="; ".join(notes))
     sec.images.append((png, f"Each method's {metric_label(x)} against its {metric_label(y)}; error bars as in the "
                             "bar charts. Does better image statistics mean better downstream accuracy?"))
     return sec

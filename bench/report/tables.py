@@ -6,7 +6,7 @@ import math
 
 from bench.metrics import METRICS
 from bench.report.frames import aggregate_frame, records_frame
-from bench.results import MetricRecord
+from bench.results import REFERENCE_ROW, MetricRecord
 
 DECIMALS = {"fid": 2, "kid": 4, "fd-dinov2": 2, "lpips": 4, "psnr": 2, "ssim": 4, "sift": 2, "miou": 2, "map": 2, "ap50": 2, "fd-synthseg": 3}
 LOWER_BOUND = "identity"  # the raw adverse input
@@ -47,7 +47,45 @@ def _measured(agg: dict[tuple[str, str], dict], method: str, metric: str) -> boo
     return (method, metric) in agg and not math.isnan(agg[(method, metric)]["mean"])
 
 
+# A downstream task ranks methods only if its model tells day from night: the upper bound (day twins) must beat
+# the lower bound (raw adverse input) by MIN_TASK_GAP points with non-overlapping 95% CIs. A day-trained model
+# that scores day and night alike (smoke's detector: mAP 0.00 on both) would rank methods by noise.
+MIN_TASK_GAP = 1.0
+TASKS = {"miou": ("segmentation", ("miou", "iou/")), "map": ("detection", ("map", "ap50", "ap/"))}
+
+
+def task_of(metric: str) -> str | None:
+    """The headline metric (miou, map) of the downstream task ``metric`` belongs to, if any."""
+    return next((h for h, (_, members) in TASKS.items() if metric == h or metric.startswith(members)), None)
+
+
+def weak_task(agg: dict[tuple[str, str], dict], headline: str) -> str | None:
+    """Why the task of ``headline`` cannot rank methods in this run, or None when it can (or cannot be judged:
+    a bound is missing)."""
+    if not (_measured(agg, REFERENCE_ROW, headline) and _measured(agg, LOWER_BOUND, headline)):
+        return None
+    up, low = agg[(REFERENCE_ROW, headline)], agg[(LOWER_BOUND, headline)]
+    overlap = not math.isnan(up["ci"][0]) and not math.isnan(low["ci"][1]) and up["ci"][0] <= low["ci"][1]
+    if up["mean"] - low["mean"] >= MIN_TASK_GAP and not overlap:
+        return None
+    name = TASKS[headline][0]
+    return (f"{name} too weak to rank methods: its model scores {headline} {format_value(headline, up)} on the day "
+            f"twins and {format_value(headline, low)} on the raw adverse input (a task ranks methods only when "
+            f"the day twins beat the input by {MIN_TASK_GAP:g} point with non-overlapping 95% CIs); nothing is "
+            f"bolded and no gap recovered is computed for {name}. A longer preset (or --segmenter/--detector) "
+            "gives a model that can")
+
+
+def weak_tasks(agg: dict[tuple[str, str], dict]) -> dict[str, str]:
+    """headline metric -> why its task cannot rank methods, for every such task of the run."""
+    return {h: why for h in TASKS if (why := weak_task(agg, h)) is not None}
+
+
 def best_methods(agg: dict[tuple[str, str], dict], methods: list[str], metric: str) -> set[str]:
+    """The best of ``methods`` on ``metric`` (ties: all); none where the metric's downstream task is too weak."""
+    headline = task_of(metric)
+    if headline is not None and weak_task(agg, headline) is not None:
+        return set()
     vals = {m: agg[(m, metric)]["mean"] for m in methods if _measured(agg, m, metric)}
     if not vals:
         return set()
@@ -94,7 +132,8 @@ def summary_markdown(records: list[MetricRecord], suite: str, method_order: list
     methods = method_order or sorted({r.method for r in records})
     compared = [m for m in methods if m != reference]
     metrics = [m for m in METRICS if any(r.metric == m for r in records)]
-    gaps = [m for m in GAP_METRICS if reference is not None and m in metrics
+    weak = weak_tasks(agg)
+    gaps = [m for m in GAP_METRICS if reference is not None and m in metrics and m not in weak
             and _measured(agg, LOWER_BOUND, m) and _measured(agg, reference, m)]
     head = ["method"] + [f"{m.upper() if m in ('fid', 'kid') else m} {METRICS[m].arrow}" for m in metrics]
     head += [f"{GAP_METRICS[m]} gap recovered ↑" for m in gaps]
@@ -131,5 +170,6 @@ def summary_markdown(records: list[MetricRecord], suite: str, method_order: list
         by_note.setdefault(note, []).append(metric)
     for note, names in by_note.items():
         lines.append(f"- {', '.join(names)} skipped: {note}")
+    lines += [f"- {why}." for why in weak.values()]
     lines += [f"- {n}" for n in extra_notes or []]
     return "\n".join(lines) + "\n"
