@@ -62,13 +62,29 @@ def _parse_size(value: str | None) -> tuple[int, int] | None:
 
 
 def _parse_seeds(value: str) -> tuple[int, ...]:
+    """0,1,2 or 0-2: seeds >= 0, each once; a range that runs backwards or a list with no seed is refused (it
+    would run nothing and exit 0)."""
+    usage = "use a comma list (0,1,2) or a rising range (0-2) of seeds >= 0"
     try:
-        if "-" in value and "," not in value:
+        if "-" in value.strip().lstrip("-") and "," not in value:
             a, b = (int(v) for v in value.split("-"))
-            return tuple(range(a, b + 1))
-        return tuple(int(v) for v in value.split(",") if v.strip())
+            if b < a:
+                raise click.BadParameter(f"--seeds {value!r} runs backwards and names no seed; {usage}, e.g. {b}-{a}")
+            seeds = tuple(range(a, b + 1))
+        else:
+            seeds = tuple(int(v) for v in value.split(",") if v.strip())
     except ValueError:
-        raise click.BadParameter(f"{value!r}: use a comma list (0,1,2) or a range (0-2)") from None
+        raise click.BadParameter(f"--seeds {value!r}: {usage}") from None
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise click.BadParameter(f"--seeds {value!r} names {'no seed' if not seeds else 'a negative or repeated seed'}; {usage}")
+    return seeds
+
+
+def _parse_methods(value: str) -> tuple[str, ...]:
+    names = tuple(m.strip() for m in value.split(",") if m.strip())
+    if not names:  # "--methods ," would otherwise fall back to the suite's defaults without a word
+        raise click.BadParameter(f"--methods {value!r} names no method; give a comma list (identity,clahe) or 'all'")
+    return names
 
 
 def _engine_options(fn):
@@ -109,7 +125,7 @@ def _config_options(fn):
 
 # CLI parameter -> (RunConfig field path, parser). Only parameters typed on the command line become a layer.
 _RUN_FIELDS = {
-    "suite": ("suite", None), "methods": ("methods", lambda v: tuple(m.strip() for m in v.split(",") if m.strip())),
+    "suite": ("suite", None), "methods": ("methods", _parse_methods),
     "preset": ("preset", None), "seeds": ("seeds", _parse_seeds), "device": ("device", None),
     "data_root": ("data_root", None), "out": ("out", None), "name": ("name", None),
     "size": ("size", _parse_size), "batch_size": ("batch_size", None), "force": ("force", None),

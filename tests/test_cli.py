@@ -42,6 +42,19 @@ def test_bad_names_exit_2_with_one_clear_line(tmp_path):
     assert res.exit_code == 2 and "HxW" in res.output
 
 
+@pytest.mark.parametrize("args, says", [
+    (["--seeds", "3-1"], "--seeds '3-1' runs backwards and names no seed"),
+    (["--seeds", ","], "--seeds ',' names no seed"),
+    (["--seeds", "0,0"], "negative or repeated seed"),
+    (["--methods", ","], "--methods ',' names no method"),
+])
+def test_options_that_would_run_nothing_or_the_defaults_are_refused(args, says, tmp_path):
+    """Before: --seeds 3-1 ran nothing and exited 0, --methods , silently ran the suite's defaults."""
+    res = CliRunner().invoke(main, ["run", "--preset", "smoke", "--out", str(tmp_path), *args])
+    assert res.exit_code == 2 and says in res.output
+    assert not any(tmp_path.iterdir())  # nothing started
+
+
 def test_missing_folder_suite_shows_the_expected_tree(tmp_path):
     res = CliRunner().invoke(main, ["run", "--suite", f"folder:{tmp_path}/nope", "--out", str(tmp_path / "r")])
     assert res.exit_code == 2 and "trainA/" in res.output and "testB/" in res.output
