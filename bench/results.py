@@ -144,6 +144,8 @@ class Manifest:
     qualitative: dict[str, list[str]] = field(default_factory=dict)  # the grid's inputs and twins
     # method -> where its translations came from, for cells scored by `bench score` (made by outside code)
     external: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # learned method -> which checkpoint its numbers come from: always the final one, never chosen on test images
+    scored_checkpoint: dict[str, str] = field(default_factory=dict)
     started: str = ""
     finished: str = ""
     schema: int = MANIFEST_SCHEMA

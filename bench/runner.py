@@ -335,6 +335,17 @@ def translate_folder(translator: Translator, inputs, out_dir: Path, device: str,
     return outputs
 
 
+# Some papers report the best FID over training (chosen on the test set: UNSB's issues #9, #24); we never do.
+FINAL_CHECKPOINT = "final: the last training step of the preset, not chosen by any score on the test images"
+
+
+def _learned(method: str) -> bool:
+    try:
+        return method_info(method).learned
+    except LookupError:  # a method this installation no longer has (an older cell): nothing to say about it
+        return False
+
+
 def write_outputs(p: RunPlan, started: float) -> list[MetricRecord]:
     """Rebuild metrics.csv, the summary table, the figure and the manifest from every finished cell."""
     run_dir, suite, files, cfg, device, scorer, methods = (p.run_dir, p.suite_name, p.files, p.cfg, p.device,
@@ -361,8 +372,13 @@ def write_outputs(p: RunPlan, started: float) -> list[MetricRecord]:
     write_metrics_csv(run_dir / "metrics.csv", records)
     for why in weak_tasks(aggregate(records)).values():
         tqdm.write(f"warning: {suite}: {why}.", file=sys.stderr)
+    scored = {m: FINAL_CHECKPOINT for m in order if m not in external and _learned(m)}
+    notes = external_notes(external)
+    if scored:
+        notes.append(f"{', '.join(scored)}: scored at the final checkpoint (the last training step of the preset); "
+                     "no checkpoint is chosen by a score on the test images.")
     atomic_write_text(run_dir / "tables" / "summary.md", summary_markdown(records, suite, order, reference=REFERENCE_ROW,
-                                                                          extra_notes=external_notes(external)))
+                                                                          extra_notes=notes))
     atomic_write_text(run_dir / "tables" / "summary.csv", summary_csv(records, suite))
 
     idx = np.linspace(0, len(files.test_a) - 1, min(QUALITATIVE_ROWS, len(files.test_a))).round().astype(int)
@@ -405,6 +421,7 @@ def write_outputs(p: RunPlan, started: float) -> list[MetricRecord]:
         qualitative={"inputs": [str(r["input"]) for r in rows],
                      "twins": [str(r["day twin"]) for r in rows if "day twin" in r]},
         external=external,
+        scored_checkpoint={**previous.scored_checkpoint, **scored},
         started=time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
         finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
         extra=previous.extra,

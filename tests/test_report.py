@@ -89,6 +89,18 @@ def test_run_table_equals_metrics_csv_and_bolds_the_true_best(fixture_run):
         assert not any(lines[m][j].startswith("**") for m in lines if m != best)
 
 
+def test_the_scored_checkpoint_is_stated_in_the_manifest_and_the_table(fixture_run):
+    """Learned methods are scored at their final checkpoint; the run says so (deterministic ones have none)."""
+    from bench.results import read_manifest
+
+    run_dir, other = fixture_run
+    manifest = read_manifest(run_dir / "manifest.json")
+    assert set(manifest.scored_checkpoint) == {"augan"} and manifest.scored_checkpoint["augan"].startswith("final")
+    assert "- augan: scored at the final checkpoint" in (run_dir / "tables" / "summary.md").read_text()
+    assert not read_manifest(other / "manifest.json").scored_checkpoint
+    assert "final checkpoint" not in (other / "tables" / "summary.md").read_text()
+
+
 def test_comparing_runs_aligns_methods_and_marks_the_missing(fixture_run):
     a, b = fixture_run
     table = compare_table([load_run(a), load_run(b)], ["psnr", "miou"])
