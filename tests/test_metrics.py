@@ -256,3 +256,32 @@ def test_kid_estimate_and_its_bootstrap_take_sets_of_unequal_size():
     assert mmd2_unbiased(kxx, kxy, kyy) == pytest.approx(by_definition, rel=1e-12)
     fid_ci, kid_ci = bootstrap_fid_kid_ci(torch.from_numpy(x).float(), torch.from_numpy(y).float(), n_boot=50)
     assert all(np.isfinite(v) for v in (*fid_ci, *kid_ci)) and kid_ci[0] < kid_ci[1]
+
+
+def test_fid_of_a_resample_larger_than_the_feature_dimension_equals_brute_force():
+    """Sets with more images than feature dimensions (every BDD100K paper run: 3,929 images, d = 2048) take the
+    covariance form: each resample's FID equals torch-fidelity's FID of the resampled rows written out."""
+    from bench.metrics.fid_kid import _fid_weighted, fid_from_features
+
+    rng = np.random.default_rng(1)
+    x1, x2 = rng.normal(size=(300, 32)), rng.normal(0.2, 1.1, size=(260, 32))
+    for _ in range(3):
+        i, j = rng.integers(0, 300, 300), rng.integers(0, 260, 260)
+        w1, w2 = (torch.from_numpy(np.bincount(k, minlength=n).astype(np.float64)) for k, n in ((i, 300), (j, 260)))
+        fast = _fid_weighted(torch.from_numpy(x1), w1, torch.from_numpy(x2), w2)
+        assert fast == pytest.approx(fid_from_features(torch.from_numpy(x1[i]), torch.from_numpy(x2[j])), rel=1e-6)
+
+
+def test_fid_and_kid_cis_exist_above_2048_images():
+    """The CI used to be empty above 2,048 images (the size of Inception's features)."""
+    from bench.metrics.fid_kid import bootstrap_fid_kid_ci, fid_from_features
+
+    rng = np.random.default_rng(2)
+    # Low-rank features with a little noise, as Inception's are (pure noise at N ~ d would be all bias).
+    basis = rng.normal(size=(40, 2048))
+    a = torch.from_numpy(rng.normal(size=(3000, 40)) @ basis + 0.1 * rng.normal(size=(3000, 2048)))
+    b = torch.from_numpy(rng.normal(0.3, 1.0, size=(2100, 40)) @ basis + 0.1 * rng.normal(size=(2100, 2048)))
+    (flo, fhi), (klo, khi) = bootstrap_fid_kid_ci(a, b, n_boot=4)
+    assert all(np.isfinite(v) for v in (flo, fhi, klo, khi)) and flo < fhi and klo < khi
+    fid = fid_from_features(a, b)
+    assert fid / 2 < flo < fhi < 2 * fid  # the resamples scatter around the estimate

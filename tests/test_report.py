@@ -101,6 +101,15 @@ def test_the_scored_checkpoint_is_stated_in_the_manifest_and_the_table(fixture_r
     assert "final checkpoint" not in (other / "tables" / "summary.md").read_text()
 
 
+def test_fid_on_fewer_images_than_its_dimensions_is_noted(fixture_run):
+    """Smoke scores FID on 12 images: the run's table and bench tables both say the covariance is rank-deficient."""
+    run_dir, _ = fixture_run
+    says = "FID on 12 images, fewer than its 2048 feature dimensions: the covariance is rank-deficient"
+    table = (run_dir / "tables" / "summary.md").read_text()
+    assert says in table and "prefer KID" in table
+    assert any(says in n for n in compare_table([load_run(run_dir)]).notes)
+
+
 def test_comparing_runs_aligns_methods_and_marks_the_missing(fixture_run):
     a, b = fixture_run
     table = compare_table([load_run(a), load_run(b)], ["psnr", "miou"])

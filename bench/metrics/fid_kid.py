@@ -222,27 +222,58 @@ def mmd2_unbiased(k_xx: np.ndarray, k_xy: np.ndarray, k_yy: np.ndarray) -> float
     return float(xx / (m * (m - 1)) + yy / (n * (n - 1)) - 2 * xy / (m * n))
 
 
+def _fid_weighted(x1: torch.Tensor, w1: torch.Tensor, x2: torch.Tensor, w2: torch.Tensor) -> float:
+    """FID of two resampled feature sets given as rows and multiplicities, from d x d covariances.
+
+    For sets larger than d, where the Gram form would be the bigger problem: tr sqrt(S1 S2) is the
+    trace of sqrt(S1^1/2 S2 S1^1/2), a symmetric matrix, so two symmetric eigen-decompositions
+    (float64) replace scipy's general square root (~1.6 s a resample at d = 2048 on 2 cores).
+    """
+
+    def stats(x: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        n = w.sum()
+        mu = (w @ x) / n
+        c = x - mu
+        return mu, (c.T * w) @ c / (n - 1)
+
+    m1, s1 = stats(x1, w1)
+    m2, s2 = stats(x2, w2)
+    lam, v = torch.linalg.eigh(s1)
+    root = (v * lam.clamp_min(0).sqrt()) @ v.T
+    cross = torch.linalg.eigvalsh(root @ s2 @ root).clamp_min(0).sqrt().sum()
+    return float((m1 - m2) @ (m1 - m2) + s1.trace() + s2.trace() - 2 * cross)
+
+
 def bootstrap_fid_kid_ci(f1: torch.Tensor, f2: torch.Tensor, seed: int = 0, n_boot: int = N_BOOTSTRAP_SETS
                          ) -> tuple[tuple[float, float], tuple[float, float]]:
     """95% percentile CIs of FID and KID from resampling both feature sets (images) with replacement.
 
-    The point estimates stay torch-fidelity's; the resamples use the exact cross-Gram form of FID
-    and KID's unbiased MMD^2 on the resampled kernel matrices (torch-fidelity's cubic kernel). NaN
-    when a set has more than 2048 images (the Gram form then stops being the cheap one).
+    The interval says how much the number would move with another draw of test and reference
+    images of the same sizes (the test set's sampling error), not how a method varies over training
+    seeds. The point estimates stay torch-fidelity's; each resample's FID is computed exactly: the
+    cross-Gram form while both sets have at most d images (cheap), else from d x d covariances
+    (:func:`_fid_weighted`, ~1.6 s a resample at d = 2048 on 2 cores: ~5 min for 200); KID is the
+    unbiased MMD^2 on the resampled kernel matrices (torch-fidelity's cubic kernel).
     """
     from torch_fidelity.metric_kid import kernel_poly
 
     x1, x2 = f1.double().numpy(), f2.double().numpy()
     n1, n2 = len(x1), len(x2)
     nan2 = (float("nan"), float("nan"))
-    if min(n1, n2) < 2 or max(n1, n2) > x1.shape[1]:
+    if min(n1, n2) < 2:
         return nan2, nan2
+    gram = max(n1, n2) <= x1.shape[1]
+    t1, t2 = torch.from_numpy(x1), torch.from_numpy(x2)
     k11, k22, k12 = kernel_poly(x1, x1), kernel_poly(x2, x2), kernel_poly(x1, x2)
     rng = np.random.default_rng(seed)
     fids, kids = [], []
     for _ in range(n_boot):
         i, j = rng.integers(0, n1, n1), rng.integers(0, n2, n2)
-        fids.append(_fid_gram(x1[i], x2[j]))
+        if gram:
+            fids.append(_fid_gram(x1[i], x2[j]))
+        else:
+            w1, w2 = (torch.from_numpy(np.bincount(k, minlength=n).astype(np.float64)) for k, n in ((i, n1), (j, n2)))
+            fids.append(_fid_weighted(t1, w1, t2, w2))
         kids.append(mmd2_unbiased(k11[np.ix_(i, i)], k12[np.ix_(i, j)], k22[np.ix_(j, j)]))
     q = lambda v: tuple(float(x) for x in np.quantile(v, [0.025, 0.975]))  # noqa: E731
     return q(fids), q(kids)

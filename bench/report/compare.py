@@ -7,7 +7,7 @@ import math
 from bench.metrics import METRICS, metric_label
 from bench.report.render import Cell, Table
 from bench.report.runs import SUBSTITUTE_MARK, SUBSTITUTE_NOTE, RunResults
-from bench.report.tables import best_methods, external_notes, format_value, weak_tasks
+from bench.report.tables import best_methods, external_notes, fid_size_note, format_value, weak_tasks
 from bench.results import REFERENCE_ROW
 from bench.errors import BenchError
 
@@ -73,6 +73,8 @@ def compare_table(runs: list[RunResults], metrics: list[str] | None = None) -> T
                            f"seeds {','.join(map(str, seeds)) or '?'}.")
         table.notes += [(f"{label}: " if not single else "") + n for n in external_notes(m.external)]
         table.notes += [(f"{label}: " if not single else "") + why + "." for why in weak_tasks(run.agg).values()]
+        if (fid_note := fid_size_note(run.records)) is not None:
+            table.notes.append((f"{label}: " if not single else "") + fid_note)
     if substitutes:
         table.notes.append(SUBSTITUTE_NOTE)
     table.notes.append("Mean over seeds ± std over seeds where a run has several, else [95% bootstrap CI over test "

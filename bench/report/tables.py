@@ -81,6 +81,19 @@ def weak_tasks(agg: dict[tuple[str, str], dict]) -> dict[str, str]:
     return {h: why for h in TASKS if (why := weak_task(agg, h)) is not None}
 
 
+FID_DIM = 2048  # Inception's pool features
+
+
+def fid_size_note(records: list[MetricRecord]) -> str | None:
+    """A note when FID was computed on fewer images than its feature dimension (the covariance is then singular)."""
+    sizes = sorted({r.n for r in records if r.metric == "fid" and not math.isnan(r.value) and r.n < FID_DIM})
+    if not sizes:
+        return None
+    return (f"FID on {', '.join(map(str, sizes))} images, fewer than its {FID_DIM} feature dimensions: the covariance "
+            "is rank-deficient and FID is biased upward by an amount that depends on N and the model (Chong & "
+            "Forsyth, CVPR 2020), so compare FIDs only at equal N, and prefer KID (unbiased) at this size.")
+
+
 def best_methods(agg: dict[tuple[str, str], dict], methods: list[str], metric: str) -> set[str]:
     """The best of ``methods`` on ``metric`` (ties: all); none where the metric's downstream task is too weak."""
     headline = task_of(metric)
@@ -171,5 +184,7 @@ def summary_markdown(records: list[MetricRecord], suite: str, method_order: list
     for note, names in by_note.items():
         lines.append(f"- {', '.join(names)} skipped: {note}")
     lines += [f"- {why}." for why in weak.values()]
+    if (fid_note := fid_size_note(records)) is not None:
+        lines.append(f"- {fid_note}")
     lines += [f"- {n}" for n in extra_notes or []]
     return "\n".join(lines) + "\n"
