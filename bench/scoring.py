@@ -174,7 +174,7 @@ def segmentation_metrics(scorer: Scorer, translated: Sequence[Path], names: list
     from bench.metrics.fid_kid import bootstrap_fid_kid_ci, fid_from_features
     from bench.metrics.segmentation import (
         CITYSCAPES_CLASSES,
-        bootstrap_miou_ci,
+        bootstrap_iou_cis,
         confusion,
         iou_per_class,
         mean_iou,
@@ -202,12 +202,12 @@ def segmentation_metrics(scorer: Scorer, translated: Sequence[Path], names: list
             feats.append(chunk_feats)
     cms = np.stack(per_image)
     cm = cms.sum(0)
-    lo, hi = bootstrap_miou_ci(cms)
+    (lo, hi), class_cis = bootstrap_iou_cis(cms)
     rec("miou", 100 * mean_iou(cm), 100 * lo, 100 * hi, extractor=seg.id)
     # Per-class IoU of every class in the ground truth (a class only predicted still counts as 0 in the mean).
     for cls, iou in enumerate(iou_per_class(cm)):
         if cm[cls].sum() > 0:
-            rec(f"iou/{CITYSCAPES_CLASSES[cls]}", 100 * float(iou), extractor=seg.id)
+            rec(f"iou/{CITYSCAPES_CLASSES[cls]}", 100 * float(iou), *(100 * class_cis[cls]), extractor=seg.id)
     if feats:
         assert synth is not None
         if scorer._seg_reference is None:
@@ -245,7 +245,8 @@ def detection_metrics(scorer: Scorer, translated: Sequence[Path], names: list[st
     if "map" in names:
         rec("map", 100 * s.ap, 100 * s.ap_ci[0], 100 * s.ap_ci[1], extractor=det.id)
         for name, ap in s.per_class.items():
-            rec(f"ap/{name}", 100 * ap, extractor=det.id)
+            lo, hi = s.per_class_ci.get(name, (math.nan, math.nan))
+            rec(f"ap/{name}", 100 * ap, 100 * lo, 100 * hi, extractor=det.id)
     if "ap50" in names:
         rec("ap50", 100 * s.ap50, 100 * s.ap50_ci[0], 100 * s.ap50_ci[1], extractor=det.id)
 

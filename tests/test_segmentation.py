@@ -50,6 +50,18 @@ def test_bootstrap_ci_of_miou_brackets_the_estimate():
     cms = np.stack(cms)
     lo, hi = bootstrap_miou_ci(cms)
     assert lo < mean_iou(cms.sum(0)) < hi
+    # Every class gets its CI from the same resamples: written out by hand, and mIoU's is unchanged by it.
+    from bench.metrics.segmentation import bootstrap_iou_cis
+
+    (mlo, mhi), per_class = bootstrap_iou_cis(cms, n_boot=300)
+    rng = np.random.default_rng(0)
+    by_hand = np.array([iou_per_class(np.einsum("i,ijk->jk", np.bincount(rng.integers(0, 30, 30), minlength=30), cms))
+                        for _ in range(300)])
+    assert np.allclose(per_class[:3], np.quantile(by_hand[:, :3], [0.025, 0.975], axis=0).T)
+    assert np.isnan(per_class[3:]).all()  # classes that never occur have no IoU and no interval
+    assert (mlo, mhi) == bootstrap_miou_ci(cms, n_boot=300)
+    iou = iou_per_class(cms.sum(0))
+    assert all(per_class[c, 0] < iou[c] < per_class[c, 1] for c in range(3))
 
 
 def test_smoke_run_has_upper_bound_lower_bound_and_gap(tmp_path, with_weights):

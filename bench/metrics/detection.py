@@ -194,6 +194,7 @@ class DetectionScores:
     per_class: dict[str, float]  # AP @[.50:.95] per category (NaN: no ground truth)
     ap_ci: tuple[float, float] = (float("nan"), float("nan"))
     ap50_ci: tuple[float, float] = (float("nan"), float("nan"))
+    per_class_ci: dict[str, tuple[float, float]] = field(default_factory=dict)  # from the same resamples
 
 
 def scores_from_precision(p: np.ndarray) -> tuple[float, float]:
@@ -209,9 +210,16 @@ def evaluate(gt: dict, detections: list[dict], n_boot: int = 1000, seed: int = 0
     out = DetectionScores(ap, ap50, per_class)
     if m.n_images >= 2 and n_boot > 0:
         rng = np.random.default_rng(seed)
-        stats = np.array([scores_from_precision(m.precision(np.bincount(rng.integers(0, m.n_images, m.n_images),
-                                                                        minlength=m.n_images)))
-                          for _ in range(n_boot)])
-        lo, hi = np.nanquantile(stats, [0.025, 0.975], axis=0)
+        stats, classes = [], []
+        for _ in range(n_boot):
+            p = m.precision(np.bincount(rng.integers(0, m.n_images, m.n_images), minlength=m.n_images))
+            stats.append(scores_from_precision(p))
+            classes.append([_mean_valid(p[:, :, k]) for k in range(len(m.categories))])
+        lo, hi = np.nanquantile(np.array(stats), [0.025, 0.975], axis=0)
         out.ap_ci, out.ap50_ci = (float(lo[0]), float(hi[0])), (float(lo[1]), float(hi[1]))
+        for k, name in enumerate(out.per_class):
+            col = np.array(classes)[:, k]
+            col = col[np.isfinite(col)]
+            if col.size:
+                out.per_class_ci[name] = tuple(float(v) for v in np.quantile(col, [0.025, 0.975]))
     return out

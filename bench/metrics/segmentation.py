@@ -40,16 +40,35 @@ def mean_iou(cm: np.ndarray) -> float:
     return float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan")
 
 
-def bootstrap_miou_ci(per_image: np.ndarray, seed: int = 0, n_boot: int = 1000) -> tuple[float, float]:
-    """95% CI of mIoU by resampling test images (their confusion matrices) with replacement."""
+def bootstrap_iou_cis(per_image: np.ndarray, seed: int = 0, n_boot: int = 1000) -> tuple[tuple[float, float], np.ndarray]:
+    """95% CIs of mIoU and of every class's IoU (n_classes x 2; NaN where a class never has one), from the same
+    resamples of the test images (their confusion matrices, with replacement)."""
     n = len(per_image)
+    n_classes = per_image.shape[1]
     if n < 2:
-        return float("nan"), float("nan")
+        return (float("nan"), float("nan")), np.full((n_classes, 2), np.nan)
     rng = np.random.default_rng(seed)
     flat = per_image.reshape(n, -1)
-    stats = []
+    means, per_class = [], []
     for _ in range(n_boot):
         counts = np.bincount(rng.integers(0, n, n), minlength=n)
-        stats.append(mean_iou((counts @ flat).reshape(per_image.shape[1:])))
-    lo, hi = np.nanquantile(stats, [0.025, 0.975])
-    return float(lo), float(hi)
+        iou = iou_per_class((counts @ flat).reshape(per_image.shape[1:]))
+        per_class.append(iou)
+        means.append(float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan"))
+    lo, hi = np.nanquantile(means, [0.025, 0.975])
+    return (float(lo), float(hi)), _column_quantiles(np.array(per_class))
+
+
+def _column_quantiles(values: np.ndarray) -> np.ndarray:
+    """2.5% and 97.5% quantiles of each column, ignoring NaN; NaN for a column with no number."""
+    out = np.full((values.shape[1], 2), np.nan)
+    for k in range(values.shape[1]):
+        col = values[:, k][np.isfinite(values[:, k])]
+        if col.size:
+            out[k] = np.quantile(col, [0.025, 0.975])
+    return out
+
+
+def bootstrap_miou_ci(per_image: np.ndarray, seed: int = 0, n_boot: int = 1000) -> tuple[float, float]:
+    """95% CI of mIoU by resampling test images (their confusion matrices) with replacement."""
+    return bootstrap_iou_cis(per_image, seed, n_boot)[0]
