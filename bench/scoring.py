@@ -64,6 +64,7 @@ class Scorer:
         self._reference: torch.Tensor | None = None
         self._dino_reference: torch.Tensor | None = None
         self._seg_reference: torch.Tensor | None = None
+        self._twin_objects: list[set[int]] | None = None
         self.skipped: dict[str, WeightsMissing] = {}
         self.weights_used: dict[str, str] = {}  # label -> sha256
 
@@ -135,6 +136,19 @@ class Scorer:
                     return None
                 self._detector = trained_detector(self.files.train_b, self.files.train_b_boxes, cfg, self.device)
         return self._detector
+
+    def twin_objects(self, gt: dict, image_ids: list[int]) -> list[set[int]]:
+        """Per test image, the objects the detector finds on its day twin (what a translation can remove), once."""
+        if self._twin_objects is None:
+            from bench.metrics.detection import found_objects
+
+            assert self.files.twins is not None
+            twins, dets = list(self.files.twins), []
+            for start in range(0, len(twins), self.batch_size):
+                dets += self.detector().detect(twins[start:start + self.batch_size],
+                                               image_ids[start:start + self.batch_size])
+            self._twin_objects = found_objects(gt, dets, image_ids)[0]
+        return self._twin_objects
 
     @property
     def has_downstream(self) -> bool:
@@ -221,7 +235,8 @@ def segmentation_metrics(scorer: Scorer, translated: Sequence[Path], names: list
 def detection_metrics(scorer: Scorer, translated: Sequence[Path], names: list[str], rec) -> None:
     """Detections on image i of ``translated`` are scored against the boxes of test image i."""
     from bench.downstream.synthetic_detector import read_boxes
-    from bench.metrics.detection import evaluate
+    from bench.metrics.bootstrap import bootstrap_mean_ci
+    from bench.metrics.detection import evaluate, found_objects, objects_of
 
     det = scorer.detector()
     if det is None:
@@ -249,6 +264,14 @@ def detection_metrics(scorer: Scorer, translated: Sequence[Path], names: list[st
             rec(f"ap/{name}", 100 * ap, 100 * lo, 100 * hi, extractor=det.id)
     if "ap50" in names:
         rec("ap50", 100 * s.ap50, 100 * s.ap50_ci[0], 100 * s.ap50_ci[1], extractor=det.id)
+    if "hallucinated" in names or "removed" in names:
+        found, extra = found_objects(gt, dets, image_ids)
+        if "hallucinated" in names:
+            rec("hallucinated", 100 * extra.mean(), *(100 * v for v in bootstrap_mean_ci(extra)), extractor=det.id)
+        if "removed" in names:
+            reference = scorer.twin_objects(gt, image_ids) if scorer.files.twins is not None else objects_of(gt, image_ids)
+            lost = np.array([len(ref - got) for ref, got in zip(reference, found)], dtype=np.float64)
+            rec("removed", 100 * lost.mean(), *(100 * v for v in bootstrap_mean_ci(lost)), extractor=det.id)
 
 
 def distribution_metrics(scorer: Scorer, translated: Sequence[Path], names: list[str], rec) -> None:

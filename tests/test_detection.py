@@ -1,7 +1,8 @@
-"""COCO box mAP against pycocotools on constructed cases, and its bootstrap CI."""
+"""COCO box mAP against pycocotools on constructed cases, its bootstrap CI, and the hallucination/removal rates."""
 
 import contextlib
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -216,3 +217,68 @@ def test_a_smoke_run_with_a_detector_that_learned_nothing_flags_detection(tmp_pa
     note = next(ln for ln in table.splitlines() if "detection too weak to rank methods" in ln)
     assert f"map {day} on the day twins and {raw} on the raw adverse input" in note
     assert "detection too weak to rank methods" in capfd.readouterr().err
+
+
+def test_hallucinated_and_removed_objects_are_counted_as_defined():
+    """A constructed case with a known count of each kind of detection."""
+    from bench.metrics.detection import found_objects, objects_of
+
+    gt = {"images": [{"id": 1}, {"id": 2}], "categories": [{"id": 1, "name": "car"}, {"id": 3, "name": "person"}],
+          "annotations": [
+              {"id": 10, "image_id": 1, "category_id": 1, "bbox": [0, 0, 10, 10], "iscrowd": 0},
+              {"id": 11, "image_id": 1, "category_id": 1, "bbox": [50, 50, 10, 10], "iscrowd": 0},
+              {"id": 12, "image_id": 1, "category_id": 3, "bbox": [80, 0, 20, 40], "iscrowd": 1},
+              {"id": 20, "image_id": 2, "category_id": 3, "bbox": [5, 5, 8, 16], "iscrowd": 0}]}
+
+    def det(img, cat, box, score=0.9):
+        return {"image_id": img, "category_id": cat, "bbox": box, "score": score}
+
+    dets = [det(1, 1, [1, 0, 10, 10]),  # finds object 10
+            det(1, 1, [0, 1, 10, 10], 0.8),  # a second box on object 10: a hallucination
+            det(1, 1, [50, 50, 10, 10], 0.3),  # would find 11, but below the 0.5 score: not an answer
+            det(1, 3, [0, 0, 10, 10]),  # a person where a car is: a hallucination
+            det(1, 3, [82, 2, 18, 36]),  # inside the crowd region: neither
+            det(2, 1, [200, 200, 5, 5]),  # nothing there: a hallucination
+            det(2, 3, [5, 5, 8, 16], 0.5)]  # finds object 20, at exactly the threshold
+    found, extra = found_objects(gt, dets, [1, 2])
+    assert found == [{10}, {20}] and extra.tolist() == [2.0, 1.0]
+    assert objects_of(gt, [1, 2]) == [{10, 11}, {20}]  # the crowd region is no object to remove
+    # Seen on the day twin (everything), seen on the translation (the above): 11 is removed, per image.
+    assert [len(ref - got) for ref, got in zip(objects_of(gt, [1, 2]), found)] == [1, 0]
+
+
+def test_scorer_rates_use_the_day_twin_detections_as_the_reference(smoke_suite, monkeypatch):
+    """Removed = found on the twin, missed on the translation; the twins are detected once for every row."""
+    import json
+
+    from bench.scoring import Scorer
+
+    gt = json.loads(smoke_suite.boxes.read_text())
+    ids = {img["file_name"]: img["id"] for img in gt["images"]}
+    twin_names = {p.name for p in smoke_suite.twins}
+    calls = []
+
+    class Perfect:  # finds every object on a day twin, and one phantom car on anything else
+        id = "fake"
+
+        def detect(self, paths, image_ids):
+            calls.append(len(paths))
+            out = []
+            for p, img in zip(paths, image_ids):
+                if Path(p).name in twin_names and Path(p).parent.name == "testB":
+                    out += [{"image_id": img, "category_id": a["category_id"], "bbox": a["bbox"], "score": 1.0}
+                            for a in gt["annotations"] if a["image_id"] == img and not a.get("iscrowd", 0)]
+                else:
+                    out.append({"image_id": img, "category_id": 1, "bbox": [0, 0, 3, 3], "score": 0.9})
+            return out
+
+    scorer = Scorer("synthetic-night", smoke_suite, ("map", "hallucinated", "removed"), preset="smoke")
+    monkeypatch.setattr(scorer, "detector", lambda: Perfect())
+    n_objects = sum(1 for a in gt["annotations"] if not a.get("iscrowd", 0))
+    raw = {r.metric: r for r in scorer.score("identity", 0, smoke_suite.test_a, only_downstream=True)}
+    assert raw["removed"].value == pytest.approx(100 * n_objects / len(smoke_suite.test_a))
+    assert raw["hallucinated"].value == pytest.approx(100.0)  # one phantom per image (none overlaps an object)
+    assert raw["hallucinated"].ci_low <= 100.0 <= raw["hallucinated"].ci_high
+    twin = {r.metric: r for r in scorer.score("day-twin", 0, smoke_suite.twins, only_downstream=True)}
+    assert twin["removed"].value == 0 and twin["hallucinated"].value == 0
+    assert sum(calls) == 3 * len(smoke_suite.test_a)  # translations, twins once (for the reference), twins as a row

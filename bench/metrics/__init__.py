@@ -176,6 +176,28 @@ for _m in (
         label="AP50",
     ),
     MetricInfo(
+        "hallucinated",
+        "objects the day-trained detector reports on the translation (score >= 0.5) that match no ground-truth object "
+        "(IoU >= 0.5, same category), per 100 images",
+        higher_is_better=False,
+        unit="per 100 images",
+        needs="boxes",
+        per_image=True,
+        compute=_DETECTION,
+        label="hallucinated",
+    ),
+    MetricInfo(
+        "removed",
+        "ground-truth objects the detector finds on the day twin (score >= 0.5, IoU >= 0.5) but misses on the "
+        "translation, per 100 images; on suites without twins, objects it misses on the translation",
+        higher_is_better=False,
+        unit="per 100 images",
+        needs="boxes",
+        per_image=True,
+        compute=_DETECTION,
+        label="removed",
+    ),
+    MetricInfo(
         "fd-synthseg",
         "Fréchet distance of the day-trained synthetic segmenter's pooled backbone features (960-d), "
         "translations vs. the target domain's test images; needs no downloaded weights (not FID)",

@@ -223,3 +223,56 @@ def evaluate(gt: dict, detections: list[dict], n_boot: int = 1000, seed: int = 0
             if col.size:
                 out.per_class_ci[name] = tuple(float(v) for v in np.quantile(col, [0.025, 0.975]))
     return out
+
+
+# Hallucination and removal rates: what a translation makes the detector see that is not there, and what it hides.
+RATE_SCORE = 0.5  # a detection is the detector's answer at this score or above (mAP integrates over all scores)
+RATE_IOU = 0.5  # and finds a ground-truth object of its category at this IoU or above
+
+
+def found_objects(gt: dict, detections: list[dict], image_ids: list[int], score: float = RATE_SCORE,
+                  iou: float = RATE_IOU) -> tuple[list[set[int]], np.ndarray]:
+    """Per image of ``image_ids``: the ids of the ground-truth objects that a confident detection finds, and the
+    number of confident detections that find none (hallucinations).
+
+    Matching as COCO's at one IoU threshold: per image and category, detections in score order each take the
+    unmatched object of highest IoU; one that only overlaps a crowd region is neither a find nor a hallucination.
+    """
+    gts: dict[tuple[int, int], list[dict]] = defaultdict(list)
+    for a in gt["annotations"]:
+        gts[(a["image_id"], a["category_id"])].append(a)
+    dts: dict[tuple[int, int], list[dict]] = defaultdict(list)
+    for d in detections:
+        if d["score"] >= score:
+            dts[(d["image_id"], d["category_id"])].append(d)
+    found: list[set[int]] = [set() for _ in image_ids]
+    extra = np.zeros(len(image_ids))
+    index = {img: i for i, img in enumerate(image_ids)}
+    for (img, cat), ds in dts.items():
+        if img not in index:
+            continue
+        objs = gts.get((img, cat), [])
+        crowd = np.array([bool(a.get("iscrowd", 0)) for a in objs], dtype=bool)
+        boxes = np.array([a["bbox"] for a in objs], dtype=np.float64).reshape(-1, 4)
+        ds = sorted(ds, key=lambda d: -d["score"])
+        ious = box_iou(np.array([d["bbox"] for d in ds], dtype=np.float64).reshape(-1, 4), boxes, crowd)
+        taken = np.zeros(len(objs), dtype=bool)
+        for k in range(len(ds)):
+            free = np.where(~taken & ~crowd & (ious[k] >= iou), ious[k], -1.0)
+            if free.max(initial=-1.0) >= 0:
+                g = int(free.argmax())
+                taken[g] = True
+                found[index[img]].add(objs[g]["id"])
+            elif not (crowd & (ious[k] >= iou)).any():
+                extra[index[img]] += 1
+    return found, extra
+
+
+def objects_of(gt: dict, image_ids: list[int]) -> list[set[int]]:
+    """Per image, the ids of its ground-truth objects (crowd regions left out)."""
+    index = {img: i for i, img in enumerate(image_ids)}
+    out: list[set[int]] = [set() for _ in image_ids]
+    for a in gt["annotations"]:
+        if a["image_id"] in index and not a.get("iscrowd", 0):
+            out[index[a["image_id"]]].add(a["id"])
+    return out

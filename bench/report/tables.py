@@ -8,7 +8,7 @@ from bench.metrics import METRICS
 from bench.report.frames import aggregate_frame, records_frame
 from bench.results import REFERENCE_ROW, MetricRecord
 
-DECIMALS = {"fid": 2, "kid": 4, "fd-dinov2": 2, "lpips": 4, "psnr": 2, "ssim": 4, "sift": 2, "miou": 2, "map": 2, "ap50": 2, "fd-synthseg": 3}
+DECIMALS = {"fid": 2, "kid": 4, "fd-dinov2": 2, "lpips": 4, "psnr": 2, "ssim": 4, "sift": 2, "miou": 2, "map": 2, "ap50": 2, "hallucinated": 1, "removed": 1, "fd-synthseg": 3}
 LOWER_BOUND = "identity"  # the raw adverse input
 GAP_METRICS = {"miou": "mIoU", "map": "mAP"}  # one downstream headline metric per task
 
@@ -51,7 +51,8 @@ def _measured(agg: dict[tuple[str, str], dict], method: str, metric: str) -> boo
 # the lower bound (raw adverse input) by MIN_TASK_GAP points with non-overlapping 95% CIs. A day-trained model
 # that scores day and night alike (smoke's detector: mAP 0.00 on both) would rank methods by noise.
 MIN_TASK_GAP = 1.0
-TASKS = {"miou": ("segmentation", ("miou", "iou/")), "map": ("detection", ("map", "ap50", "ap/"))}
+TASKS = {"miou": ("segmentation", ("miou", "iou/")),
+         "map": ("detection", ("map", "ap50", "ap/", "hallucinated", "removed"))}
 
 
 def task_of(metric: str) -> str | None:

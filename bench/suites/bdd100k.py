@@ -195,7 +195,7 @@ class BDD100KSuite(Suite):
         return ", ".join(f"{k} {'/'.join(sorted(v))}" for k, v in rule.items())
 
 
-_METRICS = ("fid", "kid", "fd-dinov2", "map", "ap50")
+_METRICS = ("fid", "kid", "fd-dinov2", "map", "ap50", "hallucinated", "removed")
 _DEFAULT_METHODS = ("identity", "gamma", "clahe", "histmatch")
 
 
