@@ -38,15 +38,17 @@ def test_run_writes_the_documented_layout(smoke_run):
         assert next(csv.reader(fh)) == COLUMNS
     records = read_metrics_csv(d / "metrics.csv")
     assert {r.method for r in records} == set(METHODS) | {"day-twin"}
-    main = {"fid", "kid", "fd-dinov2", "lpips", "psnr", "ssim", "sift", "miou", "map", "ap50", "fd-synthseg"}
+    main = {"fid", "kid", "fd-dinov2", "lpips", "psnr", "ssim", "sift", "miou", "map", "ap50", "hallucinated", "removed",
+            "fd-synthseg"}
     for method in METHODS:
         found = {r.metric for r in records if r.method == method}
         assert main <= found and all(m.startswith(("iou/", "ap/")) for m in found - main)
     per_class = {f"iou/{c}" for c in CLASS_NAMES.values()}
-    assert {r.metric for r in records if r.method == "day-twin"} - per_class == {"miou", "map", "ap50"}
+    detection = ("map", "ap50", "hallucinated", "removed")
+    assert {r.metric for r in records if r.method == "day-twin"} - per_class == {"miou", *detection}
     # At smoke the day detector is not trained: its metrics are skipped, saying why, never ranked.
-    not_trained = [r for r in records if r.metric in ("map", "ap50")]
-    assert len(not_trained) == 2 * (len(METHODS) + 1)
+    not_trained = [r for r in records if r.metric in detection]
+    assert len(not_trained) == len(detection) * (len(METHODS) + 1)
     assert all(r.skipped and "not measured at --preset smoke" in r.note for r in not_trained)
     assert all(not r.skipped and r.n == 12 for r in records if "/" not in r.metric and r not in not_trained)
     manifest = json.loads((d / "manifest.json").read_text())
