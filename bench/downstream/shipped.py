@@ -17,7 +17,6 @@ import hashlib
 import json
 import platform
 from dataclasses import asdict
-from pathlib import Path
 
 import torch
 

@@ -4,8 +4,8 @@ An evaluator (the day-trained segmenter or detector) is identified by a key: the
 config and of its training files' bytes. Its weights are, in order: the file shipped with the project
 for that key (``evaluators/``, hash-checked; made by ``python -m bench.downstream.shipped``), the file
 cached under ``$AUGAN_BENCH_CACHE`` by an earlier training on this machine, or a training now. Shipped
-weights make the default run's downstream numbers the same on every machine: retraining is
-deterministic on one CPU, but float rounding that differs between CPUs changes the trained model.
+weights make every machine score the default run with the same models: retraining is deterministic on
+one CPU, but float rounding that differs between CPUs changes the trained model.
 """
 
 from __future__ import annotations
