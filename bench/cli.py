@@ -347,7 +347,8 @@ def train(ctx, method, seed, procs, config_file, sets, print_config, **_flags) -
                    "or a published .pth state dict the method knows (read with weights_only=True).")
 @click.option("--input", "input_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
               help="Folder of adverse images (any size).")
-@click.option("--output", "output_dir", type=click.Path(path_type=Path), required=True, help="Folder for the translations.")
+@click.option("--output", "output_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Folder for the translations (made if missing; a file there is refused).")
 @click.option("--save-uncertainty", is_flag=True, help="Also write <name>_sigma.npy and a <name>_sigma.png view (AU-GAN).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(1))

@@ -55,6 +55,16 @@ def test_options_that_would_run_nothing_or_the_defaults_are_refused(args, says, 
     assert not any(tmp_path.iterdir())  # nothing started
 
 
+def test_translate_output_naming_a_file_is_refused_before_any_work(tmp_path):
+    (tmp_path / "in").mkdir()
+    target = tmp_path / "day.png"
+    target.write_bytes(b"not a folder")
+    res = CliRunner().invoke(main, ["translate", "--method", "identity", "--checkpoint", str(target),
+                                    "--input", str(tmp_path / "in"), "--output", str(target)])
+    assert res.exit_code == 2 and "Invalid value for '--output'" in res.output and "is a file" in res.output
+    assert target.read_bytes() == b"not a folder"
+
+
 def test_missing_folder_suite_shows_the_expected_tree(tmp_path):
     res = CliRunner().invoke(main, ["run", "--suite", f"folder:{tmp_path}/nope", "--out", str(tmp_path / "r")])
     assert res.exit_code == 2 and "trainA/" in res.output and "testB/" in res.output
