@@ -73,9 +73,16 @@ def write_metrics_csv(path: Path, records: list[MetricRecord]) -> None:
 
 
 def read_metrics_csv(path: Path) -> list[MetricRecord]:
+    """The records of a metrics.csv; ValueError naming the line when the file is cut short or a row is damaged
+    (the writer ends every row with a newline, so a file that does not end in one lost its tail)."""
+    text = Path(path).read_text()
+    if text and not text.endswith("\n"):
+        raise ValueError(f"the file is cut short (its last line, {len(text.splitlines())}, has no end)")
     out = []
-    with open(path, newline="") as fh:
-        for row in csv.DictReader(fh):
+    with io.StringIO(text, newline="") as fh:
+        for line, row in enumerate(csv.DictReader(fh), start=2):
+            if None in row or None in row.values():
+                raise ValueError(f"line {line} has {'more' if None in row else 'fewer'} fields than the header")
             out.append(
                 MetricRecord(
                     suite=row["suite"],

@@ -150,6 +150,21 @@ def test_a_folder_that_is_not_a_run_gets_a_clear_error(fixture_run, tmp_path):
         load_run(tmp_path / "nowhere")
 
 
+def test_a_truncated_metrics_file_is_refused_not_shown_in_part(fixture_run, tmp_path):
+    """Before: a metrics.csv cut short rendered as a partial table with exit 0 (or a TypeError traceback)."""
+    run = tmp_path / "run"
+    shutil.copytree(fixture_run[1], run)
+    text = (run / "metrics.csv").read_text()
+    (run / "metrics.csv").write_text(text[: len(text) // 2])  # cut inside a row
+    res = CliRunner().invoke(main, ["tables", "--run", str(run)])
+    assert res.exit_code == 2 and "metrics.csv: damaged" in res.output and "cut short" in res.output
+    assert "re-create it with `bench run`" in res.output and "Traceback" not in res.output
+    lines = text.splitlines()
+    (run / "metrics.csv").write_text("\n".join([*lines[:3], lines[3].rsplit(",", 4)[0], *lines[4:]]) + "\n")
+    res = CliRunner().invoke(main, ["tables", "--run", str(run)])
+    assert res.exit_code == 2 and "line 4 has fewer fields than the header" in res.output
+
+
 # --- paper tables ----------------------------------------------------------------------------------------------
 
 def test_published_tables_are_on_file_as_printed():

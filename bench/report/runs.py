@@ -114,8 +114,8 @@ def load_run(path: Path) -> RunResults:
     try:
         records = read_metrics_csv(metrics)
     except (KeyError, ValueError) as exc:
-        raise RunFolderError(f"{metrics}: not a metrics file of this version ({exc}); "
-                             "re-create it with `bench run` (finished cells are kept)") from None
+        raise RunFolderError(f"{metrics}: damaged, or not a metrics file of this version ({exc}); re-create it "
+                             "with `bench run` on this folder (it rebuilds metrics.csv from the finished cells)") from None
     manifest_path = path / "manifest.json"
     try:
         manifest = read_manifest(manifest_path)
