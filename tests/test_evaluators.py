@@ -58,13 +58,13 @@ def shipped_here(tmp_path, monkeypatch):
 
 def test_shipped_weights_are_found_by_their_training_key(shipped_here):
     folder, files, key = shipped_here
-    w = training.evaluator_weights("segmenters", _Cfg(), files)
+    w = training.evaluator_weights("segmenters", training.training_key(_Cfg(), files))
     assert w is not None and w.shipped and w.path == folder / "segmenter-x.safetensors" and w.key == key
     assert w.id.startswith(f"{key[:12]}:shipped:sha256=")
     # Another config, or other training bytes, is another key: not shipped, not cached, so None (train it).
-    assert training.evaluator_weights("segmenters", _Cfg(steps=4), files) is None
+    assert training.evaluator_weights("segmenters", training.training_key(_Cfg(steps=4), files)) is None
     files[0].write_bytes(b"other")
-    assert training.evaluator_weights("segmenters", _Cfg(), files) is None
+    assert training.evaluator_weights("segmenters", training.training_key(_Cfg(), files)) is None
 
 
 def test_a_damaged_shipped_file_is_refused_with_the_fix(shipped_here):
@@ -72,10 +72,10 @@ def test_a_damaged_shipped_file_is_refused_with_the_fix(shipped_here):
     (folder / "segmenter-x.safetensors").write_bytes(b"weightz")
     with pytest.raises(BenchError, match=r"segmenter-x.safetensors: the shipped segmenter weights are damaged.*"
                                          r"Reinstall augan-bench, or remake them"):
-        training.evaluator_weights("segmenters", _Cfg(), files)
+        training.evaluator_weights("segmenters", training.training_key(_Cfg(), files))
     (folder / "segmenter-x.safetensors").unlink()
     with pytest.raises(BenchError, match=r"sha256 missing"):
-        training.evaluator_weights("segmenters", _Cfg(), files)
+        training.evaluator_weights("segmenters", training.training_key(_Cfg(), files))
 
 
 def test_a_locally_trained_evaluator_is_cached_and_says_so(smoke_suite, tmp_path, monkeypatch):

@@ -22,7 +22,7 @@ import torch
 from tqdm import tqdm
 
 from bench.data.io import read_rgb
-from bench.downstream.training import evaluator_weights, recalibrate_batchnorm, save_evaluator
+from bench.downstream.training import evaluator_weights, recalibrate_batchnorm, save_evaluator, training_key
 
 
 @dataclass(frozen=True)
@@ -109,9 +109,10 @@ def trained_detector(images: Sequence[Path], boxes_json: Path, cfg: DetectorConf
     """The day-domain detector for ``images`` and their COCO boxes: shipped with the project, cached, or trained now."""
     from safetensors.torch import load_file
 
-    weights = evaluator_weights("detectors", cfg, images, [boxes_json])
+    key = training_key(cfg, images, [boxes_json])
+    weights = evaluator_weights("detectors", key)
     if weights is None:
-        weights = save_evaluator("detectors", cfg, train_detector(images, boxes_json, cfg, device), images, [boxes_json])
+        weights = save_evaluator("detectors", key, train_detector(images, boxes_json, cfg, device))
     categories = sorted(c["id"] for c in read_boxes(boxes_json)[0]["categories"])
     h, w = read_rgb(images[0]).shape[:2]
     model = build_detector(len(categories), h, w, cfg.score_threshold, cfg.channels)

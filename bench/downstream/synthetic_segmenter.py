@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from bench.data.io import read_rgb
-from bench.downstream.training import evaluator_weights, recalibrate_batchnorm, save_evaluator
+from bench.downstream.training import evaluator_weights, recalibrate_batchnorm, save_evaluator, training_key
 from bench.metrics.segmentation import IGNORE, N_CLASSES
 
 _MEAN, _STD = 0.45, 0.25
@@ -92,9 +92,10 @@ def trained_segmenter(images: Sequence[Path], labels: Sequence[Path], preset: st
     from safetensors.torch import load_file
 
     cfg = SEGMENTER_PRESETS[preset]
-    weights = evaluator_weights("segmenters", cfg, images, labels)
+    key = training_key(cfg, images, labels)
+    weights = evaluator_weights("segmenters", key)
     if weights is None:
-        weights = save_evaluator("segmenters", cfg, train_segmenter(images, labels, cfg, device), images, labels)
+        weights = save_evaluator("segmenters", key, train_segmenter(images, labels, cfg, device))
     model = _build()
     model.load_state_dict(load_file(str(weights.path)))
     return SyntheticSegmenter(model, device, weights.id)

@@ -53,9 +53,12 @@ def shipped_index() -> dict[str, dict[str, dict]]:
     return json.loads(SHIPPED_INDEX.read_text()) if SHIPPED_INDEX.is_file() else {}
 
 
-def evaluator_weights(kind: str, cfg, *file_groups: Sequence[Path]) -> EvaluatorWeights | None:
-    """The weights of the evaluator trained with ``cfg`` on these files: shipped, else cached; None if neither."""
-    key = training_key(cfg, *file_groups)
+def _cache_path(kind: str, key: str) -> Path:
+    return cache_dir(kind) / f"{key[:32]}.safetensors"
+
+
+def evaluator_weights(kind: str, key: str) -> EvaluatorWeights | None:
+    """The weights of the evaluator with training key ``key``: shipped, else cached; None if neither."""
     entry = shipped_index().get(kind, {}).get(key)
     if entry is not None:
         path = SHIPPED_DIR / entry["file"]
@@ -66,7 +69,7 @@ def evaluator_weights(kind: str, cfg, *file_groups: Sequence[Path]) -> Evaluator
                 f"{entry['sha256'][:12]}). Reinstall augan-bench, or remake them with "
                 f"`python -m bench.downstream.shipped --write`")
         return EvaluatorWeights(path, key, sha, shipped=True)
-    path = cache_dir(kind) / f"{key[:32]}.safetensors"
+    path = _cache_path(kind, key)
     return EvaluatorWeights(path, key, file_sha256(path), shipped=False) if path.is_file() else None
 
 
@@ -76,10 +79,9 @@ def state_bytes(model: torch.nn.Module) -> bytes:
     return save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()})
 
 
-def save_evaluator(kind: str, cfg, model: torch.nn.Module, *file_groups: Sequence[Path]) -> EvaluatorWeights:
-    """Cache a freshly trained evaluator under its key; its weights as :func:`evaluator_weights` finds them."""
-    key = training_key(cfg, *file_groups)
-    path = cache_dir(kind) / f"{key[:32]}.safetensors"
+def save_evaluator(kind: str, key: str, model: torch.nn.Module) -> EvaluatorWeights:
+    """Cache a freshly trained evaluator under its training key; its weights as :func:`evaluator_weights` finds them."""
+    path = _cache_path(kind, key)
     atomic_write_bytes(path, state_bytes(model))
     return EvaluatorWeights(path, key, file_sha256(path), shipped=False)
 

@@ -184,7 +184,6 @@ for _m in (
         needs="boxes",
         per_image=True,
         compute=_DETECTION,
-        label="hallucinated",
     ),
     MetricInfo(
         "removed",
@@ -195,7 +194,6 @@ for _m in (
         needs="boxes",
         per_image=True,
         compute=_DETECTION,
-        label="removed",
     ),
     MetricInfo(
         "fd-synthseg",

@@ -19,3 +19,15 @@ def bootstrap_mean_ci(values: np.ndarray, seed: int = 0, n_boot: int = N_BOOTSTR
     alpha = (1 - CI_LEVEL) / 2
     lo, hi = np.quantile(means, [alpha, 1 - alpha])
     return float(lo), float(hi)
+
+
+def column_cis(values: np.ndarray) -> np.ndarray:
+    """Percentile CIs of each column of resampled statistics (resamples x columns), NaN ignored: columns x 2,
+    NaN for a column with no number (e.g. a class absent from every resample)."""
+    alpha = (1 - CI_LEVEL) / 2
+    out = np.full((values.shape[1], 2), np.nan)
+    for k in range(values.shape[1]):
+        col = values[:, k][np.isfinite(values[:, k])]
+        if col.size:
+            out[k] = np.quantile(col, [alpha, 1 - alpha])
+    return out

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from bench.metrics.bootstrap import column_cis
+
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 RECALL_POINTS = np.linspace(0.0, 1.0, 101)
 MAX_DETS = 100
@@ -217,11 +219,9 @@ def evaluate(gt: dict, detections: list[dict], n_boot: int = 1000, seed: int = 0
             classes.append([_mean_valid(p[:, :, k]) for k in range(len(m.categories))])
         lo, hi = np.nanquantile(np.array(stats), [0.025, 0.975], axis=0)
         out.ap_ci, out.ap50_ci = (float(lo[0]), float(hi[0])), (float(lo[1]), float(hi[1]))
-        for k, name in enumerate(out.per_class):
-            col = np.array(classes)[:, k]
-            col = col[np.isfinite(col)]
-            if col.size:
-                out.per_class_ci[name] = tuple(float(v) for v in np.quantile(col, [0.025, 0.975]))
+        for name, (c_lo, c_hi) in zip(out.per_class, column_cis(np.array(classes))):
+            if not np.isnan(c_lo):
+                out.per_class_ci[name] = (float(c_lo), float(c_hi))
     return out
 
 

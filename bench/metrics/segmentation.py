@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from bench.metrics.bootstrap import column_cis
+
 N_CLASSES = 19  # Cityscapes train ids 0..18
 IGNORE = 255
 CITYSCAPES_CLASSES = ("road", "sidewalk", "building", "wall", "fence", "pole", "traffic light", "traffic sign",
@@ -56,17 +58,7 @@ def bootstrap_iou_cis(per_image: np.ndarray, seed: int = 0, n_boot: int = 1000) 
         per_class.append(iou)
         means.append(float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan"))
     lo, hi = np.nanquantile(means, [0.025, 0.975])
-    return (float(lo), float(hi)), _column_quantiles(np.array(per_class))
-
-
-def _column_quantiles(values: np.ndarray) -> np.ndarray:
-    """2.5% and 97.5% quantiles of each column, ignoring NaN; NaN for a column with no number."""
-    out = np.full((values.shape[1], 2), np.nan)
-    for k in range(values.shape[1]):
-        col = values[:, k][np.isfinite(values[:, k])]
-        if col.size:
-            out[k] = np.quantile(col, [0.025, 0.975])
-    return out
+    return (float(lo), float(hi)), column_cis(np.array(per_class))
 
 
 def bootstrap_miou_ci(per_image: np.ndarray, seed: int = 0, n_boot: int = 1000) -> tuple[float, float]:

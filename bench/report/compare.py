@@ -71,10 +71,11 @@ def compare_table(runs: list[RunResults], metrics: list[str] | None = None) -> T
         table.notes.append(f"{label}: {run.path}, preset {m.preset or '?'}, {size} images, "
                            f"{m.n_test if m.n_test is not None else '?'} test images, "
                            f"seeds {','.join(map(str, seeds)) or '?'}.")
-        table.notes += [(f"{label}: " if not single else "") + n for n in external_notes(m.external)]
-        table.notes += [(f"{label}: " if not single else "") + why + "." for why in weak_tasks(run.agg).values()]
+        prefix = "" if single else f"{label}: "
+        table.notes += [prefix + n for n in external_notes(m.external)]
+        table.notes += [prefix + why + "." for why in weak_tasks(run.agg).values()]
         if (fid_note := fid_size_note(run.records)) is not None:
-            table.notes.append((f"{label}: " if not single else "") + fid_note)
+            table.notes.append(prefix + fid_note)
     if substitutes:
         table.notes.append(SUBSTITUTE_NOTE)
     table.notes.append("Mean over seeds ± std over seeds where a run has several, else [95% bootstrap CI over test "
