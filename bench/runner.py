@@ -34,7 +34,10 @@ from bench.data.io import read_rgb, to_tensor, to_uint8, write_png
 from bench.launch import CellJobs, CellsFailed, LaunchConfig, launch_cells
 from bench.scoring import Scorer
 from bench.report.figures import image_grid
-from bench.report.tables import aggregate, external_notes, summary_csv, summary_markdown, weak_tasks
+from bench.report.compare import compare_table
+from bench.report.render import render
+from bench.report.runs import RunResults
+from bench.report.tables import aggregate, summary_csv, weak_tasks
 from bench.results import (
     REFERENCE_ROW,
     Manifest,
@@ -373,12 +376,6 @@ def write_outputs(p: RunPlan, started: float) -> list[MetricRecord]:
     for why in weak_tasks(aggregate(records)).values():
         tqdm.write(f"warning: {suite}: {why}.", file=sys.stderr)
     scored = {m: FINAL_CHECKPOINT for m in order if m not in external and _learned(m)}
-    notes = external_notes(external)
-    if scored:
-        notes.append(f"{', '.join(scored)}: scored at the final checkpoint (the last training step of the preset); "
-                     "no checkpoint is chosen by a score on the test images.")
-    atomic_write_text(run_dir / "tables" / "summary.md", summary_markdown(records, suite, order, reference=REFERENCE_ROW,
-                                                                          extra_notes=notes))
     atomic_write_text(run_dir / "tables" / "summary.csv", summary_csv(records, suite))
 
     idx = np.linspace(0, len(files.test_a) - 1, min(QUALITATIVE_ROWS, len(files.test_a))).round().astype(int)
@@ -399,7 +396,7 @@ def write_outputs(p: RunPlan, started: float) -> list[MetricRecord]:
 
     cfg_dict = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()}
     keep = not p.record_config and bool(previous.config)
-    write_manifest(manifest_path, Manifest(
+    manifest = Manifest(
         suite=suite,
         config=previous.config if keep else cfg_dict,
         method_configs={**previous.method_configs, **method_configs},
@@ -425,5 +422,9 @@ def write_outputs(p: RunPlan, started: float) -> list[MetricRecord]:
         started=time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
         finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
         extra=previous.extra,
-    ))
+    )
+    write_manifest(manifest_path, manifest)
+    # The same table `bench tables` and the report show, from the same records and manifest.
+    table = compare_table([RunResults(run_dir, manifest, records)])
+    atomic_write_text(run_dir / "tables" / "summary.md", render(table, "md"))
     return records

@@ -104,7 +104,7 @@ def test_run_options_change_behaviour(tmp_path):
     assert img.shape == (48, 96, 3)
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["config"]["size"] == [48, 96] and manifest["device"] == "cpu"
-    assert "lpips" in (run_dir / "tables" / "summary.md").read_text()  # skipped offline, with the reason
+    assert "LPIPS skipped: weights file alexnet" in (run_dir / "tables" / "summary.md").read_text()  # offline: the reason
     res = CliRunner().invoke(main, ["run", "--preset", "smoke", "--methods", "identity", "--suite", "synthetic-fog",
                                     "--size", "48x96", "--name", "mine", "--out", str(out), "--seeds", "3"])
     assert "reused 1 finished cell" in res.output

@@ -209,11 +209,11 @@ def test_a_smoke_run_with_a_detector_that_learned_nothing_flags_detection(tmp_pa
     head, *rows = [ln for ln in table.splitlines() if ln.startswith("| ") and "---" not in ln]
     cols = [c.strip() for c in head.strip("|").split("|")]
     cells = {r.strip("|").split("|")[0].strip(): [c.strip() for c in r.strip("|").split("|")] for r in rows}
-    for col in ("map ↑", "ap50 ↑"):
+    for col in ("mAP ↑", "AP50 ↑"):
         assert not any(cells[m][cols.index(col)].startswith("**") for m in cells), col
     assert "mAP gap recovered ↑" not in cols and "mIoU gap recovered ↑" in cols
-    assert cells["clahe"][cols.index("miou ↑")].startswith("**")
-    day, raw = cells["day-twin (upper bound)"][cols.index("map ↑")], cells["identity"][cols.index("map ↑")]
+    assert cells["clahe"][cols.index("mIoU ↑")].startswith("**")
+    day, raw = cells["day-twin (upper bound)"][cols.index("mAP ↑")], cells["identity"][cols.index("mAP ↑")]
     note = next(ln for ln in table.splitlines() if "detection too weak to rank methods" in ln)
     assert f"map {day} on the day twins and {raw} on the raw adverse input" in note
     assert "detection too weak to rank methods" in capfd.readouterr().err

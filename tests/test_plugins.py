@@ -97,7 +97,7 @@ def test_plugin_metric_is_scored_and_tabled_beside_built_in_ones(plugin, tmp_pat
     assert rows["invert", "brightness"]["extractor"] == "plugin-v1" and rows["invert", "brightness"]["ci_low"]
     assert ("identity", "fid") in rows  # the built-in metrics are still there (skipped offline)
     summary = (run_dir / "tables" / "summary.md").read_text()
-    assert any(line.startswith("| method |") and "brightness ↑" in line for line in summary.splitlines()), summary
+    assert any(line.startswith("| method |") and "Brightness ↑" in line for line in summary.splitlines()), summary
     table = _bench(plugin, "tables", "--run", str(run_dir))
     assert table.returncode == 0 and "Brightness ↑" in table.stdout, table.stdout + table.stderr
 

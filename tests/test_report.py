@@ -59,9 +59,12 @@ def test_run_table_equals_metrics_csv_and_bolds_the_true_best(fixture_run):
     rows = _csv_rows(render(table, "csv"))
     head, body = rows[0], {r[0]: r[1:] for r in rows[1:]}
     assert set(body) == {"identity", "gamma", "augan", "day-twin (upper bound)"}
-    metric_of = {h: m for m in loaded.metrics() for h in head if h.startswith(figures.metric_label(m) + " ")}
+    metric_of = {h: m for m in loaded.metrics() for h in head
+                 if h.startswith(figures.metric_label(m) + " ") and "gap recovered" not in h}
     assert {"fid", "psnr", "miou", "map", "sift"} <= set(metric_of.values())
     for j, h in enumerate(head[1:]):
+        if h not in metric_of:  # the gap-recovered columns, checked where the gaps are
+            continue
         metric = metric_of[h]
         for method, cells in body.items():
             key = ("day-twin" if method.startswith("day-twin") else method, metric)
@@ -81,7 +84,7 @@ def test_run_table_equals_metrics_csv_and_bolds_the_true_best(fixture_run):
     lines = {ln.split("|")[1].strip(): [c.strip() for c in ln.split("|")[2:-1]]
              for ln in md.splitlines() if ln.startswith("| ") and "---" not in ln}
     for metric in ("psnr", "fid", "miou"):
-        col = [h for h in head[1:] if metric_of[h] == metric][0]
+        col = [h for h in head[1:] if metric_of.get(h) == metric][0]
         j = head[1:].index(col)
         vals = {m: means[(m, metric)] for m in METHODS}
         best = (max if figures.METRICS[metric].higher_is_better else min)(vals, key=vals.get)
@@ -116,7 +119,8 @@ def test_comparing_runs_aligns_methods_and_marks_the_missing(fixture_run):
     rows = _csv_rows(render(table, "csv"))
     head = rows[0]
     assert head == ["method", f"PSNR ↑ synthetic-night/{a.name}", f"PSNR ↑ synthetic-night/{b.name}",
-                    f"mIoU ↑ synthetic-night/{a.name}", f"mIoU ↑ synthetic-night/{b.name}"]
+                    f"mIoU ↑ synthetic-night/{a.name}", f"mIoU ↑ synthetic-night/{b.name}",
+                    f"mIoU gap recovered ↑ synthetic-night/{a.name}", f"mIoU gap recovered ↑ synthetic-night/{b.name}"]
     body = {r[0]: r[1:] for r in rows[1:]}
     assert list(body) == ["identity", "gamma", "augan", "clahe", "day-twin (upper bound)"]
     ma, mb = _means(a), _means(b)
@@ -124,6 +128,9 @@ def test_comparing_runs_aligns_methods_and_marks_the_missing(fixture_run):
     assert float(body["identity"][1]) == pytest.approx(mb[("identity", "psnr")])
     assert body["augan"][1] == "–" and body["clahe"][0] == "–"
     assert float(body["clahe"][3]) == pytest.approx(mb[("clahe", "miou")])
+    # Each run's gap from its own bounds: (method - identity) / (day twin - identity).
+    gap = (mb[("clahe", "miou")] - mb[("identity", "miou")]) / (mb[("day-twin", "miou")] - mb[("identity", "miou")])
+    assert float(body["clahe"][5]) == pytest.approx(gap) and body["clahe"][4] == "–"
     tex = render(table, "tex")
     assert r"\toprule" in tex and r"\cmidrule(lr){2-3}" in tex and r"\multicolumn{2}{c}{PSNR $\uparrow$}" in tex
     with pytest.raises(ValueError, match="in none of the runs"):
@@ -139,6 +146,26 @@ def test_tables_cli_writes_three_formats(fixture_run, tmp_path):
     for fmt in ("md", "tex", "csv"):
         assert (tmp_path / f"comparison.{fmt}").is_file()
     assert (tmp_path / "comparison.tex").read_text() == res.stdout
+
+
+def test_one_table_everywhere_summary_md_bench_tables_and_the_report(fixture_run, report):
+    """The run's summary.md is what `bench tables --run` prints, and the report shows the same cells and notes:
+    run and preset in the header, gap recovered, the skip reasons."""
+    run_dir, _ = fixture_run
+    summary = (run_dir / "tables" / "summary.md").read_text()
+    res = CliRunner().invoke(main, ["tables", "--run", str(run_dir)])
+    assert res.exit_code == 0, res.output
+    assert res.stdout == summary
+    assert summary.startswith(f"### synthetic-night/{run_dir.name}: summary (preset smoke)")
+    assert "mIoU gap recovered ↑" in summary and "skipped: " in summary
+    html = report[0].read_text()
+    import html as html_lib
+
+    table = compare_table([load_run(run_dir)])
+    for row in table.rows:
+        for cell in row:
+            assert html_lib.escape(cell.text) in html, cell.text
+    assert all(html_lib.escape(note) in html for note in table.notes)
 
 
 def test_a_folder_that_is_not_a_run_gets_a_clear_error(fixture_run, tmp_path):
@@ -488,8 +515,11 @@ def test_report_cli_writes_where_asked_and_honours_uncertainty_rows(fixture_run,
 def test_a_task_whose_bounds_overlap_ranks_nothing_in_either_table():
     """The rule: day twins must beat the raw input by 1 point with non-overlapping CIs. Detection here fails it (CIs
     overlap), segmentation passes: map/ap50 lose their bold and their gap, with the reason in the notes."""
+    from types import SimpleNamespace
+
     from bench.report.compare import compare_table
-    from bench.report.tables import aggregate, summary_markdown, weak_tasks
+    from bench.report.render import render
+    from bench.report.tables import aggregate, weak_tasks
     from bench.results import MetricRecord
 
     def rec(method, metric, value, lo, hi):
@@ -500,21 +530,21 @@ def test_a_task_whose_bounds_overlap_ranks_nothing_in_either_table():
                rec("day-twin", "map", 1.6, 0.6, 2.5), rec("clahe", "ap/car", 2.0, math.nan, math.nan)]
     agg = aggregate(records)
     assert set(weak_tasks(agg)) == {"map"}
-    md = summary_markdown(records, "s", ["identity", "clahe", "day-twin"], reference="day-twin")
-    assert "**12.00" in md and "**0.90" not in md
-    assert "mIoU gap recovered" in md and "mAP gap recovered" not in md
-    assert "map 1.60 [0.60, 2.50] on the day twins and 0.30 [0.00, 0.70] on the raw adverse input" in md
     # A clear gap whose CIs do not overlap is not weak; a gap under 1 point is, however tight the CIs.
     assert not weak_tasks(aggregate([rec("identity", "map", 0.3, 0.2, 0.4), rec("day-twin", "map", 1.6, 1.5, 1.7)]))
     assert weak_tasks(aggregate([rec("identity", "map", 0.3, 0.29, 0.31), rec("day-twin", "map", 1.2, 1.19, 1.21)]))
 
-    from types import SimpleNamespace
-
     run = SimpleNamespace(  # the parts of RunResults that compare_table reads
         label="r", path=Path("r"), agg=agg, records=records, methods=["identity", "clahe", "day-twin"],
-        manifest=SimpleNamespace(preset="smoke", image_size=[64, 128], n_test=10, external={}),
-        metrics=lambda: ["miou", "map"], is_substitute=lambda method, metric: False)
+        manifest=SimpleNamespace(preset="smoke", image_size=[64, 128], n_test=10, external={}, scored_checkpoint={}),
+        metrics=lambda: ["miou", "map"], is_substitute=lambda method, metric: False,
+        value=lambda method, metric: agg[(method, metric)]["mean"] if (method, metric) in agg else math.nan,
+        skip_note=lambda method, metric: "")
     table = compare_table([run])
     col = table.columns.index(f"{figures.metric_label('map')} ↑")
     assert not any(row[col].bold for row in table.rows)
     assert any("detection too weak to rank methods" in n for n in table.notes)
+    md = render(table, "md")
+    assert "**12.00" in md and "**0.90" not in md
+    assert "mIoU gap recovered" in md and "mAP gap recovered" not in md
+    assert "map 1.60 [0.60, 2.50] on the day twins and 0.30 [0.00, 0.70] on the raw adverse input" in md

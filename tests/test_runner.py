@@ -79,14 +79,14 @@ def test_summary_table_bolds_the_true_best(smoke_run):
     table = (summary.run_dir / "tables" / "summary.md").read_text()
     rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[1:-1]]
             for line in table.splitlines() if line.startswith("| ") and "---" not in line}
-    for metric, higher, head in (("psnr", True, "psnr ↑"), ("fid", False, "FID ↓"), ("ssim", True, "ssim ↑")):
+    for metric, higher, head in (("psnr", True, "PSNR ↑"), ("fid", False, "FID ↓"), ("ssim", True, "SSIM ↑")):
         vals = {r.method: r.value for r in records if r.metric == metric}
         best = (max if higher else min)(vals, key=vals.get)
         col = rows["method"].index(head)
         assert rows[best][col].startswith("**"), (metric, best)
         others = [m for m in vals if m != best]
         assert not any(rows[m][col].startswith("**") for m in others)
-    assert "FID ↓" in table and "psnr ↑" in table
+    assert "FID ↓" in table and "PSNR ↑" in table
 
 
 def test_runner_numbers_equal_direct_reference_calls(smoke_run, smoke_suite):

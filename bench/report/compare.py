@@ -1,4 +1,9 @@
-"""Several runs side by side: methods aligned by name, one column per (metric, run)."""
+"""The summary table of one run, or several runs side by side: methods aligned by name, one column per (metric, run).
+
+``tables/summary.md``, ``bench tables`` and the HTML report all show this table, so a run reads the same
+everywhere: its header names the run and preset, the last columns give the gap recovered per downstream task,
+and the notes say why a cell is skipped, which weights made the numbers and which checkpoint was scored.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +12,16 @@ import math
 from bench.metrics import METRICS, metric_label
 from bench.report.render import Cell, Table
 from bench.report.runs import SUBSTITUTE_MARK, SUBSTITUTE_NOTE, RunResults
-from bench.report.tables import best_methods, external_notes, fid_size_note, format_value, weak_tasks
+from bench.report.tables import (
+    GAP_METRICS,
+    LOWER_BOUND,
+    best_methods,
+    external_notes,
+    fid_size_note,
+    format_value,
+    gap_recovered,
+    weak_tasks,
+)
 from bench.results import REFERENCE_ROW
 from bench.errors import BenchError
 
@@ -20,8 +34,9 @@ def compare_table(runs: list[RunResults], metrics: list[str] | None = None) -> T
     """Rows: every method of any run (identity first, upper bound last); a run lacking a method shows '–'.
 
     Cells are the mean over the run's seeds, ± the std over seeds when it has several, else the bootstrap
-    CI over test images in brackets (as in the run's own summary). The best compared
-    method of each (metric, run) column is bold; the upper-bound row never is.
+    CI over test images in brackets. The best compared method of each (metric, run) column is bold; the
+    upper-bound row never is, nor any column of a downstream task too weak to rank methods. Gap recovered
+    (per task, per run) is (method - identity) / (upper bound - identity).
     """
     if not runs:
         raise CompareError("give at least one run folder: bench tables --run results/<suite>/<name>")
@@ -36,12 +51,20 @@ def compare_table(runs: list[RunResults], metrics: list[str] | None = None) -> T
     methods.sort(key=lambda m: m != "identity")
     if any(REFERENCE_ROW in run.methods for run in runs):
         methods.append(REFERENCE_ROW)
+    weak = [weak_tasks(run.agg) for run in runs]
+    # A task's gap column exists where some run has both bounds and can rank methods on it.
+    gaps = [m for m in GAP_METRICS if m in chosen and any(_gap_defined(run, m, w) for run, w in zip(runs, weak))]
 
     single = len(runs) == 1
-    table = Table(title=f"{labels[0]}: summary" if single else "Runs compared: " + ", ".join(labels),
-                  columns=["method"])
-    for metric in chosen:
-        head = f"{metric_label(metric)} {METRICS[metric].arrow}"
+    if single:
+        m = runs[0].manifest
+        title = f"{labels[0]}: summary (preset {m.preset or '?'})"
+    else:
+        title = "Runs compared: " + ", ".join(labels)
+    table = Table(title=title, columns=["method"])
+    heads = [f"{metric_label(metric)} {METRICS[metric].arrow}" for metric in chosen]
+    heads += [f"{GAP_METRICS[metric]} gap recovered ↑" for metric in gaps]
+    for head in heads:
         if single:  # one run: the metric is the column, no run names in the header
             table.columns.append(head)
         else:
@@ -63,25 +86,54 @@ def compare_table(runs: list[RunResults], metrics: list[str] | None = None) -> T
                     flag = SUBSTITUTE_MARK if run.is_substitute(method, metric) else ""
                     substitutes |= bool(flag)
                     row.append(Cell(format_value(metric, cell) + flag, method in best[(metric, k)], cell["mean"]))
+        for metric in gaps:
+            for run, w in zip(runs, weak):
+                g = gap_recovered(run.agg, method, metric, REFERENCE_ROW) if _gap_defined(run, metric, w) else math.nan
+                row.append(Cell("–") if math.isnan(g) else Cell(f"{g:.2f}", value=g))
         table.rows.append(row)
-    for label, run in zip(labels, runs):
-        m = run.manifest
-        seeds = sorted({r.seed for r in run.records if r.method != REFERENCE_ROW})
-        size = "x".join(str(v) for v in m.image_size) or "?"
-        table.notes.append(f"{label}: {run.path}, preset {m.preset or '?'}, {size} images, "
-                           f"{m.n_test if m.n_test is not None else '?'} test images, "
-                           f"seeds {','.join(map(str, seeds)) or '?'}.")
-        prefix = "" if single else f"{label}: "
-        table.notes += [prefix + n for n in external_notes(m.external)]
-        table.notes += [prefix + why + "." for why in weak_tasks(run.agg).values()]
-        if (fid_note := fid_size_note(run.records)) is not None:
-            table.notes.append(prefix + fid_note)
+    for label, run, run_weak in zip(labels, runs, weak):
+        table.notes += [(f"{label}: " if not single else "") + n for n in run_notes(run, chosen, run_weak)]
     if substitutes:
         table.notes.append(SUBSTITUTE_NOTE)
-    table.notes.append("Mean over seeds ± std over seeds where a run has several, else [95% bootstrap CI over test "
-                       "images]; best per column in bold; "
-                       "'–' = not in that run, 'skipped' = its weights were missing (see the run's summary).")
+    table.notes.append("↑ higher is better, ↓ lower is better; best per column in bold. Mean over seeds ± std over "
+                       "seeds where a run has several, else [95% bootstrap CI over test images]; '–' = not in that "
+                       "run, 'skipped' = not computed (the reason is in the notes).")
+    if gaps:
+        table.notes.append(f"Gap recovered = (method − {LOWER_BOUND}) / ({REFERENCE_ROW} − {LOWER_BOUND}) in "
+                           f"{' and '.join(GAP_METRICS[m] for m in gaps)}: 0 is the raw adverse input, 1 the day image.")
     return table
+
+
+def _gap_defined(run: RunResults, metric: str, weak: dict[str, str]) -> bool:
+    return metric not in weak and not math.isnan(run.value(LOWER_BOUND, metric)) \
+        and not math.isnan(run.value(REFERENCE_ROW, metric))
+
+
+def run_notes(run: RunResults, metrics: list[str], weak: dict[str, str]) -> list[str]:
+    """What a reader needs besides the cells: where the run is, its size, skip reasons, weights, scored checkpoints."""
+    m = run.manifest
+    seeds = sorted({r.seed for r in run.records if r.method != REFERENCE_ROW})
+    size = ("x".join(str(v) for v in m.image_size) + " images") if all(m.image_size) else "images at their own sizes"
+    notes = [f"Run folder {run.path}: preset {m.preset or '?'}, {size if m.image_size else '? images'}, "
+             f"{m.n_test if m.n_test is not None else '?'} test images, seeds {','.join(map(str, seeds)) or '?'}."]
+    skipped: dict[str, list[str]] = {}
+    for metric in metrics:
+        why = next((run.skip_note(method, metric) for method in run.methods if run.skip_note(method, metric)), "")
+        if why:
+            skipped.setdefault(why, []).append(metric_label(metric))
+    notes += [f"{', '.join(names)} skipped: {why}" for why, names in skipped.items()]
+    extractors = sorted({r.extractor for r in run.records if r.extractor and r.metric in metrics})
+    if extractors:
+        notes.append("Weights: " + "; ".join(extractors) + ".")
+    final = [method for method in run.methods if str(m.scored_checkpoint.get(method, "")).startswith("final")]
+    if final:
+        notes.append(f"{', '.join(final)}: scored at the final checkpoint (the last training step of the preset); "
+                     "no checkpoint is chosen by a score on the test images.")
+    notes += external_notes(m.external)
+    notes += [why + "." for why in weak.values()]
+    if (fid_note := fid_size_note(run.records)) is not None:
+        notes.append(fid_note)
+    return notes
 
 
 def _unique_labels(runs: list[RunResults]) -> list[str]:
