@@ -184,13 +184,14 @@ def _resolved_run_config(ctx: click.Context, config_file: Path | None, sets: tup
 @click.option("--batch-size", default=16, show_default=True, type=click.IntRange(1), help="Translation/scoring batch size.")
 @click.option("--force", is_flag=True, help="Redo finished cells instead of skipping them.")
 @click.option("--segmenter", default=None, metavar="SPEC",
-              help="Pretrained segmenter for mIoU: torchvision:ARCH:CKPT, segformer:DIR or mmseg:CONFIG:CKPT "
-                   "(default: the suite's own; synthetic suites train theirs).")
+              help="Pretrained segmenter for mIoU: 'default' (the pinned mmseg DeepLabV3 R-18-D8 Cityscapes of the "
+                   "published BDD100K protocol), torchvision:ARCH:CKPT, segformer:DIR or mmseg:CONFIG:CKPT "
+                   "(unset: the suite's own; synthetic suites train theirs).")
 @click.option("--segmenter-size", default=None, metavar="HxW",
               help="Run the segmenter at this size (e.g. 512x1024); predictions are resized back. Default: native.")
 @click.option("--detector", default=None, metavar="SPEC",
-              help="Pretrained detector for mAP: torchvision:ARCH:CKPT with COCO labels (default: the suite's own; "
-                   "synthetic suites train theirs).")
+              help="Pretrained detector for mAP: 'default' (the pinned torchvision COCO Faster R-CNN R50-FPN v2) or "
+                   "torchvision:ARCH:CKPT with COCO labels (unset: the suite's own; synthetic suites train theirs).")
 @_engine_options
 @click.option("--launcher", type=click.Choice(["none", "local", "slurm"]), default="none", show_default=True,
               help="Where cells run: here one by one, as --jobs local processes, or one Slurm job per cell.")

@@ -32,9 +32,18 @@ class WeightsFile:
     optional: bool = False  # metrics that need it are skipped without failing `bench weights check`
 
     @property
+    def pinned(self) -> bool:
+        """Whether the publisher gives something to check the file against (a hash, or at least its size)."""
+        return bool(self.sha256_prefix) or self.size_bytes is not None
+
+    @property
     def expected(self) -> str:
         """The published identity of the file, as users can check it."""
-        return f"sha256 {self.sha256_prefix}..." if self.sha256_prefix else f"{self.size_bytes:,} bytes (no published hash)"
+        if self.sha256_prefix:
+            return f"sha256 {self.sha256_prefix}..."
+        if self.size_bytes is not None:
+            return f"{self.size_bytes:,} bytes (no published hash)"
+        return "no published hash or size: its sha256 is recorded with every number"
 
 
 INCEPTION_V3 = WeightsFile(
@@ -60,9 +69,37 @@ DINOV2_VITL14 = WeightsFile(
     size_bytes=1_217_586_395,
     optional=True,
 )
+CLEANFID_INCEPTION = WeightsFile(
+    key="cleanfid-inception-2015-12-05",
+    filename="inception-2015-12-05.pt",
+    url="https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt",
+    sha256_prefix="",  # NVIDIA publishes no checksum; clean-fid checks none either
+    used_by="fid-clean, kid-clean (clean-fid's Inception-v3: NVIDIA's TorchScript export of the TF 2015-12-05 graph)",
+    optional=True,
+)
+# Pinned downstream models for the real-data suites (`--segmenter default`, `--detector default`): everyone who
+# names them scores with the same bytes. The hash prefixes are the publishers' own (in the file names).
+MMSEG_DEEPLABV3_R18 = WeightsFile(
+    key="mmseg-deeplabv3-r18-d8-cityscapes",
+    filename="deeplabv3_r18-d8_512x1024_80k_cityscapes_20201225_021506-23dffbe2.pth",
+    url="https://download.openmmlab.com/mmsegmentation/v0.5/deeplabv3/deeplabv3_r18-d8_512x1024_80k_cityscapes/"
+        "deeplabv3_r18-d8_512x1024_80k_cityscapes_20201225_021506-23dffbe2.pth",
+    sha256_prefix="23dffbe2",
+    used_by="--segmenter default (mmsegmentation DeepLabV3 R-18-D8, Cityscapes 512x1024, 80k iterations: the "
+            "published BDD100K night mIoU protocol; needs the mmseg extra and mmcv)",
+    optional=True,
+)
+TORCHVISION_FRCNN_V2_COCO = WeightsFile(
+    key="fasterrcnn-resnet50-fpn-v2-coco",
+    filename="fasterrcnn_resnet50_fpn_v2_coco-dd69338a.pth",
+    url="https://download.pytorch.org/models/fasterrcnn_resnet50_fpn_v2_coco-dd69338a.pth",
+    sha256_prefix="dd69338a",
+    used_by="--detector default (torchvision Faster R-CNN ResNet-50 FPN v2, COCO box AP 46.7)",
+    optional=True,
+)
 # Every file `bench weights list|where|check` knows; a module that adds a weights file registers it here.
 WEIGHTS: Registry[WeightsFile] = Registry("weights file")
-for _wf in (INCEPTION_V3, ALEXNET, DINOV2_VITL14):
+for _wf in (INCEPTION_V3, ALEXNET, DINOV2_VITL14, CLEANFID_INCEPTION, MMSEG_DEEPLABV3_R18, TORCHVISION_FRCNN_V2_COCO):
     WEIGHTS.add(_wf.key, _wf, __name__)
 
 
@@ -87,16 +124,20 @@ class ResolvedWeights:
 
     @property
     def verified(self) -> bool:
+        """The file is the published one, as far as the publisher lets us check (a file nobody pinned passes)."""
         if self.spec.sha256_prefix:
             return self.sha256.startswith(self.spec.sha256_prefix)
-        return self.path.stat().st_size == self.spec.size_bytes
+        if self.spec.size_bytes is not None:
+            return self.path.stat().st_size == self.spec.size_bytes
+        return True
 
     @property
     def label(self) -> str:
-        """What the results say produced a number: the weights id, or a loud substitute marker."""
-        if self.verified:
-            return self.spec.key
-        return f"{self.spec.key}[SUBSTITUTE sha256 {self.sha256[:8]}: not the published weights]"
+        """What the results say produced a number: the weights id (with the file's own hash where nothing published
+        pins it, so two machines can still tell whether they used the same bytes), or a loud substitute marker."""
+        if not self.verified:
+            return f"{self.spec.key}[SUBSTITUTE sha256 {self.sha256[:8]}: not the published weights]"
+        return self.spec.key if self.spec.pinned else f"{self.spec.key}[sha256 {self.sha256[:12]}]"
 
     def load_state_dict(self) -> dict[str, torch.Tensor]:
         try:
@@ -139,6 +180,11 @@ def _sha256(path: Path, mtime_ns: int, size: int) -> str:
 def file_sha256(path: Path) -> str:
     st = path.stat()
     return _sha256(path, st.st_mtime_ns, st.st_size)
+
+
+def file_id(path: Path) -> str:
+    """``name:sha256=<12 hex>``: which file, and which bytes (how downstream models name their weights)."""
+    return f"{Path(path).name}:sha256={file_sha256(Path(path))[:12]}"
 
 
 def find(wf: WeightsFile) -> Path | None:

@@ -189,6 +189,35 @@ def test_pretrained_torchvision_detector_spec_maps_coco_labels(smoke_suite, tmp_
     assert bad.exit_code == 2 and "cannot read detector spec" in bad.output
 
 
+def test_the_default_detector_is_the_pinned_torchvision_coco_faster_rcnn(tmp_path, monkeypatch):
+    """--detector default loads torchvision's COCO Faster R-CNN R50-FPN v2 from its published file, and only that file:
+    a substitute under its name is refused, a missing one named with its URL; the id carries the file's hash."""
+    import dataclasses
+
+    import torch
+    from torchvision.models.detection import fasterrcnn_resnet50_fpn_v2
+
+    import bench.downstream.detectors as detectors
+    from bench.downstream.detectors import DetectorError, build_detector
+    from bench.weights import file_sha256
+
+    monkeypatch.setenv("AUGAN_BENCH_OFFLINE", "1")
+    monkeypatch.setenv("AUGAN_BENCH_WEIGHTS", str(tmp_path))
+    wf = detectors.TORCHVISION_FRCNN_V2_COCO
+    with pytest.raises(DetectorError, match=f"--detector default: weights file {wf.filename}.*download {wf.url}"):
+        build_detector("default", [1, 3])
+    torch.manual_seed(0)
+    model = fasterrcnn_resnet50_fpn_v2(weights=None, weights_backbone=None, num_classes=91)
+    torch.save(model.state_dict(), tmp_path / wf.filename)
+    with pytest.raises(DetectorError, match="is not the published file"):
+        build_detector("default", [1, 3])
+    sha = file_sha256(tmp_path / wf.filename)
+    monkeypatch.setattr(detectors, "TORCHVISION_FRCNN_V2_COCO", dataclasses.replace(wf, sha256_prefix=sha[:8]))
+    det = build_detector("default", [1, 3])
+    assert det.id == f"torchvision-fasterrcnn_resnet50_fpn_v2:{wf.filename}:sha256={sha[:12]}"
+    assert all(torch.equal(v, det.model.state_dict()[k]) for k, v in model.state_dict().items())
+
+
 def test_unknown_torchvision_detector_lists_the_choices():
     from bench.downstream.detectors import DetectorError, build_detector
 

@@ -58,7 +58,9 @@ def test_torchvision_adapter_equals_the_model(lraspp_checkpoint, smoke_suite):
     assert all(np.array_equal(a, b) for a, b in zip(ours, ref))
     assert ours[0].dtype == np.uint8 and ours[0].shape == (64, 128)
     assert len(np.unique(np.concatenate([o.ravel() for o in ours]))) > 1  # random weights, still not constant
-    assert seg.id == "torchvision-lraspp_mobilenet_v3_large:lraspp_cityscapes.pth"
+    from bench.weights import file_sha256
+
+    assert seg.id == f"torchvision-lraspp_mobilenet_v3_large:lraspp_cityscapes.pth:sha256={file_sha256(path)[:12]}"
 
 
 def test_checkpoints_that_need_unpickling_are_refused(tmp_path):
@@ -104,7 +106,7 @@ def test_segformer_adapter_equals_the_model(tmp_path, smoke_suite):
     paths = list(smoke_suite.test_a[:2])
     ref = _direct(model, paths, lambda m, x: m(pixel_values=x).logits)
     assert all(np.array_equal(a, b) for a, b in zip(seg.predict(paths), ref))
-    assert seg.id == "segformer:segformer-tiny"
+    assert seg.id.startswith("segformer:segformer-tiny:model.safetensors:sha256=")
 
 
 def test_mmseg_adapter_loads_a_zoo_style_checkpoint(tmp_path, smoke_suite):
@@ -128,6 +130,27 @@ def test_mmseg_adapter_loads_a_zoo_style_checkpoint(tmp_path, smoke_suite):
     img = read_rgb(smoke_suite.test_a[0])
     ref = inference_model(model, np.ascontiguousarray(img[..., ::-1])).pred_sem_seg.data[0].numpy()
     assert np.array_equal(seg.predict([smoke_suite.test_a[0]])[0], ref)
+
+
+def test_the_default_segmenter_is_the_pinned_mmseg_deeplabv3(tmp_path, monkeypatch):
+    """--segmenter default: mmseg's DeepLabV3 R-18-D8 config with the pinned zoo file; without mmseg (or the file)
+    one line says what to install or download."""
+    from bench.weights import MMSEG_DEEPLABV3_R18, WEIGHTS
+
+    assert WEIGHTS["mmseg-deeplabv3-r18-d8-cityscapes"] is MMSEG_DEEPLABV3_R18
+    assert MMSEG_DEEPLABV3_R18.sha256_prefix == "23dffbe2" and MMSEG_DEEPLABV3_R18.url.endswith(
+        MMSEG_DEEPLABV3_R18.filename)
+    monkeypatch.setenv("AUGAN_BENCH_OFFLINE", "1")
+    monkeypatch.setenv("AUGAN_BENCH_WEIGHTS", str(tmp_path))
+    try:
+        import mmseg  # noqa: F401
+    except ImportError:
+        with pytest.raises(SegmenterError, match=r"needs mmsegmentation and mmcv .*pip install -e '.\[mmseg\]'"):
+            build_segmenter("default")
+    else:
+        with pytest.raises(SegmenterError, match="--segmenter default: weights file deeplabv3_r18-d8_512x1024.*download "
+                                                 "https://download.openmmlab.com/"):
+            build_segmenter("default")
 
 
 def test_run_scores_miou_with_a_pretrained_segmenter_on_a_folder_suite(tmp_path, lraspp_checkpoint, with_weights):

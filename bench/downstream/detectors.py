@@ -6,6 +6,9 @@ COCO's 91 label ids, from a state dict (torchvision's own COCO weights file, or 
 the normal domain). Its labels are COCO category ids; a suite's ground truth names its categories
 with COCO ids too (person 1, bicycle 2, car 3, motorcycle 4, bus 6, train 7, truck 8, ...), so the
 mapping is the identity and detections of categories the suite does not label are dropped.
+
+``default``: torchvision's Faster R-CNN ResNet-50 FPN v2 with its pinned COCO file (``bench weights list``).
+A detector's id names its weights file and the first 12 hex digits of its sha256.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from bench.data.io import read_rgb
 from bench.downstream.specs import ModelSpec, build_from_spec
 from bench.errors import BenchError
 from bench.registry import Registry
+from bench.weights import TORCHVISION_FRCNN_V2_COCO, WeightsMissing, file_id, resolve
 
 COCO_LABELS = 91  # torchvision's COCO heads: ids 0 (background) .. 90, with COCO's gaps
 
@@ -54,7 +58,7 @@ class TorchvisionDetector:
         self.model = model.to(device).eval()
         self.device = device
         self.categories = set(categories)
-        self.id = f"torchvision-{arch}:{Path(checkpoint).name}"
+        self.id = f"torchvision-{arch}:{file_id(checkpoint)}"
 
     @torch.no_grad()
     def detect(self, paths: Sequence[Path], image_ids: Sequence[int]) -> list[dict]:
@@ -70,8 +74,25 @@ class TorchvisionDetector:
         return out
 
 
+DEFAULT_ARCH = "fasterrcnn_resnet50_fpn_v2"
+
+
+def default_detector(categories: Sequence[int], device: str = "cpu") -> TorchvisionDetector:
+    """torchvision's COCO Faster R-CNN ResNet-50 FPN v2, from its pinned weights file."""
+    try:
+        weights = resolve(TORCHVISION_FRCNN_V2_COCO)
+    except WeightsMissing as exc:
+        raise DetectorError(f"--detector default: {exc.one_line}") from None
+    if not weights.verified:
+        raise DetectorError(f"--detector default: {weights.path} is not the published file (sha256 "
+                            f"{weights.sha256[:12]}, expected {TORCHVISION_FRCNN_V2_COCO.expected}); replace it with "
+                            f"{TORCHVISION_FRCNN_V2_COCO.url}, or name your own file with torchvision:ARCH:CKPT")
+    return TorchvisionDetector(DEFAULT_ARCH, weights.path, categories, device)
+
+
 DETECTORS: Registry[ModelSpec] = Registry("detector")
 DETECTORS.add("torchvision", ModelSpec("torchvision:ARCH:CHECKPOINT", TorchvisionDetector, path_args=(1,)), __name__)
+DETECTORS.add("default", ModelSpec("default", default_detector), __name__)
 DETECTOR_SPEC_HELP = " or ".join(DETECTORS[k].usage for k in DETECTORS)
 
 

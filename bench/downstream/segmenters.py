@@ -9,7 +9,12 @@ size. Specs name one on the command line (``bench run --segmenter SPEC``):
 - ``segformer:DIR``: a Hugging Face SegFormer folder (``config.json`` + weights), e.g. a local copy of
   ``nvidia/segformer-b0-finetuned-cityscapes-1024-1024``; needs ``pip install augan-bench[hf]``;
 - ``mmseg:CONFIG:CHECKPOINT``: an mmsegmentation config and model-zoo checkpoint, e.g. DeepLabV3
-  R-18-D8 Cityscapes (the published BDD100K protocol); needs the ``mmseg`` extra and mmcv (README).
+  R-18-D8 Cityscapes (the published BDD100K protocol); needs the ``mmseg`` extra and mmcv (README);
+- ``default``: that DeepLabV3 R-18-D8 with its pinned model-zoo file (``bench weights list``), so two labs
+  that both say ``default`` score with the same bytes.
+
+Every segmenter's id names its weights file and the first 12 hex digits of its sha256: numbers from two
+machines are comparable exactly when their ids agree.
 
 Inputs are normalised with ImageNet statistics (what all three model families were trained with)
 and run at ``size`` (H, W) when given, else at the image's own size; logits are upsampled
@@ -31,6 +36,7 @@ from bench.metrics.segmentation import N_CLASSES
 from bench.downstream.specs import ModelSpec, build_from_spec
 from bench.errors import BenchError
 from bench.registry import Registry
+from bench.weights import MMSEG_DEEPLABV3_R18, WeightsMissing, file_id, resolve
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -100,7 +106,7 @@ class TorchvisionSegmenter:
                                  f"{str(exc).splitlines()[0]} ...") from None
         self.model = model.to(device).eval()
         self.device, self.size = device, size
-        self.id = f"torchvision-{arch}:{Path(checkpoint).name}"
+        self.id = f"torchvision-{arch}:{file_id(checkpoint)}"
 
     def predict(self, paths: Sequence[Path]) -> list[np.ndarray]:
         return _labels_from_logits(lambda x: self.model(x)["out"], paths, self.device, self.size)
@@ -122,7 +128,8 @@ class SegformerSegmenter:
             raise SegmenterError(f"{folder} predicts {model.config.num_labels} classes; a Cityscapes model has {N_CLASSES}")
         self.model = model.to(device).eval()
         self.device, self.size = device, size
-        self.id = f"segformer:{folder.name}"
+        weights = next((folder / n for n in ("model.safetensors", "pytorch_model.bin") if (folder / n).is_file()), None)
+        self.id = f"segformer:{folder.name}" + (f":{file_id(weights)}" if weights is not None else "")
 
     def predict(self, paths: Sequence[Path]) -> list[np.ndarray]:
         return _labels_from_logits(lambda x: self.model(pixel_values=x).logits, paths, self.device, self.size)
@@ -147,7 +154,7 @@ class MmsegSegmenter:
         if model.decode_head.num_classes != N_CLASSES:
             raise SegmenterError(f"{config} predicts {model.decode_head.num_classes} classes; Cityscapes has {N_CLASSES}")
         self.model = model
-        self.id = f"mmseg-{Path(config).stem}:{Path(checkpoint).name}"
+        self.id = f"mmseg-{Path(config).stem}:{file_id(checkpoint)}"
 
     def predict(self, paths: Sequence[Path]) -> list[np.ndarray]:
         from mmseg.apis import inference_model
@@ -158,11 +165,38 @@ class MmsegSegmenter:
         return [r.pred_sem_seg.data[0].to(torch.uint8).cpu().numpy() for r in results]
 
 
+DEFAULT_MMSEG_CONFIG = "deeplabv3/deeplabv3_r18-d8_4xb2-80k_cityscapes-512x1024.py"  # in mmseg's installed configs
+
+
+def default_segmenter(device: str = "cpu", size: tuple[int, int] | None = None) -> MmsegSegmenter:
+    """The published BDD100K protocol's segmenter: mmseg's DeepLabV3 R-18-D8 config with the pinned zoo file."""
+    try:
+        import mmseg
+    except ImportError as exc:
+        raise SegmenterError(
+            f"--segmenter default is mmsegmentation's DeepLabV3 R-18-D8 and needs mmsegmentation and mmcv ({exc}): "
+            "pip install -e '.[mmseg]' plus mmcv (README, 'mmsegmentation')") from None
+    config = Path(mmseg.__file__).parent / ".mim" / "configs" / DEFAULT_MMSEG_CONFIG
+    if not config.is_file():
+        raise SegmenterError(f"--segmenter default: this mmsegmentation ({mmseg.__version__}) has no {config}; install "
+                             "mmsegmentation 1.2 (pip install -e '.[mmseg]'), or name the config with mmseg:CONFIG:CKPT")
+    try:
+        weights = resolve(MMSEG_DEEPLABV3_R18)
+    except WeightsMissing as exc:
+        raise SegmenterError(f"--segmenter default: {exc.one_line}") from None
+    if not weights.verified:
+        raise SegmenterError(f"--segmenter default: {weights.path} is not the published file (sha256 "
+                             f"{weights.sha256[:12]}, expected {MMSEG_DEEPLABV3_R18.expected}); replace it with "
+                             f"{MMSEG_DEEPLABV3_R18.url}, or name your own file with mmseg:CONFIG:CKPT")
+    return MmsegSegmenter(config, weights.path, device)
+
+
 SEGMENTERS: Registry[ModelSpec] = Registry("segmenter")
 SEGMENTERS.add("torchvision", ModelSpec("torchvision:ARCH:CHECKPOINT", TorchvisionSegmenter, path_args=(1,)), __name__)
 SEGMENTERS.add("segformer", ModelSpec("segformer:DIR", SegformerSegmenter, path_args=(0,)), __name__)
 SEGMENTERS.add("mmseg", ModelSpec("mmseg:CONFIG:CHECKPOINT", lambda config, ckpt, device, size: MmsegSegmenter(
     config, ckpt, device), path_args=(0, 1)), __name__)  # mmseg runs its config's own test resolution
+SEGMENTERS.add("default", ModelSpec("default", default_segmenter), __name__)
 SPEC_HELP = " or ".join(SEGMENTERS[k].usage for k in SEGMENTERS)
 
 
