@@ -57,12 +57,14 @@ class Scorer:
         self.preset = preset
         self._inception = None
         self._dinov2 = None
+        self._cleanfid = None
         self._lpips = None
         self._segmenter = None
         self._synthseg = None
         self._detector = None
         self._reference: torch.Tensor | None = None
         self._dino_reference: torch.Tensor | None = None
+        self._clean_reference: torch.Tensor | None = None
         self._seg_reference: torch.Tensor | None = None
         self._twin_objects: list[set[int]] | None = None
         self.skipped: dict[str, WeightsMissing] = {}
@@ -90,6 +92,11 @@ class Scorer:
         from bench.metrics.dinov2 import DinoV2Extractor
 
         return self._model("dinov2", DinoV2Extractor)
+
+    def cleanfid(self):
+        from bench.metrics.clean_fid import CleanFidExtractor
+
+        return self._model("cleanfid", CleanFidExtractor)
 
     def lpips(self):
         from bench.metrics.lpips_metric import LpipsAlex
@@ -308,6 +315,27 @@ def dinov2_distance(scorer: Scorer, translated: Sequence[Path], names: list[str]
     feats = extract_features(translated, ext, scorer.batch_size, desc="DINOv2 features")
     ci, _ = bootstrap_fid_kid_ci(feats, scorer._dino_reference)
     rec("fd-dinov2", fid_from_features(feats, scorer._dino_reference), *ci, extractor=ext.weights.label)
+
+
+def clean_fid_metrics(scorer: Scorer, translated: Sequence[Path], names: list[str], rec) -> None:
+    """fid-clean and kid-clean through the clean-fid package, when it and its weights are present."""
+    from bench.metrics.clean_fid import PACKAGE_MISSING, clean_fid, clean_kid, package_available
+    from bench.metrics.fid_kid import bootstrap_fid_kid_ci
+
+    ext = scorer.cleanfid() if package_available() else None
+    if ext is None:
+        why = PACKAGE_MISSING if not package_available() else scorer.skipped["cleanfid"].one_line
+        for m in names:
+            rec(m, math.nan, note=why)
+        return
+    if scorer._clean_reference is None:
+        scorer._clean_reference = ext.features(scorer.files.test_b, scorer.batch_size)
+    feats = ext.features(translated, scorer.batch_size)
+    fid_ci, kid_ci = bootstrap_fid_kid_ci(feats, scorer._clean_reference)
+    if "fid-clean" in names:
+        rec("fid-clean", clean_fid(feats, scorer._clean_reference), *fid_ci, extractor=ext.weights.label)
+    if "kid-clean" in names:
+        rec("kid-clean", clean_kid(feats, scorer._clean_reference), *kid_ci, extractor=ext.weights.label)
 
 
 def paired_metrics(scorer: Scorer, translated: Sequence[Path], names: list[str], rec) -> None:

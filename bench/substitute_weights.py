@@ -13,7 +13,7 @@ from unittest import mock
 
 import torch
 
-from bench.weights import ALEXNET, DINOV2_VITL14, INCEPTION_V3
+from bench.weights import ALEXNET, CLEANFID_INCEPTION, DINOV2_VITL14, INCEPTION_V3
 
 
 def kaiming_reinit(module: torch.nn.Module, seed: int) -> None:
@@ -27,8 +27,24 @@ def kaiming_reinit(module: torch.nn.Module, seed: int) -> None:
                     m.bias.zero_()
 
 
+class _CleanFidInception(torch.nn.Module):
+    """What clean-fid's ``InceptionV3W`` calls on NVIDIA's TorchScript file: ``layers`` (299 x 299 input scaled to
+    [-1, 1] -> N x 2048 x 1 x 1) and ``forward(x, return_features)`` on 0..255 input of any size."""
+
+    def __init__(self, layers: torch.nn.Module) -> None:
+        super().__init__()
+        self.layers = layers
+        # NVIDIA publishes no hash of the real file, so this one says what it is (CleanFidExtractor reads it).
+        self.substitute = True
+
+    def forward(self, x: torch.Tensor, return_features: bool = False) -> torch.Tensor:
+        x = torch.nn.functional.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
+        return torch.flatten(self.layers((x - 128) / 128), 1)
+
+
 def make_substitute_weights(folder: Path) -> Path:
-    """Write substitute Inception-v3 (torch-fidelity layout), AlexNet and DINOv2 files under their published names.
+    """Write substitute Inception-v3 (torch-fidelity layout and clean-fid's TorchScript), AlexNet and DINOv2 files
+    under their published names.
 
     The DINOv2 file is a small ViT (width 128, 2 blocks) in the official key layout: a random ViT-L/14
     would be 1.2 GB, and the loader reads the sizes off the state dict anyway.
@@ -45,6 +61,12 @@ def make_substitute_weights(folder: Path) -> Path:
         net = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
     kaiming_reinit(net, 0)
     torch.save(net.state_dict(), folder / INCEPTION_V3.filename)
+    from bench.metrics.fid_kid import _BLOCKS
+
+    trunk = torch.nn.Sequential(*(getattr(net, name) for name in _BLOCKS)).eval()
+    with torch.no_grad():
+        traced = torch.jit.trace(trunk, torch.zeros(1, 3, 299, 299))
+    torch.jit.save(torch.jit.script(_CleanFidInception(traced)), str(folder / CLEANFID_INCEPTION.filename))
     alex = alexnet(weights=None)
     kaiming_reinit(alex, 1)
     torch.save(alex.state_dict(), folder / ALEXNET.filename)

@@ -104,7 +104,10 @@ def test_run_options_change_behaviour(tmp_path):
     assert img.shape == (48, 96, 3)
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["config"]["size"] == [48, 96] and manifest["device"] == "cpu"
-    assert "LPIPS skipped: weights file alexnet" in (run_dir / "tables" / "summary.md").read_text()  # offline: the reason
+    table = (run_dir / "tables" / "summary.md").read_text()  # offline: each skipped metric with the reason
+    assert "LPIPS skipped: weights file alexnet" in table
+    assert "FID (clean), KID (clean) skipped: weights file inception-2015-12-05.pt" in table and \
+        "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/inception-2015-12-05.pt" in table
     res = CliRunner().invoke(main, ["run", "--preset", "smoke", "--methods", "identity", "--suite", "synthetic-fog",
                                     "--size", "48x96", "--name", "mine", "--out", str(out), "--seeds", "3"])
     assert "reused 1 finished cell" in res.output

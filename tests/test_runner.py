@@ -105,6 +105,23 @@ def test_runner_numbers_equal_direct_reference_calls(smoke_run, smoke_suite):
     )
     assert records[("gamma", "fid")].value == pytest.approx(ref["frechet_inception_distance"], rel=1e-4)
     assert records[("gamma", "kid")].value == pytest.approx(ref["kernel_inception_distance_mean"], rel=1e-4)
+    # fid-clean / kid-clean: the clean-fid package on the same two folders, loading the test file itself.
+    import cleanfid.fid
+    from cleanfid.inception_torchscript import InceptionV3W
+
+    model = InceptionV3W(str(weights_dir), download=False).eval()
+    kw = dict(mode="clean", num_workers=0, device=torch.device("cpu"), verbose=False, use_dataparallel=False)
+    build, cleanfid.fid.build_feature_extractor = cleanfid.fid.build_feature_extractor, lambda *a, **k: model
+    try:
+        clean = cleanfid.fid.compute_fid(str(trans), str(smoke_suite.root / "testB"), **kw)
+        np.random.seed(0)
+        clean_kid = cleanfid.fid.compute_kid(str(trans), str(smoke_suite.root / "testB"), **kw)
+    finally:
+        cleanfid.fid.build_feature_extractor = build
+    r = records[("gamma", "fid-clean")]
+    assert r.value == pytest.approx(clean, rel=1e-6) and r.ci_low <= r.value <= r.ci_high and "SUBSTITUTE" in r.extractor
+    assert records[("gamma", "kid-clean")].value == pytest.approx(clean_kid, rel=1e-6)
+    assert r.value != pytest.approx(records[("gamma", "fid")].value, rel=1e-3)  # another resize, another number
 
     os.environ["TORCH_HOME"], old = str(torch_home), os.environ["TORCH_HOME"]
     try:

@@ -81,6 +81,7 @@ _PAIRED = "bench.scoring:paired_metrics"
 _SEGMENTATION = "bench.scoring:segmentation_metrics"
 _DETECTION = "bench.scoring:detection_metrics"
 _DINOV2 = "bench.scoring:dinov2_distance"
+_CLEAN_FID = "bench.scoring:clean_fid_metrics"
 
 for _m in (
     MetricInfo(
@@ -107,6 +108,22 @@ for _m in (
         higher_is_better=False,
         compute=_DINOV2,
         label="FD-DINOv2",
+    ),
+    MetricInfo(
+        "fid-clean",
+        "FID as the clean-fid package computes it (anti-aliased PIL bicubic resize to 299, NVIDIA's TorchScript "
+        "Inception-v3), translations vs. the target domain's test images; computed when its weights are present",
+        higher_is_better=False,
+        compute=_CLEAN_FID,
+        label="FID (clean)",
+    ),
+    MetricInfo(
+        "kid-clean",
+        "KID as the clean-fid package computes it (100 subsets of min(1000, N), numpy seed 0), same features as "
+        "fid-clean",
+        higher_is_better=False,
+        compute=_CLEAN_FID,
+        label="KID (clean)",
     ),
     MetricInfo(
         "lpips",

@@ -133,12 +133,30 @@ def extract_features(
     """
     if len(files) == 0:
         raise ValueError("cannot compute features of an empty image list")
-    key = hashlib.sha256(f"{extractor.id}|{files_digest(files)}".encode()).hexdigest()[:32]
+    if not use_cache:
+        return _extract(files, extractor, batch_size, num_workers, desc)
+    return cached_features(extractor.id, files, lambda: _extract(files, extractor, batch_size, num_workers, desc))
+
+
+def cached_features(extractor_id: str, files: Sequence[Path], compute) -> torch.Tensor:
+    """``compute()``'s N x D features of ``files``, kept under the cache folder by extractor id and file contents."""
+    key = hashlib.sha256(f"{extractor_id}|{files_digest(files)}".encode()).hexdigest()[:32]
     path = cache_dir("features") / f"{key}.safetensors"
-    if use_cache and path.is_file():
+    if path.is_file():
         from safetensors.torch import load_file
 
         return load_file(str(path))["features"]
+    feats = compute().to(torch.float32)
+    from safetensors.torch import save
+
+    from bench.atomic import atomic_write_bytes
+
+    atomic_write_bytes(path, save({"features": feats.contiguous()}))
+    return feats
+
+
+def _extract(files: Sequence[Path], extractor: InceptionExtractor, batch_size: int, num_workers: int | None,
+             desc: str) -> torch.Tensor:
     chunks = [list(files[i:i + batch_size]) for i in range(0, len(files), batch_size)]
     with ThreadPoolExecutor(num_workers or os.cpu_count() or 1) as decoders, ThreadPoolExecutor(1) as ahead:
 
@@ -159,14 +177,7 @@ def extract_features(
             # Images of several sizes go one at a time: the network resizes each to its input size on its own, as
             # torch-fidelity resizes every image, so the features do not depend on the company an image keeps.
             out.append(extractor(batch) if isinstance(batch, torch.Tensor) else torch.cat([extractor(im[None]) for im in batch]))
-    feats = torch.cat(out).to(torch.float32)
-    if use_cache:
-        from safetensors.torch import save
-
-        from bench.atomic import atomic_write_bytes
-
-        atomic_write_bytes(path, save({"features": feats.contiguous()}))
-    return feats
+    return torch.cat(out).to(torch.float32)
 
 
 def fid_from_features(f1: torch.Tensor, f2: torch.Tensor) -> float:

@@ -8,7 +8,7 @@ from bench.metrics import METRICS
 from bench.report.frames import aggregate_frame, records_frame
 from bench.results import REFERENCE_ROW, MetricRecord
 
-DECIMALS = {"fid": 2, "kid": 4, "fd-dinov2": 2, "lpips": 4, "psnr": 2, "ssim": 4, "sift": 2, "miou": 2, "map": 2, "ap50": 2, "hallucinated": 1, "removed": 1, "fd-synthseg": 3}
+DECIMALS = {"fid": 2, "kid": 4, "fd-dinov2": 2, "fid-clean": 2, "kid-clean": 4, "lpips": 4, "psnr": 2, "ssim": 4, "sift": 2, "miou": 2, "map": 2, "ap50": 2, "hallucinated": 1, "removed": 1, "fd-synthseg": 3}
 LOWER_BOUND = "identity"  # the raw adverse input
 GAP_METRICS = {"miou": "mIoU", "map": "mAP"}  # one downstream headline metric per task
 
@@ -87,7 +87,8 @@ FID_DIM = 2048  # Inception's pool features
 
 def fid_size_note(records: list[MetricRecord]) -> str | None:
     """A note when FID was computed on fewer images than its feature dimension (the covariance is then singular)."""
-    sizes = sorted({r.n for r in records if r.metric == "fid" and not math.isnan(r.value) and r.n < FID_DIM})
+    sizes = sorted({r.n for r in records if r.metric in ("fid", "fid-clean") and not math.isnan(r.value)
+                    and r.n < FID_DIM})
     if not sizes:
         return None
     return (f"FID on {', '.join(map(str, sizes))} images, fewer than its {FID_DIM} feature dimensions: the covariance "

@@ -79,7 +79,7 @@ class ACDCSuite(prepared.ListedSuite):
 
 SUITES = tuple(
     ACDCSuite(name=f"acdc-{c}", description=f"ACDC {c} -> its normal-condition references (val split for testing)",
-              condition=c, metrics=("fid", "kid", "fd-dinov2", "miou"),
+              condition=c, metrics=("fid", "kid", "fd-dinov2", "fid-clean", "kid-clean", "miou"),
               default_methods=("identity", "gamma", "clahe", "histmatch"), needs_data_root=True, presets=prepared.PRESETS)
     for c in CONDITIONS
 )

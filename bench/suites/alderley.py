@@ -157,7 +157,7 @@ def _check_night_is_darker(night: dict[int, Path], day: dict[int, Path]) -> None
 
 SUITES = (
     AlderleySuite(name="alderley", description="Alderley rainy night -> day (ForkGAN split, ground-truth matches)",
-                  condition="night", metrics=("fid", "kid", "fd-dinov2", "sift"),
+                  condition="night", metrics=("fid", "kid", "fd-dinov2", "fid-clean", "kid-clean", "sift"),
                   default_methods=("identity", "gamma", "clahe", "histmatch"), needs_data_root=True,
                   presets=prepared.PRESETS),
 )

@@ -195,7 +195,7 @@ class BDD100KSuite(Suite):
         return ", ".join(f"{k} {'/'.join(sorted(v))}" for k, v in rule.items())
 
 
-_METRICS = ("fid", "kid", "fd-dinov2", "map", "ap50", "hallucinated", "removed")
+_METRICS = ("fid", "kid", "fd-dinov2", "fid-clean", "kid-clean", "map", "ap50", "hallucinated", "removed")
 _DEFAULT_METHODS = ("identity", "gamma", "clahe", "histmatch")
 
 
@@ -205,7 +205,7 @@ SUITES = (
                  presets=prepared.PRESETS, adverse={"timeofday": {"night"}}, normal={"timeofday": {"daytime"}}),
     BDD100KSuite(name="bdd100k-night-seg", description="BDD100K night -> daytime, tested on the 10K segmentation "
                  "images whose labels say night (mIoU)", condition="night",
-                 metrics=("fid", "kid", "fd-dinov2", "miou"), default_methods=_DEFAULT_METHODS, needs_data_root=True,
+                 metrics=("fid", "kid", "fd-dinov2", "fid-clean", "kid-clean", "miou"), default_methods=_DEFAULT_METHODS, needs_data_root=True,
                  presets=prepared.PRESETS, adverse={"timeofday": {"night"}}, normal={"timeofday": {"daytime"}},
                  segmentation=True),
     BDD100KSuite(name="bdd100k-rain", description="BDD100K rainy -> clear, both in daytime (val split for testing)",

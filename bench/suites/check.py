@@ -70,7 +70,7 @@ def check_suite(name: str, data_root: Path | None) -> list[str]:
         if not paths or len(bad) == len(paths):
             problems.append(f"  {key} is empty: the suite cannot run")
     lines.append("  image sizes: " + (", ".join(f"{s} x{n}" for s, n in sizes.most_common(5)) or "none"))
-    computable = ["fid", "kid", "fd-dinov2"]
+    computable = ["fid", "kid", "fd-dinov2", "fid-clean", "kid-clean"]
     why_not = {}
     if n_boxes:
         computable += ["map", "ap50", "hallucinated", "removed"]

@@ -87,7 +87,7 @@ class DarkZurichSuite(prepared.ListedSuite):
 
 SUITES = (
     DarkZurichSuite(name="dark-zurich", description="Dark Zurich night -> day (val: labelled night, GPS-matched day)",
-                    condition="night", metrics=("fid", "kid", "fd-dinov2", "sift", "miou"),
+                    condition="night", metrics=("fid", "kid", "fd-dinov2", "fid-clean", "kid-clean", "sift", "miou"),
                     default_methods=("identity", "gamma", "clahe", "histmatch"), needs_data_root=True,
                     presets=PRESETS),
 )

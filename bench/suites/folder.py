@@ -61,7 +61,7 @@ def folder_suite(path: str) -> FolderSuite:
         name=f"folder:{path}",
         description="user data in the trainA/trainB/testA/testB layout",
         condition="adverse",
-        metrics=("fid", "kid", "fd-dinov2", "miou"),
+        metrics=("fid", "kid", "fd-dinov2", "fid-clean", "kid-clean", "miou"),
         default_methods=("identity", "gamma", "clahe", "histmatch"),
         path=Path(path).expanduser(),
     )
