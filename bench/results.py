@@ -113,7 +113,7 @@ def git_commit() -> str | None:
 def versions() -> dict[str, str]:
     out = {"python": sys.version.split()[0], "platform": platform.platform()}
     # pillow decodes and resizes, scipy takes FID's matrix square root: both can move a number.
-    for pkg in ("augan-bench", "torch", "torchvision", "torch-fidelity", "lpips", "numpy", "scipy", "pillow",
+    for pkg in ("augan-bench", "torch", "torchvision", "torch-fidelity", "clean-fid", "lpips", "numpy", "scipy", "pillow",
                 "opencv-python-headless", "pandas"):
         try:
             out[pkg] = metadata.version(pkg)

@@ -50,12 +50,19 @@ class RunResults:
     @property
     def methods(self) -> list[str]:
         """Identity first, the compared methods in the order they were run, the upper bound last."""
-        asked = [m for m in self.manifest.config.get("methods", []) if m != "all"]
+        asked = [m for m in self.manifest.config.get("methods", []) if m != "all"] or self._default_methods()
         order = asked + sorted(r.method for r in self.records)
         seen = [m for m in dict.fromkeys(order) if any(r.method == m for r in self.records)]
         head = [m for m in seen if m == "identity"]
         tail = [m for m in seen if m == REFERENCE_ROW]
         return head + [m for m in seen if m not in ("identity", REFERENCE_ROW)] + tail
+
+    def _default_methods(self) -> list[str]:
+        """The suite's default methods, in their order (what a run that named none ran)."""
+        from bench.suites import SUITES
+
+        suite = SUITES.get(self.suite)
+        return list(suite.default_methods) if suite is not None else []
 
     def metrics(self, headline_only: bool = True) -> list[str]:
         """Metric names present, in the registry's order; per-class entries (``iou/car``) unless headline_only."""

@@ -86,7 +86,7 @@ def check_suite(name: str, data_root: Path | None) -> list[str]:
         if m not in computable:
             why_not[m] = "no pixel-aligned day references in this suite" if m != "sift" else "no matched day frames"
     lines.append("metrics it can compute: " + ", ".join(computable)
-                 + " (FID/KID/fd-dinov2 with their weights: `bench weights check`)")
+                 + " (FID/KID/fd-dinov2/fid-clean/kid-clean with their weights: `bench weights check`)")
     lines += [f"  not {m}: {why}" for m, why in why_not.items() if m in METRICS]
     lines.append("problems:" if problems else "problems: none found")
     return lines + problems
