@@ -55,7 +55,9 @@ class AUGANConfig(Schedule):
 
 
 PRESETS: dict[str, AUGANConfig] = {
-    "paper": AUGANConfig(),
+    # The official loader stretches each training image to 0..255 before its anti-aliased resize (scipy.misc.imresize
+    # on a float image); the small presets keep images as they are.
+    "paper": AUGANConfig(stretch_input=True),
     # Small widths, native-resolution 64x128 crops: the synthetic suite trains in minutes on 2 cores.
     "quick": AUGANConfig(ngf=16, ndf=16, batch_size=4, load_size=None, fine_size=64, epochs=6, epoch_decay=3,
                          max_steps=500, checkpoint_every=100, log_every=10),

@@ -363,15 +363,19 @@ def translate(method, checkpoint, input_dir, output_dir, save_uncertainty, devic
     Example:
       bench translate --method augan --checkpoint ckpt.safetensors --input night/ --output day/ --save-uncertainty
     """
-    from bench.data.io import list_images
-    from bench.runner import RunError, resolve_device, translate_folder
+    from bench.data.io import list_images, refuse_output_name_clashes
+    from bench.runner import RunError, claim_output_folder, resolve_device, translate_folder
     from bench.translator import load_translator
+    from bench.weights import file_sha256
 
     dev = resolve_device(device)
     translator = load_translator(method, checkpoint, dev)  # the checkpoint, not a preset, decides the architecture
     inputs = list_images(input_dir)
     if not inputs:
         raise RunError(f"{input_dir} holds no images")
+    refuse_output_name_clashes(inputs)
+    claim_output_folder(output_dir, {"method": method, "checkpoint_sha256": file_sha256(Path(checkpoint)),
+                                     "style_samples": str(style_samples)})
     if save_uncertainty and not hasattr(translator, "uncertainty"):
         raise RunError(f"method {method!r} has no uncertainty map")
     if style_samples > 1:

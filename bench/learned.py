@@ -15,6 +15,7 @@ this loop does the rest, the same way for all of them, so their schedules and ch
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -49,6 +50,14 @@ def atomic_torch_save(obj, path: Path) -> None:
     try:
         torch.save(obj, tmp)
         os.replace(tmp, path)
+    except RuntimeError as exc:
+        tmp.unlink(missing_ok=True)
+        # torch's zip writer reports a full disk as "PytorchStreamWriter failed writing file ...": say it as the
+        # OSError it is, so the command line gives its out-of-space message (the previous file is untouched).
+        if "failed writing" in str(exc) or "file write failed" in str(exc):
+            raise OSError(errno.ENOSPC, f"cannot write {path} ({str(exc).splitlines()[0]}); the disk is probably "
+                                        "full", str(path)) from None
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
@@ -61,6 +70,32 @@ def encode_text(text: str) -> torch.Tensor:
 
 def decode_text(t: torch.Tensor) -> str:
     return bytes(t.to(torch.uint8).tolist()).decode()
+
+
+_NORM_STATISTICS = ("running_mean", "running_var", "num_batches_tracked")
+
+
+def without_instance_norm_statistics(module: torch.nn.Module, sub: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """An authors' file from the PyTorch 0.3 era stores running statistics for InstanceNorm layers, which have none
+    since 0.4; drop exactly those, as the authors' own test scripts do when they convert old files."""
+    norms = {name for name, m in module.named_modules()
+             if isinstance(m, torch.nn.modules.instancenorm._InstanceNorm) and not m.track_running_stats}
+    return {k: v for k, v in sub.items()
+            if not (k.rsplit(".", 1)[-1] in _NORM_STATISTICS and k.rsplit(".", 1)[0] in norms)}
+
+
+def checkpoint_hint(keys) -> str:
+    """The likely cause of a mismatch, read off the keys a file has that the model does not expect."""
+    keys = list(keys)
+    if any(k.endswith(".filt") for k in keys):
+        return (". Its anti-aliased sampling layers ('.filt' buffers) say it comes from the CUT repository, whose "
+                "cycle_gan and cut models sample with anti-aliasing by default: load its generator with --method cut "
+                "(the same ResNet generator), or retrain there with --no_antialias --no_antialias_up for --method "
+                "cyclegan")
+    if keys and all(k.rsplit(".", 1)[-1] in _NORM_STATISTICS for k in keys):
+        return (". The extra keys are normalisation statistics: the file was trained with another norm layer (e.g. "
+                "BatchNorm where this method uses InstanceNorm)")
+    return ""
 
 
 def strip_wrapper_prefixes(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -116,6 +151,7 @@ class Schedule(JsonConfig):
     epoch_decay: int = 100  # constant learning rate for this many epochs, then linear to 0
     batch_size: int = 1
     load_size: int | None = 286  # resize to load x 2*load, then random crop fine x 2*fine; None: native scale
+    stretch_input: bool = False  # the TF loaders' scipy.misc.imresize: each image stretched to 0..255 first
     fine_size: int = 256
     max_steps: int | None = None  # stop after this many steps (None: the epochs decide)
     checkpoint_every: int = 500
@@ -185,6 +221,7 @@ class LearnedTranslator:
     def configure_from_state(self, state: dict[str, torch.Tensor]) -> None:
         """Adopt the checkpoint's architecture (for ``bench translate``, where no preset is implied)."""
         state = strip_wrapper_prefixes(state)
+        self._refuse_another_method(state)
         if META_CONFIG in state:
             self.config = type(self.config).from_json(decode_text(state[META_CONFIG]))
         else:
@@ -195,22 +232,45 @@ class LearnedTranslator:
         state = strip_wrapper_prefixes(state)
         official = None if META_METHOD in state else self.official_state(state)
         if official is None:
-            if META_METHOD not in state or decode_text(state[META_METHOD]) != self.METHOD:
-                raise CheckpointMismatch(f"not {self.KIND} checkpoint (no {self.KIND.split()[-1]} metadata; "
-                                         f"first keys: {', '.join(list(state)[:3])})")
+            self._refuse_another_method(state)
+            if META_METHOD not in state:
+                raise CheckpointMismatch(f"not {self.KIND} checkpoint (no {self.KIND.split()[-1]} metadata, and not "
+                                         f"in the authors' layout; first keys: {', '.join(list(state)[:3])})"
+                                         + checkpoint_hint(state))
             mismatch = self.config.architecture_mismatch(type(self.config).from_json(decode_text(state[META_CONFIG])))
             if mismatch:
                 raise CheckpointMismatch(f"{self.KIND.split()[-1]} checkpoint does not fit this model: "
                                          f"{'; '.join(mismatch)}")
         source = official if official is not None else state
+        for prefix, attr in self.CHECKPOINT_NETS.items():
+            sub = {k[len(prefix) + 1:]: v for k, v in source.items() if k.startswith(prefix + ".")}
+            if sub or official is None:  # an authors' file may hold one network only (CycleGAN's G_A)
+                module = getattr(self, attr)
+                if official is not None:
+                    sub = without_instance_norm_statistics(module, sub)
+                self._load_network(module, sub, prefix)
+
+    def _refuse_another_method(self, state: dict[str, torch.Tensor]) -> None:
+        maker = decode_text(state[META_METHOD]) if META_METHOD in state else None
+        if maker is not None and maker != self.METHOD:
+            raise CheckpointMismatch(f"not {self.KIND} checkpoint: it was written by method {maker!r}; use "
+                                     f"--method {maker}")
+
+    def _load_network(self, module: torch.nn.Module, sub: dict[str, torch.Tensor], prefix: str) -> None:
+        """Load one network strictly; a mismatch names the first missing, unexpected and misshapen keys."""
         try:
-            for prefix, attr in self.CHECKPOINT_NETS.items():
-                sub = {k[len(prefix) + 1:]: v for k, v in source.items() if k.startswith(prefix + ".")}
-                if sub or official is None:  # an authors' file may hold one network only (CycleGAN's G_A)
-                    getattr(self, attr).load_state_dict(sub)
-        except RuntimeError as exc:
+            missing, unexpected = module.load_state_dict(sub, strict=False)
+        except RuntimeError as exc:  # shapes: torch lists every "size mismatch for KEY: ..." on its own line
+            sizes = [ln.strip() for ln in str(exc).splitlines() if "size mismatch" in ln]
             raise CheckpointMismatch(f"{self.KIND.split()[-1]} weights do not fit this configuration "
-                                     f"({self.config.to_json()[:120]}...): {str(exc).splitlines()[0]}") from None
+                                     f"({self.config.to_json()[:120]}...): "
+                                     + ("; ".join(sizes[:3]) + (f" (and {len(sizes) - 3} more)" if len(sizes) > 3 else "")
+                                        if sizes else str(exc).splitlines()[0])) from None
+        if missing or unexpected:
+            parts = [f"{len(keys)} {what} key(s) in '{prefix}', e.g. {', '.join(keys[:3])}"
+                     for what, keys in (("missing", missing), ("unexpected", unexpected)) if keys]
+            raise CheckpointMismatch(f"{self.KIND.split()[-1]} weights do not fit this model: {'; '.join(parts)}"
+                                     + checkpoint_hint(dict.fromkeys(unexpected)))
 
     # ------------------------------------------------------------------ the loop
     def use_engine(self, engine: TrainEngine) -> None:
@@ -264,7 +324,7 @@ class LearnedTranslator:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         batches = UnpairedBatches(data.train_a, data.train_b, c.batch_size, c.load_size, c.fine_size, budget.seed,
-                                  ctx.rank, ctx.world)
+                                  ctx.rank, ctx.world, stretch=c.stretch_input)
         total = c.max_steps if c.max_steps is not None else batches.steps_per_epoch * c.epochs
         optimizers = self.setup_training(budget.seed + 1000 * ctx.rank)  # per-rank pools draw independently
         if ctx.enabled:

@@ -53,7 +53,7 @@ class ExportedFile:
 
 def decode(f: ExportedFile) -> np.ndarray:
     from bench.data.io import read_rgb
-    from bench.downstream.synthetic_segmenter import read_label
+    from bench.data.io import read_label
 
     return read_rgb(f.source) if f.kind == "image" else read_label(f.source)
 

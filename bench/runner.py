@@ -17,6 +17,8 @@ checkpoint and each translated image already on disk are reused. ``force`` redoe
 from __future__ import annotations
 
 import io
+import json
+import os
 import random
 import shutil
 import sys
@@ -30,7 +32,8 @@ import torch
 from tqdm import tqdm
 
 from bench.atomic import atomic_write_bytes, atomic_write_text
-from bench.data.io import read_rgb, to_tensor, to_uint8, write_png
+from bench.lock import run_folder_lock
+from bench.data.io import read_rgb, refuse_output_name_clashes, to_tensor, to_uint8, write_png
 from bench.launch import CellJobs, CellsFailed, LaunchConfig, launch_cells
 from bench.scoring import Scorer
 from bench.report.figures import image_grid
@@ -106,8 +109,19 @@ def resolve_device(device: str) -> str:
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
         raise RunError("--device cuda was asked for, but torch sees no CUDA GPU; use --device cpu or auto")
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise RunError(f"unknown device {device!r}; use auto, cpu or cuda")
+    if device.startswith("cuda:"):
+        index = device[len("cuda:"):]
+        if not index.isdigit():
+            raise RunError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N (N a GPU number)")
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise RunError(f"--device {device} was asked for, but torch sees no CUDA GPU; use --device cpu or auto")
+        if int(index) >= count:
+            raise RunError(f"--device {device} was asked for, but torch sees GPUs 0-{count - 1} (CUDA_VISIBLE_DEVICES="
+                           f"{os.environ.get('CUDA_VISIBLE_DEVICES', 'unset')}); use --device cuda:0..{count - 1}")
+        return device
+    if device not in ("cpu", "cuda"):
+        raise RunError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N")
     return device
 
 
@@ -136,7 +150,7 @@ def seed_everything(seed: int) -> None:
 def prepare_out(run_dir: Path) -> None:
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write-test"
+        probe = run_dir / f".write-test-{os.getpid()}"  # per process: cell jobs probe the same folder at once
         atomic_write_text(probe, "ok")
         probe.unlink()
     except OSError as exc:
@@ -186,6 +200,7 @@ def plan(cfg: RunConfig) -> RunPlan:
     files = suite.prepare(cfg.preset, cfg.data_root, cfg.size)
     for note in files.notes:  # counted skips in the data: reported, never silent
         tqdm.write(f"warning: {suite.name}: {note}", file=sys.stderr)
+    refuse_another_protocol(run_dir, cfg, [files.height, files.width])
     scorer = Scorer(suite.name, files, suite.metrics, device=device, batch_size=cfg.batch_size, preset=cfg.preset,
                     segmenter=cfg.segmenter, segmenter_size=cfg.segmenter_size, detector=cfg.detector)
     cells = []
@@ -194,6 +209,25 @@ def plan(cfg: RunConfig) -> RunPlan:
         cells += [(method, s) for s in seeds]
     return RunPlan(cfg, suite.name, files, scorer, methods, device, run_dir, cells,
                    resolved_method_configs(cfg, methods))
+
+
+def refuse_another_protocol(run_dir: Path, cfg: RunConfig, image_size: list[int]) -> None:
+    """A run folder's finished cells were made at one image size and preset; adding cells made at another would put
+    two protocols in one table under a manifest that names only one."""
+    try:
+        previous = read_manifest(run_dir / "manifest.json")
+    except (ValueError, FileNotFoundError):
+        return  # no (readable) record of what the folder was made with: it is rebuilt from the cells
+    if cfg.force or not any(run_dir.glob("cells/*/seed*/metrics.json")):
+        return
+    before = previous.image_size
+    if before and list(before) != list(image_size):
+        size = "x".join(map(str, image_size)) if all(image_size) else "native size"
+        raise RunError(f"{run_dir} holds cells made at {'x'.join(map(str, before))} images (its manifest.json); this run "
+                       f"asks for {size}. Give another --name for the new size, or --force to redo every cell")
+    if previous.preset and previous.preset != cfg.preset:
+        raise RunError(f"{run_dir} holds cells made at --preset {previous.preset}; this run asks for --preset "
+                       f"{cfg.preset}. Give another --name, or --force to redo every cell")
 
 
 def resolved_method_configs(cfg: RunConfig, methods: list[str]) -> dict[str, dict[str, Any]]:
@@ -251,6 +285,12 @@ def score_reference(p: RunPlan) -> None:
 
 def run(cfg: RunConfig) -> RunSummary:
     p = plan(cfg)
+    with run_folder_lock(p.run_dir):
+        return _run_locked(p)
+
+
+def _run_locked(p: RunPlan) -> RunSummary:
+    cfg = p.cfg
     summary = RunSummary(p.run_dir)
     started = time.time()
     todo = []
@@ -297,6 +337,34 @@ def fit_or_load(translator: Translator, files, cell: Path, budget: TrainBudget) 
     ctx.barrier()
 
 
+TRANSLATED_BY = ".translated-by.json"  # what wrote a `bench translate` output folder
+
+
+def claim_output_folder(out_dir: Path, maker: dict[str, str]) -> None:
+    """Let ``bench translate`` write into ``out_dir`` only if its images are this maker's (resume) or there are none.
+
+    Kept outputs count as translated, so a folder holding another checkpoint's (or anyone's) images would be
+    reported as this checkpoint's work.
+    """
+    out_dir = Path(out_dir)
+    marker = out_dir / TRANSLATED_BY
+    images = [p for p in out_dir.glob("*.png")] if out_dir.is_dir() else []
+    if marker.is_file():
+        try:
+            previous = json.loads(marker.read_text())
+        except ValueError:
+            previous = {}
+        if previous != maker and images:
+            said = ", ".join(f"{k} {v}" for k, v in previous.items()) or "an unreadable record"
+            raise RunError(f"{out_dir} holds {len(images)} translation(s) by {said}, not by {maker['method']} with "
+                           f"checkpoint sha256 {maker['checkpoint_sha256'][:12]}: give an empty --output folder, or "
+                           "delete those images first")
+    elif images:
+        raise RunError(f"{out_dir} already holds {len(images)} PNG image(s) that bench translate did not write (no "
+                       f"{TRANSLATED_BY}): they would be kept as if translated. Give an empty --output folder")
+    atomic_write_text(marker, json.dumps(maker, indent=1) + "\n")
+
+
 @torch.no_grad()
 def translate_folder(translator: Translator, inputs, out_dir: Path, device: str, batch_size: int,
                      uncertainty: bool = False) -> list[Path]:
@@ -305,6 +373,7 @@ def translate_folder(translator: Translator, inputs, out_dir: Path, device: str,
     With ``uncertainty`` the method's sigma map is also written, as ``<name>_sigma.npy`` (float32)
     and a ``<name>_sigma.png`` view scaled to each image's maximum.
     """
+    refuse_output_name_clashes(inputs)
     outputs = [out_dir / (Path(p).stem + ".png") for p in inputs]
     todo = [(p, o) for p, o in zip(inputs, outputs) if not o.is_file()]
     batch: list[tuple[Path, np.ndarray]] = []

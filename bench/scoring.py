@@ -191,7 +191,7 @@ def segmentation_metrics(scorer: Scorer, translated: Sequence[Path], names: list
     """mIoU and per-class IoU with the suite's segmenter; fd-synthseg from the same backbone pass."""
     import cv2
 
-    from bench.downstream.synthetic_segmenter import read_label
+    from bench.data.io import LabelError, read_label
     from bench.metrics.fid_kid import bootstrap_fid_kid_ci, fid_from_features
     from bench.metrics.segmentation import (
         CITYSCAPES_CLASSES,
@@ -206,7 +206,7 @@ def segmentation_metrics(scorer: Scorer, translated: Sequence[Path], names: list
     synth = scorer.synthseg() if want_fd else None
     labels = scorer.files.labels
     assert labels is not None
-    per_image, feats = [], []
+    per_image, feats, resized = [], [], 0
     for start in range(0, len(translated), scorer.batch_size):
         chunk = list(translated[start:start + scorer.batch_size])
         if synth is seg:  # one decode and one backbone pass give both
@@ -214,17 +214,26 @@ def segmentation_metrics(scorer: Scorer, translated: Sequence[Path], names: list
         else:
             preds = seg.predict(chunk)
             chunk_feats = synth.features(chunk) if synth is not None else None
-        for pred, lab in zip(preds, labels[start:start + scorer.batch_size]):
+        for pred, lab, image in zip(preds, labels[start:start + scorer.batch_size], chunk):
             gt = read_label(lab)
-            if pred.shape != gt.shape:  # e.g. 256x512 translations of 720x1280 labelled frames
-                pred = cv2.resize(pred, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_NEAREST)
+            if pred.shape != gt.shape:  # e.g. 256x512 translations of 720x1280 labelled frames: same scene, resized
+                (h, w), (gh, gw) = pred.shape, gt.shape
+                if abs(h * gw - w * gh) > 0.01 * w * gh:  # another aspect ratio: not the label of this image
+                    raise LabelError(f"{lab}: the label map is {gw}x{gh} but {Path(image).name} is {w}x{h}, another "
+                                     "aspect ratio, so it cannot be that image's label; check the pairing "
+                                     "(testA_labels/NAME.png labels testA/NAME.*) or re-export the labels at the "
+                                     "images' size")
+                pred = cv2.resize(pred, (gw, gh), interpolation=cv2.INTER_NEAREST)
+                resized += 1
             per_image.append(confusion(pred, gt))
         if chunk_feats is not None:
             feats.append(chunk_feats)
     cms = np.stack(per_image)
     cm = cms.sum(0)
     (lo, hi), class_cis = bootstrap_iou_cis(cms)
-    rec("miou", 100 * mean_iou(cm), 100 * lo, 100 * hi, extractor=seg.id)
+    note = (f"{resized} of {len(per_image)} label maps at another size than the translation (same aspect ratio): "
+            "predictions resized to the label, nearest neighbour") if resized else ""
+    rec("miou", 100 * mean_iou(cm), 100 * lo, 100 * hi, extractor=seg.id, note=note)
     # Per-class IoU of every class in the ground truth (a class only predicted still counts as 0 in the mean).
     for cls, iou in enumerate(iou_per_class(cm)):
         if cm[cls].sum() > 0:

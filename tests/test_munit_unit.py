@@ -115,3 +115,28 @@ def test_smoke_training_lowers_reconstruction(name, smoke_suite, tmp_path):
     log = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
     for key in ("recon_x", "g_total"):
         assert sum(r[key] for r in log[-10:]) < sum(r[key] for r in log[:10]), key
+
+
+@pytest.mark.parametrize("cls", [MUNIT, UNIT])
+def test_pytorch_03_era_files_with_instance_norm_statistics_load(cls, tmp_path):
+    """Files saved by PyTorch 0.3 hold running_mean/running_var for every InstanceNorm (0.4 dropped them); the
+    authors' test script deletes exactly those keys before loading. So do we; AdaIN's own buffers stay."""
+    from bench.checkpoints import load_tensor_dict
+
+    torch.manual_seed(0)
+    src = cls("smoke")
+    old = {}
+    for name in ("a", "b"):
+        gen = getattr(src, f"gen_{name}")
+        state = dict(gen.state_dict())
+        norms = [n for n, m in gen.named_modules() if isinstance(m, torch.nn.InstanceNorm2d)]
+        assert norms
+        for n in norms:
+            c = dict(gen.named_modules())[n].num_features
+            state[f"{n}.running_mean"], state[f"{n}.running_var"] = torch.zeros(c), torch.ones(c)
+        old[name] = state
+    torch.save(old, tmp_path / "gen_00100000.pt")
+    loaded = cls("smoke")
+    loaded.load_state_dict(load_tensor_dict(tmp_path / "gen_00100000.pt"))
+    x = torch.rand(1, 3, 32, 48)
+    assert torch.equal(loaded.translate(x), src.translate(x))

@@ -38,7 +38,7 @@ def test_run_writes_the_documented_layout(smoke_run):
         assert next(csv.reader(fh)) == COLUMNS
     records = read_metrics_csv(d / "metrics.csv")
     assert {r.method for r in records} == set(METHODS) | {"day-twin"}
-    main = {"fid", "kid", "fd-dinov2", "lpips", "psnr", "ssim", "sift", "miou", "map", "ap50", "hallucinated", "removed",
+    main = {"fid", "kid", "fd-dinov2", "fid-clean", "kid-clean", "lpips", "psnr", "ssim", "sift", "miou", "map", "ap50", "hallucinated", "removed",
             "fd-synthseg"}
     for method in METHODS:
         found = {r.metric for r in records if r.method == method}

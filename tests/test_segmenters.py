@@ -159,7 +159,7 @@ def test_run_scores_miou_with_a_pretrained_segmenter_on_a_folder_suite(tmp_path,
     from click.testing import CliRunner
 
     from bench.cli import main
-    from bench.downstream.synthetic_segmenter import read_label
+    from bench.data.io import read_label
     from bench.metrics.segmentation import confusion, mean_iou
     from bench.results import read_metrics_csv
 
@@ -180,10 +180,32 @@ def test_run_scores_miou_with_a_pretrained_segmenter_on_a_folder_suite(tmp_path,
     assert rec["miou"].value == pytest.approx(100 * mean_iou(cm), abs=1e-9)
     assert rec["miou"].extractor.startswith("torchvision-lraspp")
     assert json.loads((run_dir / "manifest.json").read_text())["config"]["segmenter"] == spec
+    from PIL import Image
+
+    def run_again(name):
+        return cli.invoke(main, ["run", "--suite", f"folder:{data}", "--methods", "identity", "--preset", "smoke",
+                                 "--out", str(tmp_path / name), "--segmenter", spec, "--device", "cpu"])
+
+    label = data / "testA_labels" / tests[0].name
+    good = np.array(Image.open(label))
+    # A label at twice its image's size (same aspect) is scored against a resized prediction, and the table says so.
+    Image.fromarray(np.kron(good, np.ones((2, 2), dtype=np.uint8))).save(label)
+    res = run_again("twice")
+    assert res.exit_code == 0, res.output
+    note = next(r.note for r in read_metrics_csv(next((tmp_path / "twice").glob("*/smoke")) / "metrics.csv")
+                if r.metric == "miou")
+    assert note.startswith("1 of 3 label maps at another size than the translation (same aspect ratio)")
+    # Another aspect ratio: not this image's label. An RGB label, or Cityscapes labelIds (0-33): wrong numbers.
+    for bad, says in ((good[:, :40], "another aspect ratio"),
+                      (np.stack([good] * 3, axis=-1), "a RGB image, not a label map"),
+                      (np.where(good == 255, 33, good + 7).astype(np.uint8), "looks like a Cityscapes labelIds map")):
+        Image.fromarray(bad).save(label)
+        res = run_again("bad")
+        assert res.exit_code == 2 and says in res.output and str(label) in res.output, res.output
+        assert "Traceback" not in res.output
     # A partial label folder is an error naming the missing file.
-    (data / "testA_labels" / tests[0].name).unlink()
-    res = cli.invoke(main, ["run", "--suite", f"folder:{data}", "--methods", "identity", "--preset", "smoke",
-                            "--out", str(tmp_path / "out2"), "--segmenter", spec])
+    label.unlink()
+    res = run_again("out2")
     assert res.exit_code == 2 and tests[0].name in res.output
 
 

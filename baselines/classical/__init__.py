@@ -41,7 +41,19 @@ class _PerImage:
         return {}
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        pass
+        self._check(state)
+
+    def _check(self, state: dict[str, torch.Tensor], keys: tuple[str, ...] = ()) -> None:
+        """A classical checkpoint holds exactly ``keys``; another method's file is refused, naming that method."""
+        if set(state) == set(keys):
+            return
+        from bench.learned import META_METHOD, CheckpointMismatch, decode_text
+
+        maker = decode_text(state[META_METHOD]) if META_METHOD in state else None
+        held = f"a {maker} checkpoint" if maker else f"{len(state)} tensor(s) ({', '.join(list(state)[:3]) or 'none'})"
+        wants = ", ".join(keys) or "nothing (its saved state is empty)"
+        raise CheckpointMismatch(f"not a {self.name} checkpoint: it holds {held}, and {self.name} keeps {wants}"
+                                 + (f"; use --method {maker}" if maker else ""))
 
 
 def _histograms(files, channels: bool) -> np.ndarray:
@@ -97,6 +109,7 @@ class Gamma(_PerImage):
         return {"gamma": torch.tensor(self.gamma, dtype=torch.float64)}
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self._check(state, ("gamma",))
         self.gamma = float(state["gamma"])
 
 
@@ -148,4 +161,5 @@ class HistMatch(_PerImage):
         return {"target_cdf": torch.from_numpy(self.target_cdf.copy())}
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        self._check(state, ("target_cdf",))
         self.target_cdf = state["target_cdf"].numpy().astype(np.float64)

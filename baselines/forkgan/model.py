@@ -56,7 +56,9 @@ class ForkGANConfig(Schedule):
 
 
 PRESETS = {
-    "paper": ForkGANConfig(),
+    # The official loader stretches each training image to 0..255 before its anti-aliased resize (scipy.misc.imresize
+    # on a float image); the small presets keep images as they are.
+    "paper": ForkGANConfig(stretch_input=True),
     "quick": ForkGANConfig(ngf=16, ndf=16, batch_size=4, load_size=None, fine_size=64, epochs=6, epoch_decay=3,
                            max_steps=500, checkpoint_every=100),
     "smoke": ForkGANConfig(ngf=8, ndf=8, batch_size=2, load_size=None, fine_size=32, epochs=1, epoch_decay=1,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -47,6 +47,41 @@ def read_rgb(path: Path) -> np.ndarray:
         raise ImageReadError(f"{path}: cannot read image ({exc}); re-export or remove the file") from exc
 
 
+CITYSCAPES_TRAIN_IDS = 19  # label maps hold train ids 0..18, and 255 where nothing is labelled
+IGNORE_ID = 255
+
+
+class LabelError(ImageReadError):
+    """A label map that is not a single-channel map of Cityscapes train ids."""
+
+
+def read_label(path: Path) -> np.ndarray:
+    """H x W uint8 Cityscapes train ids (0..18, 255 = ignore) from a single-channel 8-bit PNG.
+
+    A colour image, a 16-bit map, or ids outside that set (a Cityscapes labelIds map, 0..33) would give a
+    wrong mIoU without a word, so each is refused with what to do.
+    """
+    try:
+        with Image.open(path) as im:
+            im.load()
+            mode = im.mode
+            arr = np.array(im)
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise LabelError(f"{path}: cannot read label map ({exc}); re-export or remove the file") from exc
+    if mode not in ("L", "P"):
+        raise LabelError(f"{path}: a {mode} image, not a label map: labels are single-channel 8-bit PNGs of Cityscapes "
+                         f"train ids (0-{CITYSCAPES_TRAIN_IDS - 1}, {IGNORE_ID} = ignore); convert colour-coded or "
+                         "16-bit labels to train ids first (cityscapesscripts' createTrainIdLabelImgs)")
+    ids = np.unique(arr)
+    bad = ids[(ids >= CITYSCAPES_TRAIN_IDS) & (ids != IGNORE_ID)]
+    if bad.size:
+        hint = (" It looks like a Cityscapes labelIds map (0-33): convert it to train ids (cityscapesscripts' "
+                "createTrainIdLabelImgs, or mmseg's tools/dataset_converters/cityscapes.py).") if ids.max() <= 33 else ""
+        raise LabelError(f"{path}: holds id(s) {', '.join(map(str, bad[:8].tolist()))} outside the Cityscapes train ids "
+                         f"(0-{CITYSCAPES_TRAIN_IDS - 1}, {IGNORE_ID} = ignore).{hint}")
+    return arr
+
+
 def to_tensor(img: np.ndarray) -> torch.Tensor:
     """H x W x 3 uint8 -> 3 x H x W float in [0, 1]."""
     import torch
@@ -73,3 +108,22 @@ def write_png(path: Path, img: np.ndarray) -> None:
 
 def list_images(folder: Path) -> list[Path]:
     return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+
+
+def output_name_clashes(inputs: Sequence[Path]) -> dict[str, list[Path]]:
+    """Translations are written as ``<stem>.png``: the inputs that would write the same file (a.jpg and a.png)."""
+    by_name: dict[str, list[Path]] = {}
+    for p in inputs:
+        by_name.setdefault(Path(p).stem + ".png", []).append(Path(p))
+    return {name: paths for name, paths in by_name.items() if len(paths) > 1}
+
+
+def refuse_output_name_clashes(inputs: Sequence[Path]) -> None:
+    """Raise when two inputs would overwrite each other's translation (the metric would count both)."""
+    clashes = output_name_clashes(inputs)
+    if clashes:
+        shown = "; ".join(" and ".join(p.name for p in paths) + f" -> {name}" for name, paths in list(clashes.items())[:3])
+        more = f" (and {len(clashes) - 3} more)" if len(clashes) > 3 else ""
+        folder = next(iter(clashes.values()))[0].parent
+        raise ImageReadError(f"{folder}: {len(clashes)} translation name(s) would be written by two inputs: {shown}{more}. "
+                             "Translations are named <input stem>.png: rename one file of each pair")

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from bench.data.io import read_rgb
+from bench.data.io import read_label, read_rgb
 from bench.downstream.training import evaluator_weights, recalibrate_batchnorm, save_evaluator, training_key
 from bench.metrics.segmentation import IGNORE, N_CLASSES
 
@@ -48,13 +48,6 @@ def _build() -> torch.nn.Module:
     from torchvision.models.segmentation import lraspp_mobilenet_v3_large
 
     return lraspp_mobilenet_v3_large(weights=None, weights_backbone=None, num_classes=N_CLASSES)
-
-
-def read_label(path: Path) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(path) as im:
-        return np.array(im)
 
 
 def _batch(paths: Sequence[Path]) -> torch.Tensor:

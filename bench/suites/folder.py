@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.data.io import list_images
+from bench.data.io import list_images, refuse_output_name_clashes
 from bench.suites.base import Suite, SuiteFiles
 from bench.errors import BenchError
 
@@ -38,6 +38,7 @@ class FolderSuite(Suite):
             split[sub] = tuple(list_images(d))
             if not split[sub]:
                 raise SuiteDataError(f"folder suite: {d} holds no images ({', '.join(('.png', '.jpg'))} ...)")
+        refuse_output_name_clashes(split["testA"])
         h, w = size if size is not None else (0, 0)  # 0: native size; methods crop/pad as they need
         return SuiteFiles(root, split["trainA"], split["trainB"], split["testA"], split["testB"],
                           labels=_labels(root, split["testA"]), height=h, width=w)

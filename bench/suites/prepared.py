@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from bench.atomic import atomic_write_json
 from bench.cache import cache_dir
-from bench.data.io import ImageReadError, read_rgb, write_png
+from bench.data.io import ImageReadError, read_label, read_rgb, write_png
 from bench.suites.base import Suite, SuiteFiles
 from bench.suites.folder import SuiteDataError
 
@@ -127,7 +127,7 @@ def _write(suite: str, chosen: dict[str, list[SourceImage]], out: Path, h: int, 
         h0, w0 = img.shape[:2]
         label = twin = None
         if split == "testA" and with_labels:
-            label = read(_read_label, s.label, "label map")
+            label = read(read_label, s.label, "label map")
             if label is None:
                 continue
             if label.shape != (h0, w0):
@@ -161,17 +161,6 @@ def _write(suite: str, chosen: dict[str, list[SourceImage]], out: Path, h: int, 
     return {"files": names, "notes": skips.notes(), "labels": with_labels, "twins": with_twins,
             "boxes": box_categories is not None}
 
-
-def _read_label(path: Path) -> np.ndarray:
-    """A train-id label map: one channel, 8 bits (a colour or 16-bit file is refused as undecodable)."""
-    try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode not in ("L", "P"):
-                raise ImageReadError(f"{path}: label maps are single-channel 8-bit train ids, this one is {im.mode}")
-            return np.array(im)
-    except OSError as exc:
-        raise ImageReadError(f"{path}: {exc}") from None
 
 
 def _write_coco(path: Path, boxes: dict[str, list], categories: dict[int, str]) -> None:
