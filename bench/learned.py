@@ -421,8 +421,13 @@ class LearnedTranslator:
         path = out_dir / TRAIN_STATE
         if not path.is_file():
             return 0
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        saved = type(self.config).from_json(state["config"])
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            saved = type(self.config).from_json(state["config"])
+        except Exception as exc:  # noqa: BLE001 - truncated, damaged or foreign: one message, one fix
+            raise CheckpointMismatch(f"{path}: the training state to resume from is damaged ({type(exc).__name__}: "
+                                     f"{str(exc).splitlines()[0] if str(exc) else 'unreadable'}); delete it to "
+                                     "train this cell from the start (or from its last intact checkpoint)") from None
         mismatch = self.config.architecture_mismatch(saved)
         if mismatch:
             raise CheckpointMismatch(f"{path} was made with another {self.name} configuration ({'; '.join(mismatch)}); "

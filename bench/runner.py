@@ -32,6 +32,7 @@ import torch
 from tqdm import tqdm
 
 from bench.atomic import atomic_write_bytes, atomic_write_text
+from bench.checkpoints import CheckpointError
 from bench.lock import run_folder_lock
 from bench.data.io import read_rgb, refuse_output_name_clashes, to_tensor, to_uint8, write_png
 from bench.launch import CellJobs, CellsFailed, LaunchConfig, launch_cells
@@ -207,8 +208,37 @@ def plan(cfg: RunConfig) -> RunPlan:
     for method in methods:
         seeds = cfg.seeds if method_info(method).learned else cfg.seeds[:1]  # deterministic: one cell
         cells += [(method, s) for s in seeds]
+    refuse_images_too_small(cfg, [m for m in methods if method_info(m).learned], files.test_a)
     return RunPlan(cfg, suite.name, files, scorer, methods, device, run_dir, cells,
                    resolved_method_configs(cfg, methods))
+
+
+SMALL_SIDE = 64  # below this a generator's padding and strides may not fit; such sizes are tried before training
+
+
+def refuse_images_too_small(cfg: RunConfig, learned: list[str], test_images) -> None:
+    """Try each learned method (untrained) on the smallest test image sizes, so a 1x1 image fails before training,
+    not after it, and names the file."""
+    from PIL import Image
+
+    first_of: dict[tuple[int, int], Path] = {}
+    for path in test_images:
+        try:
+            with Image.open(path) as im:
+                first_of.setdefault((im.height, im.width), Path(path))
+        except OSError:
+            continue  # undecodable: reported where it is read
+    tiny = sorted(size for size in first_of if min(size) < SMALL_SIDE)
+    for method in learned if tiny else []:
+        with torch.random.fork_rng(devices=[]):
+            t = build_translator(method, preset=cfg.preset, overrides=cfg.method_options.get(method))
+        for h, w in tiny:
+            try:
+                t.translate(torch.zeros(1, 3, h, w))
+            except Exception as exc:  # noqa: BLE001 - whatever the network raises, the cause is the size
+                raise RunError(f"{first_of[(h, w)]} is {w}x{h} pixels, too small for {method} "
+                               f"({type(exc).__name__}: {str(exc).splitlines()[0][:120]}); remove it from the test "
+                               "images, or upscale it") from None
 
 
 def refuse_another_protocol(run_dir: Path, cfg: RunConfig, image_size: list[int]) -> None:
@@ -254,7 +284,20 @@ def cell_dir(run_dir: Path, method: str, seed: int) -> Path:
 
 
 def is_finished(run_dir: Path, method: str, seed: int) -> bool:
-    return (cell_dir(run_dir, method, seed) / "metrics.json").is_file()
+    """The cell's metrics.json is there and readable; a damaged one is set aside and the cell scored again (its
+    checkpoint and translations are kept, so that is quick)."""
+    path = cell_dir(run_dir, method, seed) / "metrics.json"
+    if not path.is_file():
+        return False
+    try:
+        read_cell_metrics(path)
+    except (ValueError, KeyError, TypeError) as exc:
+        aside = path.with_name("metrics.json.damaged")
+        os.replace(path, aside)
+        tqdm.write(f"warning: {path} was damaged ({type(exc).__name__}: {exc}); kept as {aside.name}, scoring the "
+                   "cell again", file=sys.stderr)
+        return False
+    return True
 
 
 def run_cell(p: RunPlan, method: str, seed: int) -> None:
@@ -327,7 +370,11 @@ def fit_or_load(translator: Translator, files, cell: Path, budget: TrainBudget) 
 
     ckpt = cell / "checkpoint.safetensors"
     if ckpt.is_file():
-        load_checkpoint(translator, ckpt, adopt_architecture=False)  # the run's preset decides; another is refused
+        try:
+            load_checkpoint(translator, ckpt, adopt_architecture=False)  # the run's preset decides; another is refused
+        except CheckpointError as exc:
+            raise RunError(f"{exc} -- the cell's checkpoint is damaged: delete {cell} (or run with --force) to train "
+                           "the cell again") from None
         return
     translator.fit(files.unpaired(), budget, cell / "train")
     ctx = current()
@@ -435,8 +482,15 @@ def write_outputs(p: RunPlan, started: float) -> list[MetricRecord]:
                     "image_size": [files.height, files.width]}
     records: list[MetricRecord] = []
     cells = sorted(run_dir.glob("cells/*/seed*/metrics.json"))
+    readable = []
     for path in cells:
-        records += read_cell_metrics(path)
+        try:
+            records += read_cell_metrics(path)
+            readable.append(path)
+        except (ValueError, KeyError, TypeError) as exc:  # a cell this run did not touch: left for its method's run
+            tqdm.write(f"warning: {path} is damaged ({type(exc).__name__}); that cell is left out until its method runs "
+                       "again", file=sys.stderr)
+    cells = readable
     # Identity (the raw adverse input) first, then this run's methods in the order asked, then earlier ones.
     found = {r.method for r in records}
     order = [m for m in dict.fromkeys(["identity", *methods, *sorted(found - {REFERENCE_ROW}), REFERENCE_ROW])

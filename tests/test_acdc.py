@@ -61,7 +61,7 @@ def test_smoke_run_end_to_end(tmp_path, run_with_test_weights):
     summary = run_with_test_weights(RunConfig(suite="acdc-snow", data_root=root, preset="smoke",
                                               methods=("identity", "gamma"), out=tmp_path / "out", device="cpu"))
     records = read_metrics_csv(summary.run_dir / "metrics.csv")
-    assert {r.metric for r in records} == {"fid", "kid", "fd-dinov2"}  # mIoU needs --segmenter
+    assert {r.metric for r in records} == {"fid", "kid", "fd-dinov2", "fid-clean", "kid-clean"}  # mIoU needs --segmenter
     fid = {r.method: r.value for r in records if r.metric == "fid"}
     assert fid["gamma"] < fid["identity"]  # brightening moves dark noise toward the bright references
     assert not any(r.metric in ("psnr", "ssim", "lpips") for r in records)  # references are not pixel-aligned

@@ -81,7 +81,7 @@ def test_smoke_run_scores_sift_against_the_matched_frames(tmp_path, run_with_tes
     summary = run_with_test_weights(RunConfig(suite="alderley", data_root=root, preset="smoke",
                                               methods=("identity", "gamma"), out=tmp_path / "out", device="cpu"))
     records = read_metrics_csv(summary.run_dir / "metrics.csv")
-    assert {r.metric for r in records} == {"fid", "kid", "fd-dinov2", "sift"}
+    assert {r.metric for r in records} == {"fid", "kid", "fd-dinov2", "fid-clean", "kid-clean", "sift"}
     sift = {r.method: r for r in records if r.metric == "sift"}
     assert sift["identity"].n == 12 and sift["gamma"].value > sift["identity"].value
 
@@ -100,8 +100,8 @@ def test_bad_data_is_refused_or_counted(tmp_path):
     assert len(files.test_a) == 13 and "undecodable image" in notes and "Image13805.jpg" in notes
     assert "not named ImageNNNNN.jpg" in notes and "naming a day frame missing from FRAMESB" in notes
     res = CliRunner().invoke(main, ["data", "check", "--suite", "alderley", "--data-root", str(root)])
-    assert res.exit_code == 1 and "undecodable testA image: Image13805.jpg" in res.output
-    assert "metrics it can compute: fid, kid, fd-dinov2, sift" in res.output
+    assert res.exit_code == 1 and "1 undecodable testA image(s): Image13805.jpg" in res.output
+    assert "metrics it can compute: fid, kid, fd-dinov2, fid-clean, kid-clean, sift" in res.output
 
     # refused, with the file and the fix named
     with open(root / "framematches.csv", "a") as f:

@@ -225,3 +225,105 @@ def test_a_full_disk_during_torch_save_is_the_out_of_space_error(tmp_path, monke
         atomic_torch_save({"x": 1}, tmp_path / "train_state.pt")
     assert info.value.errno == errno.ENOSPC and "disk is probably full" in str(info.value)
     assert (tmp_path / "train_state.pt").read_bytes() == b"previous" and len(list(tmp_path.iterdir())) == 1
+
+
+def test_damaged_run_folder_pieces_are_repaired_or_named(tmp_path):
+    """A cut metrics.json is scored again; an unreadable manifest is rewritten; a cut checkpoint or train state names
+    the file and the way out (exit 2, no traceback)."""
+    args = ["run", "--preset", "smoke", "--methods", "identity,gamma", "--suite", "synthetic-fog", "--out", str(tmp_path),
+            "--device", "cpu"]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    run_dir = tmp_path / "synthetic-fog" / "smoke"
+    metrics = run_dir / "cells" / "gamma" / "seed0" / "metrics.json"
+    good = json.loads(metrics.read_text())
+    metrics.write_text(metrics.read_text()[:50])
+    (run_dir / "manifest.json").write_text("{not json")
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    assert json.loads(metrics.read_text())["records"] == good["records"]  # rescored: the same numbers
+    assert (metrics.parent / "metrics.json.damaged").is_file()
+    assert json.loads((run_dir / "manifest.json").read_text())["suite"] == "synthetic-fog"
+    # A learned cell whose checkpoint was cut short (its metrics gone, so it must be loaded again).
+    learned = ["run", "--preset", "smoke", "--methods", "cyclegan", "--suite", "synthetic-fog", "--out",
+               str(tmp_path), "--device", "cpu", "--name", "l", "--max-steps", "2"]
+    assert CliRunner().invoke(main, learned).exit_code == 0
+    cell = tmp_path / "synthetic-fog" / "l" / "cells" / "cyclegan" / "seed0"
+    (cell / "metrics.json").unlink()
+    ckpt = cell / "checkpoint.safetensors"
+    ckpt.write_bytes(ckpt.read_bytes()[:100])
+    res = CliRunner().invoke(main, learned)
+    assert res.exit_code == 2 and "checkpoint is damaged: delete" in res.output and str(cell) in res.output
+    assert "Traceback" not in res.output
+
+
+def test_a_cut_training_state_names_the_file(tmp_path):
+    from bench.distributed import current
+    from bench.learned import TRAIN_STATE, CheckpointMismatch
+    from bench.translator import build_translator
+
+    out = tmp_path / "train"
+    out.mkdir()
+    (out / TRAIN_STATE).write_bytes(b"PK\x03\x04 cut short")
+    m = build_translator("cyclegan", preset="smoke")
+    with pytest.raises(CheckpointMismatch, match=rf"{TRAIN_STATE}: the training state to resume from is damaged"):
+        m._resume(out, m.setup_training(0), current())
+
+
+def test_an_image_too_small_for_a_learned_method_is_named_before_training(tmp_path):
+    root = tmp_path / "suite"
+    for sub in ("trainA", "trainB", "testB"):
+        _images(root / sub, ["x.png", "y.png"], size=(40, 80))
+    _images(root / "testA", ["ok.png"], size=(40, 80))
+    _images(root / "testA", ["dot.png"], size=(1, 1))
+    res = CliRunner().invoke(main, ["run", "--suite", f"folder:{root}", "--methods", "cyclegan", "--preset", "smoke",
+                                    "--out", str(tmp_path / "r"), "--device", "cpu"])
+    assert res.exit_code == 2 and "dot.png is 1x1 pixels, too small for cyclegan" in res.output, res.output
+    assert not list((tmp_path / "r").rglob("checkpoint.safetensors"))  # nothing trained
+    # A classical method translates it fine.
+    res = CliRunner().invoke(main, ["run", "--suite", f"folder:{root}", "--methods", "gamma", "--preset", "smoke",
+                                    "--out", str(tmp_path / "c"), "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+
+
+def test_data_check_lists_every_problem_class_in_one_pass(tmp_path):
+    import os
+
+    root = tmp_path / "suite"
+    elsewhere = _images(tmp_path / "elsewhere", ["far.png"])
+    _images(root / "trainA", ["a.png", "b.png"])
+    _images(root / "trainB", ["c.png", "d.png"])
+    _images(root / "testB", ["e.png"])
+    _images(root / "testA", ["n1.png", "n1.jpg", "n2.png", "n3.png"], size=(32, 64))
+    _images(root / "testA", ["speck.png"], size=(4, 4))
+    (root / "testA" / "broken.png").write_bytes(b"not an image")
+    os.symlink(root / "trainA" / "gone.png", root / "trainA" / "dangling.png")
+    os.symlink(elsewhere / "far.png", root / "trainB" / "far.png")
+    labels = root / "testA_labels"
+    labels.mkdir()
+    Image.fromarray(np.zeros((32, 64), np.uint8)).save(labels / "n1.png")
+    Image.fromarray(np.full((32, 64), 30, np.uint8)).save(labels / "n2.png")  # a labelIds map
+    Image.fromarray(np.zeros((32, 20), np.uint8)).save(labels / "n3.png")  # another aspect ratio
+    res = CliRunner().invoke(main, ["data", "check", "--suite", f"folder:{root}"])
+    assert res.exit_code == 1, res.output
+    out = res.output
+    assert "1 undecodable testA image(s): broken.png" in out
+    assert "1 testA image(s) under 16 pixels on a side" in out and "speck.png (4x4)" in out
+    assert "1 pair(s) of testA images that would write one translation" in out and "n1.jpg and n1.png" in out
+    assert "1 dangling symbolic link(s) in trainA" in out
+    assert "trainB: 1 symbolic link(s) lead outside" in out and "far.png ->" in out
+    assert "testA image(s) without a label" in out and "speck.png" in out
+    assert "1 label map(s) that are not single-channel Cityscapes train ids: n2.png" in out and "labelIds" in out
+    assert "1 label map(s) of another aspect ratio than their image: n3.png (20x32 for a 64x32 image)" in out
+    # A run follows the link out of the folder and says so in the manifest and the table.
+    (root / "testA" / "broken.png").unlink()
+    (root / "testA" / "n1.jpg").unlink()
+    (root / "testA" / "speck.png").unlink()
+    shutil_rmtree = __import__("shutil").rmtree
+    shutil_rmtree(labels)
+    res = CliRunner().invoke(main, ["run", "--suite", f"folder:{root}", "--methods", "identity", "--preset", "smoke",
+                                    "--out", str(tmp_path / "r"), "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    run_dir = next((tmp_path / "r").glob("*/smoke"))
+    notes = json.loads((run_dir / "manifest.json").read_text())["data_notes"]
+    assert any("1 trainB file(s) are symbolic links to outside" in n for n in notes)
+    assert "Data: 1 trainB file(s) are symbolic links to outside" in (run_dir / "tables" / "summary.md").read_text()

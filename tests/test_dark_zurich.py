@@ -66,7 +66,7 @@ def test_smoke_run_scores_sift_against_the_matched_frames(tmp_path, run_with_tes
     summary = run_with_test_weights(RunConfig(suite="dark-zurich", data_root=root, preset="smoke",
                                               methods=("identity", "gamma"), out=tmp_path / "out", device="cpu"))
     records = read_metrics_csv(summary.run_dir / "metrics.csv")
-    assert {r.metric for r in records} == {"fid", "kid", "fd-dinov2", "sift"}  # mIoU needs --segmenter
+    assert {r.metric for r in records} == {"fid", "kid", "fd-dinov2", "fid-clean", "kid-clean", "sift"}  # mIoU needs --segmenter
     sift = {r.method: r for r in records if r.metric == "sift"}
     assert sift["identity"].n == 12 and sift["gamma"].value > 0
 

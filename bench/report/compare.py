@@ -122,6 +122,7 @@ def run_notes(run: RunResults, metrics: list[str], weak: dict[str, str]) -> list
         if why:
             skipped.setdefault(why, []).append(metric_label(metric))
     notes += [f"{', '.join(names)} skipped: {why}" for why, names in skipped.items()]
+    notes += [f"Data: {note}." for note in m.data_notes]
     extractors = sorted({r.extractor for r in run.records if r.extractor and r.metric in metrics})
     if extractors:
         notes.append("Weights: " + "; ".join(extractors) + ".")

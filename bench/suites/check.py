@@ -13,11 +13,59 @@ from tqdm import tqdm
 
 from bench.metrics import METRICS
 from bench.suites import get_suite
-from bench.data.io import ImageReadError, read_rgb
+from bench.data.io import ImageReadError, list_images, output_name_clashes, read_label, read_rgb
 from bench.suites.bdd100k import BDD100KSuite
 from bench.suites.folder import FolderSuite
 from bench.suites.prepared import ListedSuite
 from bench.suites.synthetic import SyntheticSuite
+
+
+TINY_SIDE = 16
+SHOWN = 5  # files named per problem class
+
+
+def _count(problems: list[str], what: str, items: list) -> None:
+    """One line per problem class: its count and the first few files."""
+    if items:
+        more = f", ... ({len(items) - SHOWN} more)" if len(items) > SHOWN else ""
+        problems.append(f"  {len(items)} {what}: {', '.join(map(str, items[:SHOWN]))}{more}")
+
+
+def _links_leaving(root: Path, paths: list[Path]) -> list[Path]:
+    top = Path(root).resolve()
+    return [Path(p) for p in paths if Path(p).is_symlink() and not Path(p).resolve().is_relative_to(top)]
+
+
+def _labels_of(suite, root: Path, groups: dict, data_root: Path | None, problems: list[str]) -> dict[Path, Path]:
+    """Test image -> its label map, where the suite has labels (a missing one is a problem)."""
+    if isinstance(suite, FolderSuite):
+        folder = root / "testA_labels"
+        if not folder.is_dir():
+            return {}
+        pairs = {p: folder / (p.stem + ".png") for p in groups.get("testA", [])}
+        _count(problems, "testA image(s) without a label in testA_labels/", [p.name for p, lab in pairs.items()
+                                                                             if not lab.is_file()])
+        return {p: lab for p, lab in pairs.items() if lab.is_file()}
+    if isinstance(suite, ListedSuite):
+        found, _ = suite.sources(data_root)
+        return {s.path: s.label for s in found.get("testA", []) if s.label is not None}
+    return {}
+
+
+def _check_labels(labels: dict[Path, Path], size_of: dict[Path, tuple[int, int]], problems: list[str]) -> None:
+    invalid, misfit = [], []
+    for image, label in tqdm(labels.items(), desc="label maps", unit="map", leave=False):
+        try:
+            lab = read_label(label)
+        except ImageReadError as exc:
+            invalid.append(f"{label.name} ({str(exc).split(': ', 1)[-1][:240]})")
+            continue
+        if image in size_of:
+            (h, w), (lh, lw) = size_of[image], lab.shape
+            if abs(h * lw - w * lh) > 0.01 * w * lh:
+                misfit.append(f"{label.name} ({lw}x{lh} for a {w}x{h} image)")
+    _count(problems, "label map(s) that are not single-channel Cityscapes train ids", invalid)
+    _count(problems, "label map(s) of another aspect ratio than their image", misfit)
 
 
 def check_suite(name: str, data_root: Path | None) -> list[str]:
@@ -44,31 +92,45 @@ def check_suite(name: str, data_root: Path | None) -> list[str]:
         root = suite.path
         lines = [f"{suite.name}: {root}"]
         groups, problems, n_boxes = {}, [], 0
-        from bench.data.io import list_images
-
         for sub in ("trainA", "trainB", "testA", "testB"):
             d = root / sub
             if not d.is_dir():
                 problems.append(f"  {d} is missing")
                 continue
             groups[sub] = list_images(d)
+            dangling = [p for p in sorted(d.iterdir()) if p.is_symlink() and not p.exists()]
+            _count(problems, f"dangling symbolic link(s) in {sub} (skipped by every command)", dangling)
     else:
         raise ValueError(f"bench data check does not know suite {name!r}")
+    labels = _labels_of(suite, root, groups, data_root, problems)
     sizes: Counter = Counter()
+    size_of: dict[Path, tuple[int, int]] = {}
     for key, paths in groups.items():
-        bad = []
+        bad, tiny = [], []
         for p in tqdm(paths, desc=f"decoding {key}", unit="img", leave=False):
             try:
                 img = read_rgb(p)
-                sizes[f"{img.shape[1]}x{img.shape[0]}"] += 1
             except ImageReadError as exc:
                 bad.append(f"{p.name} ({str(exc).split(': ', 1)[-1]})")
+                continue
+            sizes[f"{img.shape[1]}x{img.shape[0]}"] += 1
+            size_of[Path(p)] = img.shape[:2]
+            if min(img.shape[:2]) < TINY_SIDE:
+                tiny.append(f"{p.name} ({img.shape[1]}x{img.shape[0]})")
         lines.append(f"  {key}: {len(paths) - len(bad)} usable image(s)" + (f", {len(bad)} undecodable" if bad else ""))
-        problems += [f"  undecodable {key} image: {b}" for b in bad[:5]]
-        if len(bad) > 5:
-            problems.append(f"  ... and {len(bad) - 5} more undecodable {key} image(s)")
+        _count(problems, f"undecodable {key} image(s)", bad)
+        _count(problems, f"{key} image(s) under {TINY_SIDE} pixels on a side (too small for learned methods' "
+                         "networks)", tiny)
         if not paths or len(bad) == len(paths):
             problems.append(f"  {key} is empty: the suite cannot run")
+        outside = _links_leaving(root, paths)
+        if outside:
+            lines.append(f"  {key}: {len(outside)} symbolic link(s) lead outside {root} and are followed, e.g. "
+                         + ", ".join(f"{p.name} -> {p.resolve()}" for p in outside[:3]))
+    clashes = output_name_clashes(groups.get("testA", []))
+    _count(problems, "pair(s) of testA images that would write one translation (<stem>.png): rename one of each",
+           [" and ".join(p.name for p in ps) for ps in clashes.values()])
+    _check_labels(labels, size_of, problems)
     lines.append("  image sizes: " + (", ".join(f"{s} x{n}" for s, n in sizes.most_common(5)) or "none"))
     computable = ["fid", "kid", "fd-dinov2", "fid-clean", "kid-clean"]
     why_not = {}

@@ -41,7 +41,20 @@ class FolderSuite(Suite):
         refuse_output_name_clashes(split["testA"])
         h, w = size if size is not None else (0, 0)  # 0: native size; methods crop/pad as they need
         return SuiteFiles(root, split["trainA"], split["trainB"], split["testA"], split["testB"],
-                          labels=_labels(root, split["testA"]), height=h, width=w)
+                          labels=_labels(root, split["testA"]), height=h, width=w, notes=_link_notes(root, split))
+
+
+def _link_notes(root: Path, split: dict[str, tuple[Path, ...]]) -> tuple[str, ...]:
+    """Symbolic links that lead out of the suite folder are followed; the run says so (a copy of the data elsewhere
+    may change under it). Dangling links are not images: `bench data check` lists them."""
+    top = root.resolve()
+    notes = []
+    for sub, paths in split.items():
+        outside = [p for p in paths if p.is_symlink() and not p.resolve().is_relative_to(top)]
+        if outside:
+            notes.append(f"{len(outside)} {sub} file(s) are symbolic links to outside {root}, followed (e.g. "
+                         f"{outside[0].name} -> {outside[0].resolve()})")
+    return tuple(notes)
 
 
 def _labels(root: Path, test_a: tuple[Path, ...]) -> tuple[Path, ...] | None:
