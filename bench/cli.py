@@ -353,10 +353,17 @@ def train(ctx, method, seed, procs, config_file, sets, print_config, **_flags) -
 @click.option("--save-uncertainty", is_flag=True, help="Also write <name>_sigma.npy and a <name>_sigma.png view (AU-GAN).")
 @click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
 @click.option("--batch-size", default=8, show_default=True, type=click.IntRange(1))
+@click.option("--stretch-input", is_flag=True,
+              help="Stretch each input to span 0..255 first, as AU-GAN's and ForkGAN's test scripts do "
+                   "(scipy.misc.imresize). Off in bench run.")
+@click.option("--minmax-output", is_flag=True,
+              help="Stretch each output to span 0..255 before saving, as UNIT's and MUNIT's test scripts do "
+                   "(save_image(normalize=True)). Off in bench run.")
 @click.option("--style-samples", default=1, show_default=True, type=click.IntRange(1),
               help="Multimodal methods (MUNIT): write K translations per image, NAME_style<k>.png, one per seeded "
                    "style code (style 0 is the one bench run scores).")
-def translate(method, checkpoint, input_dir, output_dir, save_uncertainty, device, batch_size, style_samples) -> None:
+def translate(method, checkpoint, input_dir, output_dir, save_uncertainty, device, batch_size, stretch_input,
+              minmax_output, style_samples) -> None:
     """Translate a folder of adverse images with a trained checkpoint, at each image's own size.
 
     \b
@@ -375,10 +382,13 @@ def translate(method, checkpoint, input_dir, output_dir, save_uncertainty, devic
         raise RunError(f"{input_dir} holds no images")
     refuse_output_name_clashes(inputs)
     claim_output_folder(output_dir, {"method": method, "checkpoint_sha256": file_sha256(Path(checkpoint)),
-                                     "style_samples": str(style_samples)})
+                                     "style_samples": str(style_samples), "stretch_input": str(stretch_input),
+                                     "minmax_output": str(minmax_output)})
     if save_uncertainty and not hasattr(translator, "uncertainty"):
         raise RunError(f"method {method!r} has no uncertainty map")
     if style_samples > 1:
+        if stretch_input or minmax_output:
+            raise RunError("--stretch-input and --minmax-output apply to one translation per image, not --style-samples")
         if not hasattr(translator, "translate_styles"):
             raise RunError(f"method {method!r} is not multimodal: --style-samples needs e.g. munit")
         from bench.data.io import read_rgb, to_tensor, to_uint8, write_png
@@ -389,7 +399,8 @@ def translate(method, checkpoint, input_dir, output_dir, save_uncertainty, devic
                 write_png(Path(output_dir) / f"{Path(path).stem}_style{k}.png", to_uint8(out[0]))
         click.echo(f"translated {len(inputs)} image(s) x {style_samples} styles into {output_dir}")
         return
-    translate_folder(translator, inputs, output_dir, dev, batch_size, uncertainty=save_uncertainty)
+    translate_folder(translator, inputs, output_dir, dev, batch_size, uncertainty=save_uncertainty,
+                     stretch_input=stretch_input, minmax_output=minmax_output)
     click.echo(f"translated {len(inputs)} image(s) into {output_dir}")
 
 

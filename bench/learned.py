@@ -258,6 +258,7 @@ class LearnedTranslator:
 
     def _load_network(self, module: torch.nn.Module, sub: dict[str, torch.Tensor], prefix: str) -> None:
         """Load one network strictly; a mismatch names the first missing, unexpected and misshapen keys."""
+        foreign = [k for k in sub if k not in module.state_dict()]
         try:
             missing, unexpected = module.load_state_dict(sub, strict=False)
         except RuntimeError as exc:  # shapes: torch lists every "size mismatch for KEY: ..." on its own line
@@ -265,7 +266,7 @@ class LearnedTranslator:
             raise CheckpointMismatch(f"{self.KIND.split()[-1]} weights do not fit this configuration "
                                      f"({self.config.to_json()[:120]}...): "
                                      + ("; ".join(sizes[:3]) + (f" (and {len(sizes) - 3} more)" if len(sizes) > 3 else "")
-                                        if sizes else str(exc).splitlines()[0])) from None
+                                        if sizes else str(exc).splitlines()[0]) + checkpoint_hint(foreign)) from None
         if missing or unexpected:
             parts = [f"{len(keys)} {what} key(s) in '{prefix}', e.g. {', '.join(keys[:3])}"
                      for what, keys in (("missing", missing), ("unexpected", unexpected)) if keys]

@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from bench.atomic import atomic_write_bytes, atomic_write_text
 from bench.checkpoints import CheckpointError
+from bench.data.unpaired import bytescale
 from bench.lock import run_folder_lock
 from bench.data.io import read_rgb, refuse_output_name_clashes, to_tensor, to_uint8, write_png
 from bench.launch import CellJobs, CellsFailed, LaunchConfig, launch_cells
@@ -414,11 +415,14 @@ def claim_output_folder(out_dir: Path, maker: dict[str, str]) -> None:
 
 @torch.no_grad()
 def translate_folder(translator: Translator, inputs, out_dir: Path, device: str, batch_size: int,
-                     uncertainty: bool = False) -> list[Path]:
+                     uncertainty: bool = False, stretch_input: bool = False, minmax_output: bool = False) -> list[Path]:
     """Translate every image at its native size; images already written are kept (resume).
 
     With ``uncertainty`` the method's sigma map is also written, as ``<name>_sigma.npy`` (float32)
-    and a ``<name>_sigma.png`` view scaled to each image's maximum.
+    and a ``<name>_sigma.png`` view scaled to each image's maximum. ``stretch_input`` and ``minmax_output``
+    reproduce two official test scripts (docs/augan.md, "Test-time input and output"): each input stretched to
+    span 0..255 (AU-GAN's and ForkGAN's scipy.misc.imresize), each output stretched to span 0..1 before saving
+    (UNIT's and MUNIT's save_image(normalize=True)). ``bench run`` uses neither.
     """
     refuse_output_name_clashes(inputs)
     outputs = [out_dir / (Path(p).stem + ".png") for p in inputs]
@@ -432,6 +436,9 @@ def translate_folder(translator: Translator, inputs, out_dir: Path, device: str,
         y = translator.translate(x)
         if y.shape != x.shape:
             raise RunError(f"{getattr(translator, 'name', translator)} returned {tuple(y.shape)} for input {tuple(x.shape)}")
+        if minmax_output:
+            low = y.amin(dim=(1, 2, 3), keepdim=True)
+            y = (y - low) / (y.amax(dim=(1, 2, 3), keepdim=True) - low).clamp_min(1e-8)
         sigma = translator.uncertainty(x) if uncertainty else None  # type: ignore[attr-defined]
         for k, ((o, _), img) in enumerate(zip(batch, y)):
             if sigma is not None:
@@ -445,7 +452,7 @@ def translate_folder(translator: Translator, inputs, out_dir: Path, device: str,
         batch.clear()
 
     for src, dst in tqdm(todo, desc="translate", unit="img", leave=False):
-        img = read_rgb(src)
+        img = bytescale(read_rgb(src)) if stretch_input else read_rgb(src)
         # Batches hold images of one size only: no resizing, no cropping at test time.
         if batch and (batch[0][1].shape != img.shape or len(batch) >= batch_size):
             flush()

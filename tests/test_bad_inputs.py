@@ -327,3 +327,24 @@ def test_data_check_lists_every_problem_class_in_one_pass(tmp_path):
     notes = json.loads((run_dir / "manifest.json").read_text())["data_notes"]
     assert any("1 trainB file(s) are symbolic links to outside" in n for n in notes)
     assert "Data: 1 trainB file(s) are symbolic links to outside" in (run_dir / "tables" / "summary.md").read_text()
+
+
+def test_translate_can_reproduce_the_official_test_scripts_input_and_output_scaling(tmp_path):
+    from bench.data.io import read_rgb
+    from bench.data.unpaired import bytescale
+
+    src = tmp_path / "night"
+    src.mkdir()
+    img = (np.random.default_rng(0).random((20, 30, 3)) * 120 + 20).astype(np.uint8)
+    Image.fromarray(img).save(src / "a.png")
+    ident = _checkpoint(tmp_path, "identity")
+    assert _translate(ident, src, tmp_path / "plain", "identity").exit_code == 0
+    assert np.array_equal(read_rgb(tmp_path / "plain" / "a.png"), img)  # bench run's way: untouched
+    res = CliRunner().invoke(main, ["translate", "--method", "identity", "--checkpoint", str(ident), "--input", str(src),
+                                    "--output", str(tmp_path / "s"), "--stretch-input"])
+    assert res.exit_code == 0 and np.array_equal(read_rgb(tmp_path / "s" / "a.png"), bytescale(img))
+    res = CliRunner().invoke(main, ["translate", "--method", "identity", "--checkpoint", str(ident), "--input", str(src),
+                                    "--output", str(tmp_path / "m"), "--minmax-output"])
+    out = read_rgb(tmp_path / "m" / "a.png")
+    assert res.exit_code == 0 and out.min() == 0 and out.max() == 255
+    assert np.abs(out.astype(int) - bytescale(img).astype(int)).max() <= 1

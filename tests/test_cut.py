@@ -127,3 +127,28 @@ def test_smoke_training_lowers_the_nce_loss(variant, smoke_suite, tmp_path):
     log = [json.loads(line) for line in (tmp_path / "train_log.jsonl").read_text().splitlines()]
     assert sum(r["nce"] for r in log[-10:]) < sum(r["nce"] for r in log[:10])
     assert ("nce_y" in log[0]) == (variant == "cut")
+
+
+def test_a_cut_repository_cycle_gan_generator_is_refused_by_cyclegan_with_the_fix_and_loads_with_cut(tmp_path):
+    """The CUT repository's cycle_gan model samples with anti-aliasing by default: its latest_net_G_A.pth is the
+    same ResNet generator as its cut model's. --method cyclegan names the cause and --method cut; cut loads it."""
+    from click.testing import CliRunner
+
+    from bench.cli import main
+    from bench.data.io import write_png
+
+    torch.manual_seed(0)
+    g = _official_generator().eval()
+    torch.save(g.state_dict(), tmp_path / "latest_net_G_A.pth")
+    (tmp_path / "in").mkdir()
+    write_png(tmp_path / "in" / "a.png", (torch.rand(32, 64, 3) * 255).byte().numpy())
+
+    def translate(method, out):
+        return CliRunner().invoke(main, ["translate", "--method", method, "--checkpoint",
+                                         str(tmp_path / "latest_net_G_A.pth"), "--input", str(tmp_path / "in"),
+                                         "--output", str(tmp_path / out), "--device", "cpu"])
+
+    res = translate("cyclegan", "o1")
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert "anti-aliased sampling layers" in res.output and "--method cut" in res.output, res.output
+    assert translate("cut", "o2").exit_code == 0
