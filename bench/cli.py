@@ -359,11 +359,13 @@ def train(ctx, method, seed, procs, config_file, sets, print_config, **_flags) -
 @click.option("--minmax-output", is_flag=True,
               help="Stretch each output to span 0..255 before saving, as UNIT's and MUNIT's test scripts do "
                    "(save_image(normalize=True)). Off in bench run.")
+@click.option("--set", "sets", multiple=True, metavar="METHOD.KEY=VALUE",
+              help="A setting of the method's config, e.g. --set cyclegan-turbo.image_prep=native (repeatable).")
 @click.option("--style-samples", default=1, show_default=True, type=click.IntRange(1),
               help="Multimodal methods (MUNIT): write K translations per image, NAME_style<k>.png, one per seeded "
                    "style code (style 0 is the one bench run scores).")
 def translate(method, checkpoint, input_dir, output_dir, save_uncertainty, device, batch_size, stretch_input,
-              minmax_output, style_samples) -> None:
+              minmax_output, style_samples, sets) -> None:
     """Translate a folder of adverse images with a trained checkpoint, at each image's own size.
 
     \b
@@ -375,8 +377,15 @@ def translate(method, checkpoint, input_dir, output_dir, save_uncertainty, devic
     from bench.translator import load_translator
     from bench.weights import file_sha256
 
+    from bench.config import parse_set
+
+    options = parse_set(sets)
+    other = sorted(set(options) - {method})
+    if other:
+        raise RunError(f"--set for {', '.join(other)}, but this command translates with {method}")
     dev = resolve_device(device)
-    translator = load_translator(method, checkpoint, dev)  # the checkpoint, not a preset, decides the architecture
+    # The checkpoint, not a preset, decides the architecture.
+    translator = load_translator(method, checkpoint, dev, overrides=options.get(method))
     inputs = list_images(input_dir)
     if not inputs:
         raise RunError(f"{input_dir} holds no images")
@@ -535,7 +544,7 @@ def list_cmd() -> None:
     click.echo(f"  {'folder:PATH':<22} your data in the trainA/ trainB/ testA/ testB/ layout")
     click.echo("Methods:")
     for m in available_methods().values():
-        kind = "learned" if m.learned else "classical"
+        kind = "learned" if m.learned else "not trained"
         click.echo(f"  {m.name:<22} [{kind}] {m.description}")
     for name, why in broken_methods().items():
         click.echo(f"  {name:<22} [failed to load] {why}")
@@ -624,6 +633,13 @@ def export(suite, preset, data_root, size, out) -> None:
                f"{protocol['n_test']} test inputs")
 
 
+def _discover_methods() -> None:
+    """Methods register the weights files they use when imported (CycleGAN-Turbo's checkpoints and base model)."""
+    from bench.translator import available_methods
+
+    available_methods()
+
+
 @main.group()
 def weights() -> None:
     """Pretrained weight files: what each metric needs, where it goes, whether it is present.
@@ -644,6 +660,7 @@ def weights_list() -> None:
     """
     from bench.weights import WEIGHTS
 
+    _discover_methods()
     for wf in WEIGHTS.values():
         click.echo(f"{wf.key}\n  file:    {wf.filename}\n  expect:  {wf.expected}\n  url:     {wf.url}\n  used by: {wf.used_by}")
 
@@ -657,6 +674,8 @@ def weights_where() -> None:
       bench weights where
     """
     from bench.weights import WEIGHTS, candidate_paths
+
+    _discover_methods()
 
     for wf in WEIGHTS.values():
         click.echo(f"{wf.filename}:")
@@ -673,6 +692,8 @@ def weights_check() -> None:
       bench weights check
     """
     from bench.weights import WEIGHTS, WeightsMissing, resolve
+
+    _discover_methods()
 
     ok = True
     for wf in WEIGHTS.values():

@@ -59,6 +59,7 @@ from bench.suites import SuiteFiles, get_suite
 from bench.errors import BenchError
 from bench.translator import (
     PRESETS,
+    MethodUnavailable,
     TrainBudget,
     TrainEngine,
     Translator,
@@ -284,6 +285,9 @@ def cell_dir(run_dir: Path, method: str, seed: int) -> Path:
     return run_dir / "cells" / method / f"seed{seed}"
 
 
+UNAVAILABLE = "not run: "  # the note of a cell whose method's files were missing
+
+
 def is_finished(run_dir: Path, method: str, seed: int) -> bool:
     """The cell's metrics.json is there and readable; a damaged one is set aside and the cell scored again (its
     checkpoint and translations are kept, so that is quick)."""
@@ -291,14 +295,14 @@ def is_finished(run_dir: Path, method: str, seed: int) -> bool:
     if not path.is_file():
         return False
     try:
-        read_cell_metrics(path)
+        records = read_cell_metrics(path)
     except (ValueError, KeyError, TypeError) as exc:
         aside = path.with_name("metrics.json.damaged")
         os.replace(path, aside)
         tqdm.write(f"warning: {path} was damaged ({type(exc).__name__}: {exc}); kept as {aside.name}, scoring the "
                    "cell again", file=sys.stderr)
         return False
-    return True
+    return not any(r.note.startswith(UNAVAILABLE) for r in records)  # retried: the files may be there now
 
 
 def run_cell(p: RunPlan, method: str, seed: int) -> None:
@@ -307,7 +311,12 @@ def run_cell(p: RunPlan, method: str, seed: int) -> None:
     d = cell_dir(p.run_dir, method, seed)
     seed_everything(seed)  # before construction: initial weights come from the seed too
     translator = build_translator(method, preset=cfg.preset, device=p.device, overrides=cfg.method_options.get(method))
-    fit_or_load(translator, p.files, d, TrainBudget(seed, cfg.max_steps, cfg.engine))
+    try:
+        fit_or_load(translator, p.files, d, TrainBudget(seed, cfg.max_steps, cfg.engine))
+    except MethodUnavailable as exc:  # a pretrained method's files are missing: say so in its cells, run the rest
+        tqdm.write(f"warning: {method} skipped: {exc}", file=sys.stderr)
+        write_cell_metrics(d / "metrics.json", p.scorer.unavailable(method, seed, f"{UNAVAILABLE}{method}: {exc}"))
+        return
     translated = translate_folder(translator, p.files.test_a, d / "translations", p.device, cfg.batch_size)
     write_cell_metrics(d / "metrics.json", p.scorer.score(method, seed, translated))
 

@@ -157,6 +157,12 @@ class Scorer:
             self._twin_objects = found_objects(gt, dets, image_ids)[0]
         return self._twin_objects
 
+    def unavailable(self, method: str, seed: int, note: str) -> list[MetricRecord]:
+        """The records of a cell that could not run: every metric of the suite, skipped, with the reason."""
+        n = len(self.files.test_a)
+        return [MetricRecord(self.suite_name, method, seed, m, math.nan, math.nan, math.nan, n, "", note)
+                for m in self.metrics]
+
     @property
     def has_downstream(self) -> bool:
         return any(METRICS[m].needs in ("labels", "boxes") for m in self.metrics)

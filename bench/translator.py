@@ -104,6 +104,11 @@ class TranslatorError(BenchError):
     """A user-facing problem a method reports (bad checkpoint, diverged training): shown as one line."""
 
 
+class MethodUnavailable(TranslatorError):
+    """A pretrained method whose files (or packages) are not on this machine. ``bench run`` lists its cells as
+    skipped with this message (the fix) and goes on; a later run with the files present scores them."""
+
+
 def _method_from_entry_point(name: str, factory: Any, source: str) -> MethodInfo:
     doc = (getattr(factory, "__doc__", None) or "").strip()
     description = doc.splitlines()[0] if doc else f"plug-in from {source}"
@@ -176,6 +181,9 @@ def load_checkpoint(translator: Translator, checkpoint: Path, adopt_architecture
 
     from bench.checkpoints import CheckpointError, load_tensor_dict
 
+    if hasattr(translator, "load_file") and Path(checkpoint).suffix != ".safetensors":
+        translator.load_file(checkpoint)  # a method whose published files are not state dicts (CycleGAN-Turbo)
+        return translator
     try:
         state = load_tensor_dict(checkpoint)
     except (SafetensorError, OSError, CheckpointError) as exc:
@@ -186,6 +194,7 @@ def load_checkpoint(translator: Translator, checkpoint: Path, adopt_architecture
     return translator
 
 
-def load_translator(method: str, checkpoint: Path, device: str = "cpu", preset: str = "quick") -> Translator:
+def load_translator(method: str, checkpoint: Path, device: str = "cpu", preset: str = "quick",
+                    overrides: Mapping[str, Any] | None = None) -> Translator:
     """The one way a checkpoint becomes a translator: build ``method``, adopt the checkpoint's architecture, load."""
-    return load_checkpoint(build_translator(method, preset=preset, device=device), checkpoint)
+    return load_checkpoint(build_translator(method, preset=preset, device=device, overrides=overrides), checkpoint)

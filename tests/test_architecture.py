@@ -17,7 +17,7 @@ PACKAGES = ("bench", "augan", "baselines")
 
 # Bottom to top. A module may import modules of its own layer or below, never above.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("core", ("bench.errors", "bench.registry", "bench.config", "bench.atomic", "bench.cache", "bench.checkpoints", "bench.weights",
+    ("core", ("bench.errors", "bench.registry", "bench.config", "bench.atomic", "bench.lock", "bench.cache", "bench.checkpoints", "bench.weights",
               "bench.translator", "bench.distributed", "bench.results", "bench.data")),
     ("metrics and the training loop", ("bench.metrics", "bench.learned")),
     ("methods, suites, downstream models", ("augan", "baselines", "bench.suites", "bench.downstream",

@@ -9,11 +9,12 @@ ablations, FastCUT) run them in the slow suite, so the quick suite stays within 
 from __future__ import annotations
 
 import hashlib
+from contextlib import contextmanager
 
 import pytest
 
 from bench import conformance
-from bench.translator import available_methods
+from bench.translator import MethodUnavailable, available_methods
 
 METHODS = sorted(available_methods())
 LEARNED = [m for m in METHODS if available_methods()[m].learned]
@@ -27,12 +28,23 @@ def kill_step(name: str, steps: int = 8) -> int:
 
 @pytest.mark.parametrize("name", METHODS)
 def test_translate_contract(name, smoke_suite, tmp_path):
-    conformance.check_translate_contract(name, smoke_suite.unpaired(), tmp_path)
+    with _unless_unavailable():
+        conformance.check_translate_contract(name, smoke_suite.unpaired(), tmp_path)
 
 
 @pytest.mark.parametrize("name", METHODS)
 def test_state_round_trip_through_safetensors(name, smoke_suite, tmp_path):
-    conformance.check_state_round_trip(name, smoke_suite.unpaired(), tmp_path)
+    with _unless_unavailable():
+        conformance.check_state_round_trip(name, smoke_suite.unpaired(), tmp_path)
+
+
+@contextmanager
+def _unless_unavailable():
+    """A pretrained method whose published files are not here (CycleGAN-Turbo offline) is skipped, saying why."""
+    try:
+        yield
+    except MethodUnavailable as exc:
+        pytest.skip(f"its files are not on this machine: {exc}")
 
 
 @pytest.mark.parametrize("name", LEARNED)

@@ -536,7 +536,8 @@ def test_a_task_whose_bounds_overlap_ranks_nothing_in_either_table():
 
     run = SimpleNamespace(  # the parts of RunResults that compare_table reads
         label="r", path=Path("r"), agg=agg, records=records, methods=["identity", "clahe", "day-twin"],
-        manifest=SimpleNamespace(preset="smoke", image_size=[64, 128], n_test=10, external={}, scored_checkpoint={}),
+        manifest=SimpleNamespace(preset="smoke", image_size=[64, 128], n_test=10, external={}, scored_checkpoint={},
+                                 data_notes=[]),
         metrics=lambda: ["miou", "map"], is_substitute=lambda method, metric: False,
         value=lambda method, metric: agg[(method, metric)]["mean"] if (method, metric) in agg else math.nan,
         skip_note=lambda method, metric: "")

@@ -118,9 +118,9 @@ def run_notes(run: RunResults, metrics: list[str], weak: dict[str, str]) -> list
              f"{m.n_test if m.n_test is not None else '?'} test images, seeds {','.join(map(str, seeds)) or '?'}."]
     skipped: dict[str, list[str]] = {}
     for metric in metrics:
-        why = next((run.skip_note(method, metric) for method in run.methods if run.skip_note(method, metric)), "")
-        if why:
-            skipped.setdefault(why, []).append(metric_label(metric))
+        for why in dict.fromkeys(run.skip_note(method, metric) for method in run.methods):
+            if why:
+                skipped.setdefault(why, []).append(metric_label(metric))
     notes += [f"{', '.join(names)} skipped: {why}" for why, names in skipped.items()]
     notes += [f"Data: {note}." for note in m.data_notes]
     extractors = sorted({r.extractor for r in run.records if r.extractor and r.metric in metrics})
