@@ -52,7 +52,7 @@ def test_fid_clean_and_kid_clean_equal_the_package(folders, with_weights, monkey
     ref_kid = cleanfid.compute_kid(str(a), str(b), mode="clean", num_workers=0, device=torch.device("cpu"),
                                    verbose=False, use_dataparallel=False)
     np.random.set_state(state)
-    assert ours_fid == pytest.approx(ref_fid, rel=1e-9) and ours_fid > 0.01
+    assert ours_fid == pytest.approx(ref_fid, rel=1e-6) and ours_fid > 0.01  # exact Gram form below 2,048 images
     assert ours_kid == pytest.approx(ref_kid, rel=1e-9)
     # Seeded: the same number twice, and the caller's numpy state untouched.
     np.random.seed(5)

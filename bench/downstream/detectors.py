@@ -20,10 +20,10 @@ import torch
 
 from bench.checkpoints import CheckpointError, load_tensor_dict
 from bench.data.io import read_rgb
-from bench.downstream.specs import ModelSpec, build_from_spec
+from bench.downstream.specs import ModelSpec, build_from_spec, pinned_weights
 from bench.errors import BenchError
 from bench.registry import Registry
-from bench.weights import TORCHVISION_FRCNN_V2_COCO, WeightsMissing, file_id, resolve
+from bench.weights import TORCHVISION_FRCNN_V2_COCO, file_id
 
 COCO_LABELS = 91  # torchvision's COCO heads: ids 0 (background) .. 90, with COCO's gaps
 
@@ -79,15 +79,8 @@ DEFAULT_ARCH = "fasterrcnn_resnet50_fpn_v2"
 
 def default_detector(categories: Sequence[int], device: str = "cpu") -> TorchvisionDetector:
     """torchvision's COCO Faster R-CNN ResNet-50 FPN v2, from its pinned weights file."""
-    try:
-        weights = resolve(TORCHVISION_FRCNN_V2_COCO)
-    except WeightsMissing as exc:
-        raise DetectorError(f"--detector default: {exc.one_line}") from None
-    if not weights.verified:
-        raise DetectorError(f"--detector default: {weights.path} is not the published file (sha256 "
-                            f"{weights.sha256[:12]}, expected {TORCHVISION_FRCNN_V2_COCO.expected}); replace it with "
-                            f"{TORCHVISION_FRCNN_V2_COCO.url}, or name your own file with torchvision:ARCH:CKPT")
-    return TorchvisionDetector(DEFAULT_ARCH, weights.path, categories, device)
+    path = pinned_weights(TORCHVISION_FRCNN_V2_COCO, "--detector", "torchvision:ARCH:CKPT", DetectorError)
+    return TorchvisionDetector(DEFAULT_ARCH, path, categories, device)
 
 
 DETECTORS: Registry[ModelSpec] = Registry("detector")

@@ -33,10 +33,10 @@ import torch.nn.functional as F
 
 from bench.data.io import read_rgb
 from bench.metrics.segmentation import N_CLASSES
-from bench.downstream.specs import ModelSpec, build_from_spec
+from bench.downstream.specs import ModelSpec, build_from_spec, pinned_weights
 from bench.errors import BenchError
 from bench.registry import Registry
-from bench.weights import MMSEG_DEEPLABV3_R18, WeightsMissing, file_id, resolve
+from bench.weights import MMSEG_DEEPLABV3_R18, file_id
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -180,15 +180,8 @@ def default_segmenter(device: str = "cpu", size: tuple[int, int] | None = None) 
     if not config.is_file():
         raise SegmenterError(f"--segmenter default: this mmsegmentation ({mmseg.__version__}) has no {config}; install "
                              "mmsegmentation 1.2 (pip install -e '.[mmseg]'), or name the config with mmseg:CONFIG:CKPT")
-    try:
-        weights = resolve(MMSEG_DEEPLABV3_R18)
-    except WeightsMissing as exc:
-        raise SegmenterError(f"--segmenter default: {exc.one_line}") from None
-    if not weights.verified:
-        raise SegmenterError(f"--segmenter default: {weights.path} is not the published file (sha256 "
-                             f"{weights.sha256[:12]}, expected {MMSEG_DEEPLABV3_R18.expected}); replace it with "
-                             f"{MMSEG_DEEPLABV3_R18.url}, or name your own file with mmseg:CONFIG:CKPT")
-    return MmsegSegmenter(config, weights.path, device)
+    path = pinned_weights(MMSEG_DEEPLABV3_R18, "--segmenter", "mmseg:CONFIG:CKPT", SegmenterError)
+    return MmsegSegmenter(config, path, device)
 
 
 SEGMENTERS: Registry[ModelSpec] = Registry("segmenter")

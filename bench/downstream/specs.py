@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from bench.registry import Registry, RegistryError
+
+if TYPE_CHECKING:
+    from bench.weights import WeightsFile
 
 
 @dataclass(frozen=True)
@@ -38,3 +41,18 @@ def build_from_spec(registry: Registry[ModelSpec], spec: str, error: type[Except
         raise error(f"cannot read {registry.kind} spec {spec!r}; use {entry.usage}")
     args = [Path(a).expanduser() if i in entry.path_args else a for i, a in enumerate(args)]
     return entry.build(*args, **options)
+
+
+def pinned_weights(wf: "WeightsFile", option: str, own_spec: str, error: type[Exception]) -> Path:
+    """The published file of a ``default`` downstream model (downloaded unless offline), and only that file: a
+    missing or substitute one is ``error`` saying where to get it, or how to name another file (``own_spec``)."""
+    from bench.weights import WeightsMissing, resolve
+
+    try:
+        weights = resolve(wf)
+    except WeightsMissing as exc:
+        raise error(f"{option} default: {exc.one_line}") from None
+    if not weights.verified:
+        raise error(f"{option} default: {weights.path} is not the published file (sha256 {weights.sha256[:12]}, "
+                    f"expected {wf.expected}); replace it with {wf.url}, or name your own file with {own_spec}")
+    return weights.path
