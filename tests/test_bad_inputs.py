@@ -85,15 +85,19 @@ def test_a_gpu_that_is_not_there_is_named(monkeypatch):
 
 
 def test_a_run_folder_made_at_another_size_is_not_extended(tmp_path):
-    args = ["run", "--preset", "smoke", "--methods", "identity", "--suite", "synthetic-fog", "--name", "n",
-            "--out", str(tmp_path), "--device", "cpu"]
-    assert CliRunner().invoke(main, [*args, "--size", "32x64"]).exit_code == 0
-    res = CliRunner().invoke(main, [*args, "--size", "48x96", "--methods", "gamma"])
-    assert res.exit_code == 2 and "cells made at 32x64 images" in res.output and "asks for 48x96" in res.output
+    root = tmp_path / "suite"
+    for sub in ("trainA", "trainB", "testA", "testB"):
+        _images(root / sub, ["x.png", "y.png"], size=(32, 64))
+    args = ["run", "--preset", "smoke", "--methods", "identity", "--suite", f"folder:{root}", "--name", "n",
+            "--out", str(tmp_path / "r"), "--device", "cpu"]
+    assert CliRunner().invoke(main, [*args, "--size", "16x32"]).exit_code == 0
+    res = CliRunner().invoke(main, [*args, "--size", "24x48", "--methods", "gamma"])
+    assert res.exit_code == 2 and "cells made at 16x32 images" in res.output and "asks for 24x48" in res.output
     assert "another --name" in res.output
-    manifest = json.loads((tmp_path / "synthetic-fog" / "n" / "manifest.json").read_text())
-    assert manifest["image_size"] == [32, 64] and not (tmp_path / "synthetic-fog" / "n" / "cells" / "gamma").exists()
-    assert CliRunner().invoke(main, [*args, "--size", "48x96", "--force"]).exit_code == 0  # --force redoes it all
+    run_dir = next((tmp_path / "r").glob("*/n"))
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["image_size"] == [16, 32] and not (run_dir / "cells" / "gamma").exists()
+    assert CliRunner().invoke(main, [*args, "--size", "24x48", "--force"]).exit_code == 0  # --force redoes it all
 
 
 def test_the_training_loader_decodes_16_bit_images_and_resizes_as_the_official_loader(tmp_path):
@@ -153,10 +157,13 @@ def test_one_run_per_folder_and_a_stale_lock_is_taken_over(tmp_path, capfd):
 
     from bench.lock import LOCK_NAME
 
-    run_dir = tmp_path / "synthetic-fog" / "smoke"
+    root = tmp_path / "suite"
+    for sub in ("trainA", "trainB", "testA", "testB"):
+        _images(root / sub, ["x.png", "y.png"])
+    run_dir = tmp_path / "r" / f"folder_{str(root).replace('/', '_')}" / "smoke"
     run_dir.mkdir(parents=True)
-    args = ["run", "--preset", "smoke", "--methods", "identity", "--suite", "synthetic-fog", "--out", str(tmp_path),
-            "--device", "cpu"]
+    args = ["run", "--preset", "smoke", "--methods", "identity", "--suite", f"folder:{root}", "--out",
+            str(tmp_path / "r"), "--device", "cpu"]
     lock = run_dir / LOCK_NAME
     # A live process holds it: refused, with the owner and the way out.
     lock.write_text(json.dumps({"host": socket.gethostname(), "pid": os.getppid(), "started": "2026-12-06T01:00:00"}))
