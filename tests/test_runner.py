@@ -113,11 +113,16 @@ def test_runner_numbers_equal_direct_reference_calls(smoke_run, smoke_suite):
     kw = dict(mode="clean", num_workers=0, device=torch.device("cpu"), verbose=False, use_dataparallel=False)
     build, cleanfid.fid.build_feature_extractor = cleanfid.fid.build_feature_extractor, lambda *a, **k: model
     try:
-        clean = cleanfid.fid.compute_fid(str(trans), str(smoke_suite.root / "testB"), **kw)
         np.random.seed(0)
         clean_kid = cleanfid.fid.compute_kid(str(trans), str(smoke_suite.root / "testB"), **kw)
     finally:
         cleanfid.fid.build_feature_extractor = build
+    # FID from the package's own features (its compute_fid, sqrtm and all, is compared in test_clean_fid.py).
+    from bench.metrics.fid_kid import _fid_gram
+
+    feats = [cleanfid.fid.get_folder_features(str(d), model, num_workers=0, device=torch.device("cpu"), mode="clean",
+                                              verbose=False) for d in (trans, smoke_suite.root / "testB")]
+    clean = _fid_gram(*(f.astype(np.float64) for f in feats))
     r = records[("gamma", "fid-clean")]
     assert r.value == pytest.approx(clean, rel=1e-6) and r.ci_low <= r.value <= r.ci_high and "SUBSTITUTE" in r.extractor
     assert records[("gamma", "kid-clean")].value == pytest.approx(clean_kid, rel=1e-6)
