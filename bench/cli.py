@@ -633,13 +633,6 @@ def export(suite, preset, data_root, size, out) -> None:
                f"{protocol['n_test']} test inputs")
 
 
-def _discover_methods() -> None:
-    """Methods register the weights files they use when imported (CycleGAN-Turbo's checkpoints and base model)."""
-    from bench.translator import available_methods
-
-    available_methods()
-
-
 @main.group()
 def weights() -> None:
     """Pretrained weight files: what each metric needs, where it goes, whether it is present.
@@ -648,6 +641,9 @@ def weights() -> None:
     Example:
       bench weights list
     """
+    from bench.translator import available_methods
+
+    available_methods()  # methods register the files they use when imported (CycleGAN-Turbo's checkpoints)
 
 
 @weights.command(name="list")
@@ -660,7 +656,6 @@ def weights_list() -> None:
     """
     from bench.weights import WEIGHTS
 
-    _discover_methods()
     for wf in WEIGHTS.values():
         click.echo(f"{wf.key}\n  file:    {wf.filename}\n  expect:  {wf.expected}\n  url:     {wf.url}\n  used by: {wf.used_by}")
 
@@ -675,7 +670,6 @@ def weights_where() -> None:
     """
     from bench.weights import WEIGHTS, candidate_paths
 
-    _discover_methods()
 
     for wf in WEIGHTS.values():
         click.echo(f"{wf.filename}:")
@@ -693,7 +687,6 @@ def weights_check() -> None:
     """
     from bench.weights import WEIGHTS, WeightsMissing, resolve
 
-    _discover_methods()
 
     ok = True
     for wf in WEIGHTS.values():

@@ -4,7 +4,8 @@ Two processes on one folder would both redo every unfinished cell and interleave
 The lock is a file created with O_EXCL holding the owner's host, pid and start time. A lock whose
 process has ended on this host is stale (a killed run leaves one): it is taken over, with a message. A
 lock held by a live process, or by another host (a shared file system, where we cannot look), is
-refused with the owner and the way out.
+refused with the owner and the way out. A lock still empty (its owner created it an instant ago and has not
+written it yet) is read again for a few seconds before it counts as stale.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from typing import Iterator
 from bench.errors import BenchError
 
 LOCK_NAME = ".bench-run.lock"
+# Between its O_EXCL creation and its first write a lock is empty; only an empty lock older than this is stale.
+BEING_WRITTEN_S = 5.0
 
 
 class RunFolderLocked(BenchError, RuntimeError):
@@ -45,6 +48,13 @@ def _owner(path: Path) -> dict:
         return {}  # half-written or damaged: nothing tells us the owner is alive
 
 
+def _age(path: Path) -> float:
+    try:
+        return time.time() - path.stat().st_mtime
+    except FileNotFoundError:
+        return 0.0
+
+
 def _create(path: Path) -> bool:
     me = {"host": socket.gethostname(), "pid": os.getpid(), "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
     try:
@@ -62,6 +72,9 @@ def run_folder_lock(run_dir: Path) -> Iterator[None]:
     path = Path(run_dir) / LOCK_NAME
     while not _create(path):
         owner = _owner(path)
+        if not owner and _age(path) < BEING_WRITTEN_S:  # created by another process this instant: read it again
+            time.sleep(0.05)
+            continue
         here = owner.get("host") == socket.gethostname()
         pid = owner.get("pid")
         if owner and (not here or (isinstance(pid, int) and _alive(pid))):

@@ -53,8 +53,12 @@ def write_cell_metrics(path: Path, records: list[MetricRecord]) -> None:
 
 
 def read_cell_metrics(path: Path) -> list[MetricRecord]:
-    data = json.loads(Path(path).read_text())
-    return [MetricRecord(**{k: (math.nan if v is None else v) for k, v in r.items()}) for r in data["records"]]
+    """A cell's records; ValueError when the file is cut short or damaged in any way."""
+    try:
+        data = json.loads(Path(path).read_text())
+        return [MetricRecord(**{k: (math.nan if v is None else v) for k, v in r.items()}) for r in data["records"]]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{type(exc).__name__}: {exc}") from None
 
 
 def _fmt(v: object) -> str:

@@ -42,7 +42,7 @@ from bench.report.figures import image_grid
 from bench.report.compare import compare_table
 from bench.report.render import render
 from bench.report.runs import RunResults
-from bench.report.tables import aggregate, summary_csv, weak_tasks
+from bench.report.tables import summary_csv, weak_tasks
 from bench.results import (
     REFERENCE_ROW,
     Manifest,
@@ -296,11 +296,11 @@ def is_finished(run_dir: Path, method: str, seed: int) -> bool:
         return False
     try:
         records = read_cell_metrics(path)
-    except (ValueError, KeyError, TypeError) as exc:
+    except ValueError as exc:
         aside = path.with_name("metrics.json.damaged")
         os.replace(path, aside)
-        tqdm.write(f"warning: {path} was damaged ({type(exc).__name__}: {exc}); kept as {aside.name}, scoring the "
-                   "cell again", file=sys.stderr)
+        tqdm.write(f"warning: {path} was damaged ({exc}); kept as {aside.name}, scoring the cell again",
+                   file=sys.stderr)
         return False
     return not any(r.note.startswith(UNAVAILABLE) for r in records)  # retried: the files may be there now
 
@@ -503,17 +503,15 @@ def write_outputs(p: RunPlan, started: float) -> list[MetricRecord]:
         try:
             records += read_cell_metrics(path)
             readable.append(path)
-        except (ValueError, KeyError, TypeError) as exc:  # a cell this run did not touch: left for its method's run
-            tqdm.write(f"warning: {path} is damaged ({type(exc).__name__}); that cell is left out until its method runs "
-                       "again", file=sys.stderr)
+        except ValueError as exc:  # a cell this run did not touch: left for its method's run
+            tqdm.write(f"warning: {path} is damaged ({exc}); that cell is left out until its method runs again",
+                       file=sys.stderr)
     cells = readable
     # Identity (the raw adverse input) first, then this run's methods in the order asked, then earlier ones.
     found = {r.method for r in records}
     order = [m for m in dict.fromkeys(["identity", *methods, *sorted(found - {REFERENCE_ROW}), REFERENCE_ROW])
              if m in found]
     write_metrics_csv(run_dir / "metrics.csv", records)
-    for why in weak_tasks(aggregate(records)).values():
-        tqdm.write(f"warning: {suite}: {why}.", file=sys.stderr)
     scored = {m: FINAL_CHECKPOINT for m in order if m not in external and _learned(m)}
     atomic_write_text(run_dir / "tables" / "summary.csv", summary_csv(records, suite))
 
@@ -564,6 +562,8 @@ def write_outputs(p: RunPlan, started: float) -> list[MetricRecord]:
     )
     write_manifest(manifest_path, manifest)
     # The same table `bench tables` and the report show, from the same records and manifest.
-    table = compare_table([RunResults(run_dir, manifest, records)])
-    atomic_write_text(run_dir / "tables" / "summary.md", render(table, "md"))
+    results = RunResults(run_dir, manifest, records)
+    atomic_write_text(run_dir / "tables" / "summary.md", render(compare_table([results]), "md"))
+    for why in weak_tasks(results.agg).values():
+        tqdm.write(f"warning: {suite}: {why}.", file=sys.stderr)
     return records

@@ -197,7 +197,7 @@ def segmentation_metrics(scorer: Scorer, translated: Sequence[Path], names: list
     """mIoU and per-class IoU with the suite's segmenter; fd-synthseg from the same backbone pass."""
     import cv2
 
-    from bench.data.io import LabelError, read_label
+    from bench.data.io import LabelError, read_label, same_aspect
     from bench.metrics.fid_kid import bootstrap_fid_kid_ci, fid_from_features
     from bench.metrics.segmentation import (
         CITYSCAPES_CLASSES,
@@ -224,7 +224,7 @@ def segmentation_metrics(scorer: Scorer, translated: Sequence[Path], names: list
             gt = read_label(lab)
             if pred.shape != gt.shape:  # e.g. 256x512 translations of 720x1280 labelled frames: same scene, resized
                 (h, w), (gh, gw) = pred.shape, gt.shape
-                if abs(h * gw - w * gh) > 0.01 * w * gh:  # another aspect ratio: not the label of this image
+                if not same_aspect(pred.shape, gt.shape):  # another aspect ratio: not the label of this image
                     raise LabelError(f"{lab}: the label map is {gw}x{gh} but {Path(image).name} is {w}x{h}, another "
                                      "aspect ratio, so it cannot be that image's label; check the pairing "
                                      "(testA_labels/NAME.png labels testA/NAME.*) or re-export the labels at the "
@@ -339,7 +339,7 @@ def clean_fid_metrics(scorer: Scorer, translated: Sequence[Path], names: list[st
 
     ext = scorer.cleanfid() if package_available() else None
     if ext is None:
-        why = PACKAGE_MISSING if not package_available() else scorer.skipped["cleanfid"].one_line
+        why = scorer.skipped["cleanfid"].one_line if "cleanfid" in scorer.skipped else PACKAGE_MISSING
         for m in names:
             rec(m, math.nan, note=why)
         return

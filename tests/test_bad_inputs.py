@@ -355,3 +355,21 @@ def test_translate_can_reproduce_the_official_test_scripts_input_and_output_scal
     out = read_rgb(tmp_path / "m" / "a.png")
     assert res.exit_code == 0 and out.min() == 0 and out.max() == 255
     assert np.abs(out.astype(int) - bytescale(img).astype(int)).max() <= 1
+
+
+def test_a_lock_still_being_written_is_not_taken_over(tmp_path):
+    """Between O_EXCL creation and its first write another run's lock is empty: it is read again, not stolen."""
+    import os
+    import socket
+    import threading
+
+    from bench.lock import LOCK_NAME, RunFolderLocked, run_folder_lock
+
+    lock = tmp_path / LOCK_NAME
+    lock.write_text("")
+    owner = json.dumps({"host": socket.gethostname(), "pid": os.getppid(), "started": "now"})
+    threading.Timer(0.2, lock.write_text, args=(owner,)).start()
+    with pytest.raises(RunFolderLocked, match=f"pid {os.getppid()}"):
+        with run_folder_lock(tmp_path):
+            pass
+    assert lock.read_text() == owner

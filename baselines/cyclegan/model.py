@@ -157,13 +157,12 @@ class CycleGAN(LearnedTranslator):
 
     # ------------------------------------------------------------------ weights (checkpoints: LearnedTranslator)
     def official_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
-        """``latest_net_G_A.pth`` of the official repository (``model.<i>...`` keys: the night -> day generator),
-        without the running statistics old PyTorch versions stored for InstanceNorm (dropped, as the official
-        loader does)."""
+        """``latest_net_G_A.pth`` of the official repository (``model.<i>...`` keys: the night -> day generator).
+        The running statistics old PyTorch versions stored for InstanceNorm are dropped by the shared loader
+        (``bench.learned.without_instance_norm_statistics``), as the official loader does."""
         if not any(k.startswith("model.") for k in state):
             return None
-        drop = ("running_mean", "running_var", "num_batches_tracked")
-        return {f"g_a2b.{k}": v for k, v in state.items() if not k.endswith(drop)}
+        return {f"g_a2b.{k}": v for k, v in state.items()}
 
     def config_from_official(self, state: dict[str, torch.Tensor]) -> CycleGANConfig | None:
         if not any(k.startswith("model.") for k in state):

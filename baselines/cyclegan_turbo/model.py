@@ -25,6 +25,7 @@ What we do differently, and why:
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ import torch
 from PIL import Image
 from torch import nn
 
+from bench.data.io import to_tensor, to_uint8
 from bench.errors import BenchError
 from bench.translator import MethodUnavailable, TrainBudget, UnpairedData
 from bench.weights import WeightsFile, WeightsMissing, file_sha256, offline, resolve
@@ -357,16 +359,15 @@ class CycleGANTurbo:
                                        "published model) or bench translate --checkpoint FILE")
         out = []
         for k, img in enumerate(images):
-            arr = (img.detach().float().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+            arr = to_uint8(img)
             h, w = arr.shape[:2]
             th, tw = self._size(h, w)
-            x = torch.from_numpy(_lanczos(arr, th, tw).copy()).permute(2, 0, 1).float().div(127.5).sub(1)
+            x = to_tensor(_lanczos(arr, th, tw)) * 2 - 1
             x = x[None].to(self.device, self._dtype())
             latent_gen = torch.Generator().manual_seed(self.config.seed + k) if self.config.latent == "sample" else None
             step_gen = torch.Generator(device=self.device).manual_seed(self.config.seed + k)
             y = one_step(self.parts, x, latent_gen, step_gen)[0].float()
-            y = ((y * 0.5 + 0.5).clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
-            out.append(torch.from_numpy(_lanczos(y, h, w).copy()).permute(2, 0, 1).float() / 255)
+            out.append(to_tensor(_lanczos(to_uint8(y * 0.5 + 0.5), h, w)))
         return torch.stack(out).to(images.device)
 
     # ---------------------------------------------------------------- cells
@@ -374,14 +375,10 @@ class CycleGANTurbo:
         """What a run's cell keeps: which checkpoint (by hash) and settings, not the 3 GB of weights."""
         from bench.learned import META_CONFIG, META_METHOD, encode_text
 
-        import json
-
         return {META_METHOD: encode_text(self.name),
                 META_CONFIG: encode_text(json.dumps({**asdict(self.config), "checkpoint_sha256": self.checkpoint_sha256}))}
 
     def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
-        import json
-
         from bench.learned import META_CONFIG, META_METHOD, CheckpointMismatch, decode_text
 
         maker = decode_text(state[META_METHOD]) if META_METHOD in state else None

@@ -110,6 +110,19 @@ def list_images(folder: Path) -> list[Path]:
     return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
 
 
+def same_aspect(a: tuple[int, ...], b: tuple[int, ...], tolerance: float = 0.01) -> bool:
+    """Whether two (H, W, ...) shapes have the same aspect ratio within ``tolerance``: a label map resized with its
+    image keeps it; a label of another image usually does not."""
+    (h, w), (bh, bw) = a[:2], b[:2]
+    return abs(h * bw - w * bh) <= tolerance * w * bh
+
+
+def links_leaving(root: Path, paths: Sequence[Path]) -> list[Path]:
+    """The symbolic links among ``paths`` that lead outside ``root`` (followed by every command; worth saying)."""
+    top = Path(root).resolve()
+    return [Path(p) for p in paths if Path(p).is_symlink() and not Path(p).resolve().is_relative_to(top)]
+
+
 def output_name_clashes(inputs: Sequence[Path]) -> dict[str, list[Path]]:
     """Translations are written as ``<stem>.png``: the inputs that would write the same file (a.jpg and a.png)."""
     by_name: dict[str, list[Path]] = {}

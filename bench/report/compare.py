@@ -113,8 +113,13 @@ def run_notes(run: RunResults, metrics: list[str], weak: dict[str, str]) -> list
     """What a reader needs besides the cells: where the run is, its size, skip reasons, weights, scored checkpoints."""
     m = run.manifest
     seeds = sorted({r.seed for r in run.records if r.method != REFERENCE_ROW})
-    size = ("x".join(str(v) for v in m.image_size) + " images") if all(m.image_size) else "images at their own sizes"
-    notes = [f"Run folder {run.path}: preset {m.preset or '?'}, {size if m.image_size else '? images'}, "
+    if not m.image_size:
+        size = "? images"
+    elif all(m.image_size):
+        size = "x".join(map(str, m.image_size)) + " images"
+    else:  # 0 x 0: a folder suite at native size
+        size = "images at their own sizes"
+    notes = [f"Run folder {run.path}: preset {m.preset or '?'}, {size}, "
              f"{m.n_test if m.n_test is not None else '?'} test images, seeds {','.join(map(str, seeds)) or '?'}."]
     skipped: dict[str, list[str]] = {}
     for metric in metrics:

@@ -13,7 +13,15 @@ from tqdm import tqdm
 
 from bench.metrics import METRICS
 from bench.suites import get_suite
-from bench.data.io import ImageReadError, list_images, output_name_clashes, read_label, read_rgb
+from bench.data.io import (
+    ImageReadError,
+    links_leaving,
+    list_images,
+    output_name_clashes,
+    read_label,
+    read_rgb,
+    same_aspect,
+)
 from bench.suites.bdd100k import BDD100KSuite
 from bench.suites.folder import FolderSuite
 from bench.suites.prepared import ListedSuite
@@ -29,11 +37,6 @@ def _count(problems: list[str], what: str, items: list) -> None:
     if items:
         more = f", ... ({len(items) - SHOWN} more)" if len(items) > SHOWN else ""
         problems.append(f"  {len(items)} {what}: {', '.join(map(str, items[:SHOWN]))}{more}")
-
-
-def _links_leaving(root: Path, paths: list[Path]) -> list[Path]:
-    top = Path(root).resolve()
-    return [Path(p) for p in paths if Path(p).is_symlink() and not Path(p).resolve().is_relative_to(top)]
 
 
 def _labels_of(suite, root: Path, groups: dict, data_root: Path | None, problems: list[str]) -> dict[Path, Path]:
@@ -60,10 +63,9 @@ def _check_labels(labels: dict[Path, Path], size_of: dict[Path, tuple[int, int]]
         except ImageReadError as exc:
             invalid.append(f"{label.name} ({str(exc).split(': ', 1)[-1][:240]})")
             continue
-        if image in size_of:
+        if image in size_of and not same_aspect(size_of[image], lab.shape):
             (h, w), (lh, lw) = size_of[image], lab.shape
-            if abs(h * lw - w * lh) > 0.01 * w * lh:
-                misfit.append(f"{label.name} ({lw}x{lh} for a {w}x{h} image)")
+            misfit.append(f"{label.name} ({lw}x{lh} for a {w}x{h} image)")
     _count(problems, "label map(s) that are not single-channel Cityscapes train ids", invalid)
     _count(problems, "label map(s) of another aspect ratio than their image", misfit)
 
@@ -123,7 +125,7 @@ def check_suite(name: str, data_root: Path | None) -> list[str]:
                          "networks)", tiny)
         if not paths or len(bad) == len(paths):
             problems.append(f"  {key} is empty: the suite cannot run")
-        outside = _links_leaving(root, paths)
+        outside = links_leaving(root, paths)
         if outside:
             lines.append(f"  {key}: {len(outside)} symbolic link(s) lead outside {root} and are followed, e.g. "
                          + ", ".join(f"{p.name} -> {p.resolve()}" for p in outside[:3]))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.data.io import list_images, refuse_output_name_clashes
+from bench.data.io import links_leaving, list_images, refuse_output_name_clashes
 from bench.suites.base import Suite, SuiteFiles
 from bench.errors import BenchError
 
@@ -47,10 +47,9 @@ class FolderSuite(Suite):
 def _link_notes(root: Path, split: dict[str, tuple[Path, ...]]) -> tuple[str, ...]:
     """Symbolic links that lead out of the suite folder are followed; the run says so (a copy of the data elsewhere
     may change under it). Dangling links are not images: `bench data check` lists them."""
-    top = root.resolve()
     notes = []
     for sub, paths in split.items():
-        outside = [p for p in paths if p.is_symlink() and not p.resolve().is_relative_to(top)]
+        outside = links_leaving(root, paths)
         if outside:
             notes.append(f"{len(outside)} {sub} file(s) are symbolic links to outside {root}, followed (e.g. "
                          f"{outside[0].name} -> {outside[0].resolve()})")
