@@ -114,7 +114,10 @@ def apply(obj: Any, changes: Mapping[str, Any], owner: str) -> Any:
             new[key] = apply(current, value, f"{owner}.{key}")
         else:
             new[key] = coerce(value, hints[key], f"{owner}.{key}")
-    return dataclasses.replace(obj, **new)
+    try:
+        return dataclasses.replace(obj, **new)
+    except ValueError as exc:  # the config's own check of the combination (e.g. a value outside its range)
+        raise ConfigError(f"{owner}: {exc}") from None
 
 
 def merge(*layers: Mapping[str, Any]) -> dict[str, Any]:

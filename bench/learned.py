@@ -123,6 +123,7 @@ class JsonConfig:
     the list of architecture differences that stop a checkpoint from loading."""
 
     ARCHITECTURE_FIELDS: ClassVar[tuple[str, ...]] = ()
+    TEST_TIME_FIELDS: ClassVar[tuple[str, ...]] = ()  # chosen when translating: a checkpoint's values do not bind
     LEGACY_FIELDS: ClassVar[tuple[str, ...]] = ()  # fields older checkpoints carry that no longer mean anything
 
     def to_json(self) -> str:
@@ -170,6 +171,7 @@ class LearnedTranslator:
     KIND: ClassVar[str]  # for messages: "a CycleGAN", "an AU-GAN"
     CHECKPOINT_NETS: ClassVar[dict[str, str]]  # key prefix in checkpoints -> attribute holding that network
     PRESETS: ClassVar[dict[str, Schedule]]  # smoke / quick / paper
+    A_BATCHES: ClassVar[int] = 1  # independent batches of domain A per step, one after another in real_a
 
     learned = True
     name: str
@@ -223,7 +225,8 @@ class LearnedTranslator:
         state = strip_wrapper_prefixes(state)
         self._refuse_another_method(state)
         if META_CONFIG in state:
-            self.config = type(self.config).from_json(decode_text(state[META_CONFIG]))
+            adopted = type(self.config).from_json(decode_text(state[META_CONFIG]))
+            self.config = replace(adopted, **{f: getattr(self.config, f) for f in adopted.TEST_TIME_FIELDS})
         else:
             self.config = self.config_from_official(state) or self.config
         self._build()
@@ -324,8 +327,12 @@ class LearnedTranslator:
         ctx = distributed.current()
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        batches = UnpairedBatches(data.train_a, data.train_b, c.batch_size, c.load_size, c.fine_size, budget.seed,
-                                  ctx.rank, ctx.world, stretch=c.stretch_input)
+
+        def draws(k: int) -> UnpairedBatches:  # the k-th independent stream of batches (k > 0: domain A only)
+            return UnpairedBatches(data.train_a, data.train_b, c.batch_size, c.load_size, c.fine_size,
+                                   budget.seed + 1_000_000 * k, ctx.rank, ctx.world, stretch=c.stretch_input)
+
+        batches, extra_a = draws(0), [draws(k) for k in range(1, self.A_BATCHES)]
         total = c.max_steps if c.max_steps is not None else batches.steps_per_epoch * c.epochs
         optimizers = self.setup_training(budget.seed + 1000 * ctx.rank)  # per-rank pools draw independently
         if ctx.enabled:
@@ -341,7 +348,7 @@ class LearnedTranslator:
         log_path = out_dir / "train_log.jsonl"
         pending: list[tuple[int, dict[str, torch.Tensor]]] = []
         loader = torch.utils.data.DataLoader(
-            StepBatches(batches, start, total), batch_size=None, shuffle=False, num_workers=engine.workers,
+            StepBatches(batches, start, total, extra_a), batch_size=None, shuffle=False, num_workers=engine.workers,
             pin_memory=engine.pin_memory, prefetch_factor=4 if engine.workers else None,
             # its own generator: creating the iterator must not draw from the global RNG, which a resume restores
             generator=torch.Generator().manual_seed(budget.seed))

@@ -203,7 +203,8 @@ def plan(cfg: RunConfig) -> RunPlan:
     files = suite.prepare(cfg.preset, cfg.data_root, cfg.size)
     for note in files.notes:  # counted skips in the data: reported, never silent
         tqdm.write(f"warning: {suite.name}: {note}", file=sys.stderr)
-    refuse_another_protocol(run_dir, cfg, [files.height, files.width])
+    method_configs = resolved_method_configs(cfg, methods)
+    refuse_another_protocol(run_dir, cfg, [files.height, files.width], method_configs)
     scorer = Scorer(suite.name, files, suite.metrics, device=device, batch_size=cfg.batch_size, preset=cfg.preset,
                     segmenter=cfg.segmenter, segmenter_size=cfg.segmenter_size, detector=cfg.detector)
     cells = []
@@ -211,8 +212,7 @@ def plan(cfg: RunConfig) -> RunPlan:
         seeds = cfg.seeds if method_info(method).learned else cfg.seeds[:1]  # deterministic: one cell
         cells += [(method, s) for s in seeds]
     refuse_images_too_small(cfg, [m for m in methods if method_info(m).learned], files.test_a)
-    return RunPlan(cfg, suite.name, files, scorer, methods, device, run_dir, cells,
-                   resolved_method_configs(cfg, methods))
+    return RunPlan(cfg, suite.name, files, scorer, methods, device, run_dir, cells, method_configs)
 
 
 SMALL_SIDE = 64  # below this a generator's padding and strides may not fit; such sizes are tried before training
@@ -243,9 +243,11 @@ def refuse_images_too_small(cfg: RunConfig, learned: list[str], test_images) -> 
                                "images, or upscale it") from None
 
 
-def refuse_another_protocol(run_dir: Path, cfg: RunConfig, image_size: list[int]) -> None:
-    """A run folder's finished cells were made at one image size and preset; adding cells made at another would put
-    two protocols in one table under a manifest that names only one."""
+def refuse_another_protocol(run_dir: Path, cfg: RunConfig, image_size: list[int],
+                            method_configs: dict[str, dict[str, Any]] | None = None) -> None:
+    """A run folder's finished cells were made at one image size and preset, each method at one configuration;
+    adding cells made otherwise would put two protocols in one table under a manifest that names only one (a
+    method's finished cells are not redone when its settings change, e.g. UNSB's test-time nfe)."""
     try:
         previous = read_manifest(run_dir / "manifest.json")
     except (ValueError, FileNotFoundError):
@@ -260,6 +262,16 @@ def refuse_another_protocol(run_dir: Path, cfg: RunConfig, image_size: list[int]
     if previous.preset and previous.preset != cfg.preset:
         raise RunError(f"{run_dir} holds cells made at --preset {previous.preset}; this run asks for --preset "
                        f"{cfg.preset}. Give another --name, or --force to redo every cell")
+    for method, config in (method_configs or {}).items():
+        before_config = previous.method_configs.get(method)
+        if not before_config or not any(run_dir.glob(f"cells/{method}/seed*/metrics.json")):
+            continue
+        now = json.loads(json.dumps(config))  # as the manifest holds it (tuples as lists)
+        changed = [f"{k}={before_config[k]!r} there, {now[k]!r} now" for k in sorted(set(now) & set(before_config))
+                   if now[k] != before_config[k]]
+        if changed:
+            raise RunError(f"{run_dir} holds {method} cells made with other settings ({'; '.join(changed[:4])}); "
+                           "give this configuration another --name, or --force to redo every cell")
 
 
 def resolved_method_configs(cfg: RunConfig, methods: list[str]) -> dict[str, dict[str, Any]]:

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines.cut.model import CUT
-from baselines.cut.networks import patch_nce
+from baselines.patch_nce import patch_nce
 from bench.translator import TrainBudget, build_translator
 
 

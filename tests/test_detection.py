@@ -283,7 +283,6 @@ def test_scorer_rates_use_the_day_twin_detections_as_the_reference(smoke_suite, 
     from bench.scoring import Scorer
 
     gt = json.loads(smoke_suite.boxes.read_text())
-    ids = {img["file_name"]: img["id"] for img in gt["images"]}
     twin_names = {p.name for p in smoke_suite.twins}
     calls = []
 

@@ -16,7 +16,8 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from baselines.cut.networks import CUTDiscriminator, CUTGenerator, PatchSampleF, patch_nce
+from baselines.cut.networks import CUTDiscriminator, CUTGenerator
+from baselines.patch_nce import PatchSampleF, patch_nce
 from bench.learned import LearnedTranslator, Schedule, padded_forward
 
 

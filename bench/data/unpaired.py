@@ -28,7 +28,6 @@ from typing import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 
@@ -96,6 +95,14 @@ class UnpairedBatches:
         return img.flip(-1) if flip else img
 
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        a, b = self._draw(step, with_b=True)
+        return a, b
+
+    def batch_a(self, step: int) -> torch.Tensor:
+        """Domain A only: a method's further, independent batch of A (``LearnedTranslator.A_BATCHES``)."""
+        return self._draw(step, with_b=False)[0]
+
+    def _draw(self, step: int, with_b: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         epoch, k = divmod(step, self.steps_per_epoch)
         self._permutations(epoch)
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + step)
@@ -106,18 +113,24 @@ class UnpairedBatches:
             fy, fx, flip = torch.rand(3, generator=g).tolist()  # drawn for every image: the same for any world
             if j in mine:
                 a.append(self._prepare(_load(self.files_a[self._perm_a[j]]), fy, fx, flip > 0.5))
-                b.append(self._prepare(_load(self.files_b[self._perm_b[j]]), fy, fx, flip > 0.5))
-        return torch.stack(a), torch.stack(b)
+                if with_b:
+                    b.append(self._prepare(_load(self.files_b[self._perm_b[j]]), fy, fx, flip > 0.5))
+        return torch.stack(a), (torch.stack(b) if with_b else None)
 
 
 class StepBatches(torch.utils.data.Dataset):
-    """Item i = the batch of step ``start + i``: lets a DataLoader decode and crop ahead in worker processes."""
+    """Item i = the batch of step ``start + i``: lets a DataLoader decode and crop ahead in worker processes. With
+    ``extra_a``, further independent draws of domain A follow the first in the batch's A half."""
 
-    def __init__(self, batches: UnpairedBatches, start: int, total: int) -> None:
-        self.batches, self.start, self.total = batches, start, total
+    def __init__(self, batches: UnpairedBatches, start: int, total: int,
+                 extra_a: Sequence[UnpairedBatches] = ()) -> None:
+        self.batches, self.start, self.total, self.extra_a = batches, start, total, list(extra_a)
 
     def __len__(self) -> int:
         return self.total - self.start
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.batches.batch(self.start + i)
+        a, b = self.batches.batch(self.start + i)
+        if self.extra_a:
+            a = torch.cat([a, *(extra.batch_a(self.start + i) for extra in self.extra_a)])
+        return a, b
