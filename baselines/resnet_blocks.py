@@ -1,11 +1,20 @@
-"""The residual block and instance norm of the pytorch-CycleGAN-and-pix2pix code base, which the CUT code base
-copies: shared by ``baselines.cyclegan`` and ``baselines.cut`` (module indices as in the official ``networks.py``,
-so the authors' state dicts load unchanged)."""
+"""The residual block, instance norm and Xavier initialisation of the pytorch-CycleGAN-and-pix2pix code base, which
+the CUT and UNSB code bases copy: shared by ``baselines.cyclegan``, ``baselines.cut`` and ``baselines.unsb`` (module
+indices as in the official ``networks.py``, so the authors' state dicts load unchanged)."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+
+def xavier_init(module: nn.Module, gain: float) -> None:
+    """The code base's ``init_net(init_type='xavier')``: every conv and linear weight Xavier-normal, every bias 0
+    (biases a module set itself included)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            nn.init.xavier_normal_(m.weight, gain=gain)
+            nn.init.zeros_(m.bias)
 
 
 def instance_norm(channels: int) -> nn.Module:

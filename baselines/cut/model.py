@@ -18,6 +18,7 @@ from torch import nn
 
 from baselines.cut.networks import CUTDiscriminator, CUTGenerator
 from baselines.patch_nce import PatchSampleF, patch_nce
+from baselines.resnet_blocks import xavier_init
 from bench.learned import LearnedTranslator, Schedule, padded_forward
 
 
@@ -57,13 +58,6 @@ PRESETS = {
 }
 
 
-def _xavier(module: nn.Module, gain: float) -> None:
-    for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
-            nn.init.xavier_normal_(m.weight, gain=gain)
-            nn.init.zeros_(m.bias)
-
-
 class CUT(LearnedTranslator):
     METHOD, KIND = "cut", "a CUT"
     CHECKPOINT_NETS = {"g": "g"}
@@ -83,7 +77,7 @@ class CUT(LearnedTranslator):
             probe = self.g.encode(torch.zeros(1, 3, 16, 16), c.nce_layers)
         self.f = PatchSampleF([t.shape[1] for t in probe], c.netf_nc)
         for m in self.modules().values():
-            _xavier(m, c.init_gain)
+            xavier_init(m, c.init_gain)
             m.to(self.device).eval()
 
     def modules(self) -> dict[str, nn.Module]:

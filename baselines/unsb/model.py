@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from baselines.patch_nce import PatchSampleF, patch_nce
+from baselines.resnet_blocks import xavier_init
 from baselines.unsb.networks import UNSBDiscriminator, UNSBGenerator
 from bench.learned import LearnedTranslator, Schedule, padded_forward
 
@@ -89,13 +90,6 @@ def bridge_times(steps: int) -> torch.Tensor:
     return torch.tensor(np.concatenate([[0.0], 0.5 * partial[-1] + 0.5 * partial]), dtype=torch.float32)
 
 
-def _xavier(module: nn.Module, gain: float) -> None:
-    for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.Linear)):
-            nn.init.xavier_normal_(m.weight, gain=gain)
-            nn.init.zeros_(m.bias)
-
-
 def _mse(pred: torch.Tensor, target: float) -> torch.Tensor:
     return ((pred - target) ** 2).mean()
 
@@ -138,7 +132,7 @@ class UNSB(LearnedTranslator):
                                   torch.zeros(1, 4 * c.ngf), c.nce_layers)
         self.f = PatchSampleF([t.shape[1] for t in probe], c.netf_nc)
         for m in self.modules().values():
-            _xavier(m, c.init_gain)  # as the authors' init_net, which also zeroes the style layers' biases
+            xavier_init(m, c.init_gain)  # as the authors' init_net, which also zeroes the style layers' biases
             m.to(self.device).eval()
         self.times = bridge_times(c.num_timesteps).to(self.device)
 
@@ -182,14 +176,11 @@ class UNSB(LearnedTranslator):
         k = int(torch.randint(c.num_timesteps, (1,)))
         t = self._step_index(1, k)  # D and E broadcast one step embedding over the batch
         # Simulate x_k for every stream at once (instance norm and the noise are per image): A, A2 [, B].
-        start = torch.cat([real_a, real_a2, real_b] if c.nce_idt else [real_a, real_a2])
-        with torch.no_grad():
-            self.g.eval()
-            for step in range(k + 1):
-                x = start if step == 0 else self._next_state(x, endpoint, step, torch.randn_like(x))
-                endpoint = self.g(x, self._step_index(len(x), step), self._z(len(x)))
-            self.g.train()
-        x = x.detach()
+        x = torch.cat([real_a, real_a2, real_b] if c.nce_idt else [real_a, real_a2])
+        with torch.no_grad():  # (the authors also predict at step k itself, and discard it)
+            for step in range(1, k + 1):
+                endpoint = self.g(x, self._step_index(len(x), step - 1), self._z(len(x)))
+                x = self._next_state(x, endpoint, step, torch.randn_like(x))
         xt_a, xt_a2 = x[:n], x[n:2 * n]
         fake = self.g(x, self._step_index(len(x), k), self._z(len(x)))
         fake_b, fake_b2, idt_b = fake[:n], fake[n:2 * n], (fake[2 * n:] if c.nce_idt else None)
@@ -237,13 +228,11 @@ class UNSB(LearnedTranslator):
         # the image noise of each later step).
         gens = [torch.Generator().manual_seed(seed) for seed in seeds]
         z = torch.stack([torch.randn(c.nfe, 4 * c.ngf, generator=g) for g in gens], 1).to(self.device)
-        for step in range(c.nfe):
-            if step == 0:
-                x_t = x
-            else:
-                noise = torch.stack([torch.randn(x.shape[1:], generator=g) for g in gens]).to(self.device, x.dtype)
-                x_t = self._next_state(x_t, endpoint, step, noise)
-            endpoint = self.g(x_t, self._step_index(len(x), step), z[step])
+        endpoint = self.g(x, self._step_index(len(x), 0), z[0])
+        for step in range(1, c.nfe):
+            noise = torch.stack([torch.randn(x.shape[1:], generator=g) for g in gens]).to(self.device, x.dtype)
+            x = self._next_state(x, endpoint, step, noise)
+            endpoint = self.g(x, self._step_index(len(x), step), z[step])
         return endpoint
 
     def translate(self, images: torch.Tensor) -> torch.Tensor:
