@@ -171,7 +171,10 @@ class UNSB(LearnedTranslator):
     def train_step(self, real_a, real_b, optimizers) -> dict[str, torch.Tensor]:
         c = self.config
         opt_g, opt_d, opt_e, opt_f = optimizers
-        real_a, real_a2 = real_a.chunk(2)  # two independent draws (A_BATCHES)
+        if len(real_a) != 2 * len(real_b):
+            raise ValueError(f"UNSB's step takes two independent batches of A one after another (A_BATCHES = 2): "
+                             f"got {len(real_a)} A images for {len(real_b)} B images")
+        real_a, real_a2 = real_a.chunk(2)
         n = len(real_a)
         k = int(torch.randint(c.num_timesteps, (1,)))
         t = self._step_index(1, k)  # D and E broadcast one step embedding over the batch
@@ -180,7 +183,8 @@ class UNSB(LearnedTranslator):
         with torch.no_grad():  # (the authors also predict at step k itself, and discard it)
             for step in range(1, k + 1):
                 endpoint = self.g(x, self._step_index(len(x), step - 1), self._z(len(x)))
-                x = self._next_state(x, endpoint, step, torch.randn_like(x))
+                noise = torch.randn(x.shape, device=x.device, dtype=x.dtype)  # (randn_like would follow channels_last)
+                x = self._next_state(x, endpoint, step, noise)
         xt_a, xt_a2 = x[:n], x[n:2 * n]
         fake = self.g(x, self._step_index(len(x), k), self._z(len(x)))
         fake_b, fake_b2, idt_b = fake[:n], fake[n:2 * n], (fake[2 * n:] if c.nce_idt else None)
