@@ -1,4 +1,5 @@
-"""Training throughput (img/s) of our CycleGAN and AU-GAN, per precision and batch, beside a reference CycleGAN.
+"""Training throughput (img/s) of our learned methods (CycleGAN and AU-GAN by default; any of them with --methods),
+per precision and batch, beside a reference CycleGAN.
 
     python benchmarks/bench_training_throughput.py --device cuda [--size 256x512] [--batches 1,8]
         [--precisions fp32,bf16] [--compile] [--steps 30] [--warmup 10] [--methods cyclegan,augan]
@@ -59,6 +60,8 @@ def _ours(method: str, batch: int, device: str, precision: str, compile_: bool, 
         m.train()
 
     def step(a, b):
+        if model.A_BATCHES == 2:  # UNSB's step reads a second batch of A: the same images mirrored
+            a = torch.cat([a, a.flip(-1)])
         return model.engine_step(a, b, optimizers)
 
     return model, step

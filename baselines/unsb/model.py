@@ -2,8 +2,8 @@
 
 The Schrödinger bridge from A to B is discretised at T + 1 times t_0 = 0 < t_1 = 0.5 < ... < t_T = 1 (the released
 schedule: harmonic steps that shrink toward 1). G(x_t, t, z) predicts the endpoint x_1 from the state x_t; the next
-state mixes the current one with that prediction and adds Gaussian noise of variance tau * delta * (1 - delta /
-(1 - t_k)) (a Brownian bridge between them).
+state x_k mixes x_{k-1} with that prediction (weight delta / (1 - t_{k-1}), delta = t_k - t_{k-1}) and adds Gaussian
+noise of variance tau * delta * (1 - delta / (1 - t_{k-1})): a Brownian bridge from x_{k-1} to the prediction.
 
 One training step: a step index k is drawn uniformly from 0..T-1; without gradients, x_k is simulated by k steps of
 the chain from real A (twice, from two independent batches of A, and from real B for the identity term). Then
