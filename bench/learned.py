@@ -4,7 +4,7 @@ config extends, and ``LearnedTranslator``, the training loop, logging, checkpoin
 A method supplies its config (a frozen dataclass extending ``Schedule``), its networks and one training step;
 this loop does the rest, the same way for all of them, so their schedules and checkpoints are comparable:
 - unpaired batches (``bench.data.unpaired.UnpairedBatches``: the official CycleGAN/ForkGAN/AU-GAN loader),
-  every random draw a function of (seed, step);
+  every random draw a function of (seed, step); ``A_BATCHES = 2`` adds a second, independent stream of A (UNSB);
 - learning rate constant for ``epoch_decay`` epochs, then linear to 0 (per epoch);
 - losses read back (a host sync) only every ``log_every`` steps, appended to ``train_log.jsonl``;
   a non-finite loss stops training and names the last good checkpoint;
