@@ -153,7 +153,7 @@ def test_bench_reaches_methods_only_through_the_registry():
     assert not bad, bad
 
 
-SHARED = ("baselines.tf_exact", "baselines.two_autoencoders", "baselines.resnet_blocks", "baselines.antialiased_sampling",
+SHARED = ("baselines.tf_exact", "baselines.two_autoencoders", "baselines.cyclegan_codebase", "baselines.antialiased_sampling",
           "baselines.patch_nce")
 
 

@@ -18,7 +18,7 @@ from torch import nn
 
 from baselines.cut.networks import CUTDiscriminator, CUTGenerator
 from baselines.patch_nce import PatchSampleF, patch_nce
-from baselines.resnet_blocks import xavier_init
+from baselines.cyclegan_codebase import lsgan, xavier_init
 from bench.learned import LearnedTranslator, Schedule, padded_forward
 
 
@@ -110,13 +110,13 @@ class CUT(LearnedTranslator):
         fake_b = fake[:len(real_a)]
         idt_b = fake[len(real_a):] if c.nce_idt else None
 
-        d_loss = 0.5 * (((self.d(fake_b.detach()) - 0.0) ** 2).mean() + ((self.d(real_b) - 1.0) ** 2).mean())
+        d_loss = 0.5 * (lsgan(self.d(fake_b.detach()), 0.0) + lsgan(self.d(real_b), 1.0))
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         opt_d.step()
 
         self.d.requires_grad_(False)
-        gan = ((self.d(fake_b) - 1.0) ** 2).mean() * c.lambda_gan
+        gan = lsgan(self.d(fake_b), 1.0) * c.lambda_gan
         nce = self._nce(real_a, fake_b, flipped)
         nce_y = self._nce(real_b, idt_b, flipped) if idt_b is not None else None
         g_total = gan + (0.5 * (nce + nce_y) if nce_y is not None else nce)

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from baselines.antialiased_sampling import Downsample, Upsample
-from baselines.resnet_blocks import ResnetBlock, instance_norm
+from baselines.cyclegan_codebase import ResnetBlock, instance_norm
 
 
 class CUTGenerator(nn.Module):

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines.cyclegan.networks import NLayerDiscriminator, ResnetGenerator, generator_shape_from_state, init_normal
+from baselines.cyclegan_codebase import lsgan
 from bench.learned import LearnedTranslator, Schedule, padded_forward
 
 
@@ -77,10 +78,6 @@ class ImagePool:
 
         self.images = [t.to(device) for t in state["images"]]
         self.rng.setstate(ast.literal_eval(state["rng"]))
-
-
-def lsgan(pred: torch.Tensor, target: float) -> torch.Tensor:
-    return F.mse_loss(pred, torch.full_like(pred, target))
 
 
 class CycleGAN(LearnedTranslator):

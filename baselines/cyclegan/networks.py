@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from baselines.resnet_blocks import ResnetBlock, instance_norm
+from baselines.cyclegan_codebase import ResnetBlock, instance_norm
 
 
 class ResnetGenerator(nn.Module):

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from baselines.patch_nce import PatchSampleF, patch_nce
-from baselines.resnet_blocks import xavier_init
+from baselines.cyclegan_codebase import lsgan, xavier_init
 from baselines.unsb.networks import UNSBDiscriminator, UNSBGenerator
 from bench.learned import LearnedTranslator, Schedule, padded_forward
 
@@ -88,10 +88,6 @@ def bridge_times(steps: int) -> torch.Tensor:
     partial = np.cumsum([0.0] + [1.0 / (i + 1) for i in range(steps - 1)])
     partial = partial / partial[-1]
     return torch.tensor(np.concatenate([[0.0], 0.5 * partial[-1] + 0.5 * partial]), dtype=torch.float32)
-
-
-def _mse(pred: torch.Tensor, target: float) -> torch.Tensor:
-    return ((pred - target) ** 2).mean()
 
 
 def mutual_information_terms(e: nn.Module, pair: torch.Tensor, pair2: torch.Tensor, t: torch.Tensor
@@ -189,7 +185,7 @@ class UNSB(LearnedTranslator):
         fake = self.g(x, self._step_index(len(x), k), self._z(len(x)))
         fake_b, fake_b2, idt_b = fake[:n], fake[n:2 * n], (fake[2 * n:] if c.nce_idt else None)
 
-        d_loss = 0.5 * (_mse(self.d(fake_b.detach(), t), 0.0) + _mse(self.d(real_b, t), 1.0))
+        d_loss = 0.5 * (lsgan(self.d(fake_b.detach(), t), 0.0) + lsgan(self.d(real_b, t), 1.0))
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         opt_d.step()
@@ -202,7 +198,7 @@ class UNSB(LearnedTranslator):
 
         self.d.requires_grad_(False)
         self.e.requires_grad_(False)
-        gan = _mse(self.d(fake_b, t), 1.0) * c.lambda_gan
+        gan = lsgan(self.d(fake_b, t), 1.0) * c.lambda_gan
         sb = schrodinger_bridge_loss(self.e, xt_a, fake_b, torch.cat([xt_a2, fake_b2], 1), k, c)
         nce = self._nce(real_a, fake_b)
         nce_y = self._nce(real_b, idt_b) if idt_b is not None else None

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from baselines.antialiased_sampling import Downsample, Upsample
-from baselines.resnet_blocks import instance_norm
+from baselines.cyclegan_codebase import instance_norm
 
 
 def timestep_embedding(t: torch.Tensor, dim: int, max_positions: int = 10_000) -> torch.Tensor:

@@ -1,11 +1,17 @@
-"""The residual block, instance norm and Xavier initialisation of the pytorch-CycleGAN-and-pix2pix code base, which
-the CUT and UNSB code bases copy: shared by ``baselines.cyclegan``, ``baselines.cut`` and ``baselines.unsb`` (module
-indices as in the official ``networks.py``, so the authors' state dicts load unchanged)."""
+"""What the pytorch-CycleGAN-and-pix2pix code base gives the CUT and UNSB code bases that copy it: the residual block,
+instance norm, Xavier initialisation and the LSGAN loss, shared by ``baselines.cyclegan``, ``baselines.cut`` and
+``baselines.unsb`` (module indices as in the official ``networks.py``, so the authors' state dicts load unchanged)."""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+
+def lsgan(pred: torch.Tensor, target: float) -> torch.Tensor:
+    """The code base's ``GANLoss('lsgan')``: the mean squared distance of the discriminator's map to the label."""
+    return F.mse_loss(pred, torch.full_like(pred, target))
 
 
 def xavier_init(module: nn.Module, gain: float) -> None:
