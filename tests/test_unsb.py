@@ -132,14 +132,19 @@ def test_translation_depends_on_the_image_and_seed_not_on_the_batch():
     assert not torch.allclose(m.translate(images[1:2]), together[1:2], atol=1e-4)
 
 
+@pytest.mark.usefixtures("smoke_suite")
 def test_nfe_is_checked_and_kept_when_a_checkpoint_is_loaded(tmp_path):
-    """nfe and sample_seed are test-time settings: bench translate's --set wins over the checkpoint's values."""
-    from bench.config import ConfigError
-    from bench.translator import build_translator, load_translator
-
-    with pytest.raises(ConfigError, match="nfe must be between 1 and num_timesteps"):
-        build_translator("unsb", preset="smoke", overrides={"nfe": 6})
+    """nfe and sample_seed are test-time settings: bench translate's --set wins over the checkpoint's values. An nfe
+    outside 1..T is one line naming the range, before anything trains."""
     from safetensors.torch import save_file
+
+    from bench.translator import load_translator
+
+    res = CliRunner().invoke(main, ["run", "--methods", "unsb", "--preset", "smoke", "--out", str(tmp_path / "runs"),
+                                    "--set", "unsb.nfe=6"])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert "method 'unsb': nfe must be between 1 and num_timesteps (5), got 6" in res.output, res.output
+    assert not (tmp_path / "runs" / "synthetic-night" / "smoke" / "cells").exists()
 
     save_file(UNSB("smoke").state_dict(), tmp_path / "c.safetensors")
     t = load_translator("unsb", tmp_path / "c.safetensors", overrides={"nfe": 2, "sample_seed": 3})
