@@ -466,17 +466,24 @@ def new_method(name, root) -> None:
 @click.option("--paper", default=None, metavar="ID|FILE",
               help="A published table to set beside the runs (an id from `bench tables --paper list`, or a .toml file).")
 @click.option("--metrics", default="", help="Comma list of metrics to compare (default: every headline metric).")
+@click.option("--vs", "baseline", default=None, metavar="METHOD",
+              help="Each method's paired difference to METHOD, with its 95% CI and Holm-corrected p (one run).")
+@click.option("--aggregate", is_flag=True,
+              help="Rank methods over the runs' suites: mean rank, Friedman test, Wilcoxon-Holm pairs, and a "
+                   "critical-difference figure per metric (written into --out).")
 @click.option("--format", "fmt", type=click.Choice(["md", "tex", "csv", "json"]), default="md", show_default=True,
               help="What to print.")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Also write the table as NAME.md, NAME.tex, NAME.csv and NAME.json into this folder.")
-def tables(runs, paper, metrics, fmt, out) -> None:
+def tables(runs, paper, metrics, baseline, aggregate, fmt, out) -> None:
     """Tables across runs, or a paper's table with reported and reproduced numbers side by side.
 
     \b
     Examples:
       bench tables --paper n2d3-table1 --run results/bdd100k-night/paper --run results/alderley/paper
       bench tables --run results/synthetic-night/quick --run results/synthetic-night/seeds --format tex
+      bench tables --run results/synthetic-night/quick --vs identity     # differences to a baseline, with p
+      bench tables --run results/synthetic-night/quick --run results/synthetic-fog/quick --aggregate --out agg
       bench tables --paper list           # the published tables on file
     """
     from bench.atomic import atomic_write_text
@@ -492,17 +499,73 @@ def tables(runs, paper, metrics, fmt, out) -> None:
         return
     if not runs and paper is None:
         raise click.UsageError("give --run RUN (repeatable) and/or --paper ID")
+    if sum(bool(x) for x in (paper, baseline, aggregate)) > 1:
+        raise click.UsageError("--paper, --vs and --aggregate make different tables: give one of them")
     loaded = [load_run(r) for r in runs]
+    chosen = [m.strip() for m in metrics.split(",") if m.strip()] or None
+    figures = []
     if paper is not None:
         table, name = paper_table(load_paper(paper), loaded), load_paper(paper).id
+    elif baseline is not None:
+        if len(loaded) != 1:
+            raise click.UsageError("--vs compares the methods of one run: give one --run")
+        from bench.report.comparisons import versus_table
+
+        table, name = versus_table(loaded[0], baseline, chosen), f"vs-{baseline}"
+    elif aggregate:
+        from bench.report.comparisons import aggregate_table
+
+        table, rankings = aggregate_table(loaded, chosen)
+        name = "aggregate"
+        if out is not None:
+            from bench.report.figures import critical_difference
+
+            for r in rankings:
+                figures += critical_difference(r, out / f"critical-difference-{r.metric.replace('/', '-')}.png")
     else:
-        chosen = [m.strip() for m in metrics.split(",") if m.strip()]
-        table, name = compare_table(loaded, chosen or None), "comparison"
+        table, name = compare_table(loaded, chosen), "comparison"
     click.echo(render(table, fmt), nl=False)
     if out is not None:
         for f in FORMATS:
             atomic_write_text(out / f"{name}.{f}", render(table, f))
         click.echo(f"wrote {out}/{name}.{{{','.join(FORMATS)}}}", err=True)
+        for path in figures:
+            click.echo(f"wrote {path}", err=True)
+    elif aggregate:
+        click.echo("give --out DIR to also write the critical-difference figures", err=True)
+
+
+@main.command()
+@click.argument("run_dir", metavar="RUN", type=click.Path(path_type=Path))
+@click.option("--a", "a", required=True, metavar="METHOD", help="The first method (the difference is A − B).")
+@click.option("--b", "b", required=True, metavar="METHOD", help="The second method.")
+@click.option("--metric", "metrics", multiple=True, metavar="M", help="A metric (repeatable; default: every one both have).")
+@click.option("--run", "other", type=click.Path(path_type=Path), default=None, metavar="RUN2",
+              help="Take B from this run folder instead (the two runs must share the protocol).")
+@click.option("--json", "as_json", is_flag=True, help="Print the comparisons as strict JSON.")
+def compare(run_dir, a, b, metrics, other, as_json) -> None:
+    """The paired difference A − B on each metric: its 95% CI and two-sided p from the shared resamples.
+
+    \b
+    Examples:
+      bench compare results/synthetic-night/quick --a clahe --b histmatch
+      bench compare results/synthetic-night/quick --a mine --b cut --run results/synthetic-night/theirs --metric miou
+    """
+    from bench.atomic import json_text
+    from bench.report.comparisons import compare_pair, pair_lines
+    from bench.report.runs import load_run
+
+    run_a = load_run(run_dir)
+    run_b = load_run(other) if other is not None else run_a
+    results = compare_pair(run_a, a, run_b, b, list(metrics) or None)
+    if as_json:
+        click.echo(json_text([{"metric": m, "a": a, "b": b, "run_a": str(run_a.path), "run_b": str(run_b.path),
+                               "difference": d.difference, "ci_low": d.ci[0], "ci_high": d.ci[1], "p": d.p,
+                               "resamples": d.resamples} for m, d in results]))
+        return
+    click.echo(f"{run_a.label}" + (f" vs {run_b.label}" if run_b is not run_a else "") + ":")
+    for line in pair_lines(a, b, results):
+        click.echo("  " + line)
 
 
 @main.command()

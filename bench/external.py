@@ -25,7 +25,7 @@ from tqdm import tqdm
 from bench.atomic import staging_dir
 from bench.errors import BenchError
 from bench.registry import NAME_RE
-from bench.results import REFERENCE_ROW, Manifest, read_manifest, write_cell_metrics
+from bench.results import REFERENCE_ROW, Manifest, read_manifest, write_cell
 from bench.suites.base import SuiteFiles
 
 SHOWN = 3  # names listed per problem
@@ -296,7 +296,7 @@ def _score_cell(plan, method: str, matched: Matched, keep: list[int]) -> None:
             scorer = Scorer(s.suite_name, subset(plan.files, keep), s.metrics, device=s.device,
                             batch_size=s.batch_size, preset=s.preset, segmenter=s.segmenter_spec,
                             segmenter_size=s.segmenter_size, detector=s.detector_spec)
-        write_cell_metrics(staging / "metrics.json", scorer.score(method, 0, translated))
+        write_cell(staging, scorer.score_cell(method, 0, translated))
         plan.scorer.weights_used.update(scorer.weights_used)
         plan.scorer.skipped.update(scorer.skipped)
         old = None

@@ -91,13 +91,14 @@ def protocol_files(files: SuiteFiles, metrics: list[str]) -> list[ExportedFile]:
 def metric_settings(metrics: list[str]) -> dict[str, Any]:
     """What decides each metric's number besides the images: definitions, constants, the weights expected."""
     from bench.metrics import METRICS
-    from bench.metrics.bootstrap import CI_LEVEL, N_BOOTSTRAP
-    from bench.metrics.fid_kid import KID_SUBSET_SIZE, KID_SUBSETS, N_BOOTSTRAP_SETS
+    from bench.metrics.bootstrap import CI_LEVEL, DRAWS_FORMAT, LARGE_SET_RESAMPLES, N_RESAMPLES
+    from bench.metrics.fid_kid import KID_SUBSET_SIZE, KID_SUBSETS
     from bench.weights import WEIGHTS
 
     return {
         "metrics": {m: {"higher_is_better": METRICS[m].higher_is_better, "needs": METRICS[m].needs} for m in metrics},
-        "ci": {"level": CI_LEVEL, "bootstrap_per_image": N_BOOTSTRAP, "bootstrap_fid_kid": N_BOOTSTRAP_SETS},
+        "ci": {"level": CI_LEVEL, "resamples": N_RESAMPLES, "large_set_resamples": LARGE_SET_RESAMPLES,
+               "draws": DRAWS_FORMAT},
         "kid": {"subsets": KID_SUBSETS, "subset_size": KID_SUBSET_SIZE},
         "weights": {w.key: w.expected for w in WEIGHTS.values()},
     }

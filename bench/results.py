@@ -20,9 +20,11 @@ from typing import Any
 from importlib import metadata
 from pathlib import Path
 
-from bench.atomic import atomic_write_json, atomic_write_text
+from bench.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 
-SCHEMA_VERSION = 1  # of the cells' metrics.json
+SCHEMA_VERSION = 2  # of the cells' metrics.json; 2: the protocol's draws beside the records
+REPLICATES_FILE = "replicates.csv.gz"  # per cell: resample index x metric, the B resampled values of each metric
+PER_IMAGE_FILE = "per_image.csv.gz"  # per cell: one row per test image, every per-image value
 MANIFEST_SCHEMA = 3  # 3: external (bench score); 2: method_configs, suite_config; 1: the first round's untyped one
 REFERENCE_ROW = "day-twin"  # pseudo-method: downstream scores of the day twins (the upper bound)
 
@@ -48,8 +50,55 @@ class MetricRecord:
 COLUMNS = [f.name for f in fields(MetricRecord)]
 
 
-def write_cell_metrics(path: Path, records: list[MetricRecord]) -> None:
-    atomic_write_json(path, {"schema": SCHEMA_VERSION, "records": [asdict(r) for r in records]})
+@dataclass
+class CellScores:
+    """Everything one cell's scoring produced: the records (metrics.json), each metric's B replicates on the
+    protocol's shared draws, and the per-image values (one row per test image, named by ``images``)."""
+
+    records: list[MetricRecord]
+    draws: dict[str, Any] = field(default_factory=dict)  # key, n, n_reference, resamples, and the key's components
+    replicates: dict[str, Any] = field(default_factory=dict)  # metric -> B values (numpy)
+    images: list[str] = field(default_factory=list)
+    per_image: dict[str, Any] = field(default_factory=dict)  # column -> one value per image (numpy)
+
+
+def write_cell_metrics(path: Path, records: list[MetricRecord], draws: dict[str, Any] | None = None) -> None:
+    data: dict[str, Any] = {"schema": SCHEMA_VERSION, "records": [asdict(r) for r in records]}
+    if draws:
+        data["draws"] = draws
+    atomic_write_json(path, data)
+
+
+def write_cell(cell: Path, scores: CellScores) -> None:
+    """A cell's replicates and per-image files, then its metrics.json (last: it marks the cell finished)."""
+    if scores.replicates:
+        length = max(len(v) for v in scores.replicates.values())
+        columns = {m: list(v) + [math.nan] * (length - len(v)) for m, v in scores.replicates.items()}
+        atomic_write_bytes(cell / REPLICATES_FILE, _csv_gz({"resample": list(range(length)), **columns}))
+    if scores.images:
+        atomic_write_bytes(cell / PER_IMAGE_FILE, _csv_gz({"image": scores.images, **scores.per_image}))
+    write_cell_metrics(cell / "metrics.json", scores.records, scores.draws)
+
+
+def _csv_gz(columns: dict[str, Any]) -> bytes:
+    """Columns as gzipped CSV (pandas reads it; no pickle): every float with the digits that round-trip it,
+    NaN as an empty field, and no time stamp in the gzip header, so equal numbers give equal bytes."""
+    import gzip
+
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(list(columns))
+    for row in zip(*columns.values()):
+        w.writerow([_fmt(v.item() if hasattr(v, "item") else v) for v in row])  # numpy scalars as Python's
+    return gzip.compress(buf.getvalue().encode(), compresslevel=9, mtime=0)
+
+
+def read_cell_draws(path: Path) -> dict[str, Any]:
+    """The draws a cell's replicates were made on (``{}`` for a cell scored before they were kept)."""
+    try:
+        return dict(json.loads(Path(path).read_text()).get("draws") or {})
+    except (OSError, ValueError, AttributeError):
+        return {}
 
 
 def read_cell_metrics(path: Path) -> list[MetricRecord]:

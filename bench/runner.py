@@ -51,6 +51,7 @@ from bench.results import (
     read_cell_metrics,
     read_manifest,
     versions,
+    write_cell,
     write_cell_metrics,
     write_manifest,
     write_metrics_csv,
@@ -330,7 +331,7 @@ def run_cell(p: RunPlan, method: str, seed: int) -> None:
         write_cell_metrics(d / "metrics.json", p.scorer.unavailable(method, seed, f"{UNAVAILABLE}{method}: {exc}"))
         return
     translated = translate_folder(translator, p.files.test_a, d / "translations", p.device, cfg.batch_size)
-    write_cell_metrics(d / "metrics.json", p.scorer.score(method, seed, translated))
+    write_cell(d, p.scorer.score_cell(method, seed, translated))
 
 
 def run_cell_job(cfg: RunConfig, method: str, seed: int) -> tuple[str, int]:
@@ -345,7 +346,7 @@ def score_reference(p: RunPlan) -> None:
     if p.scorer.has_downstream and p.files.twins is not None:
         ref_cell = p.run_dir / "cells" / REFERENCE_ROW / "seed0" / "metrics.json"
         if p.cfg.force or not ref_cell.is_file():
-            write_cell_metrics(ref_cell, p.scorer.score(REFERENCE_ROW, 0, p.files.twins, only_downstream=True))
+            write_cell(ref_cell.parent, p.scorer.score_cell(REFERENCE_ROW, 0, p.files.twins, only_downstream=True))
 
 
 def run(cfg: RunConfig) -> RunSummary:

@@ -24,10 +24,10 @@ import torch
 from bench.data.io import read_rgb, to_tensor
 from bench.metrics import METRICS
 from bench.registry import load_target
-from bench.metrics.bootstrap import bootstrap_mean_ci
+from bench.metrics.bootstrap import Draws, draws_key, mean_replicates, percentile_ci, ratio_replicates
 from bench.metrics.localisation import sift_matches
 from bench.metrics.paired import psnr, ssim
-from bench.results import MetricRecord
+from bench.results import CellScores, MetricRecord
 from bench.suites.base import SuiteFiles
 from bench.weights import WeightsMissing
 
@@ -69,6 +69,8 @@ class Scorer:
         self._twin_objects: list[set[int]] | None = None
         self.skipped: dict[str, WeightsMissing] = {}
         self.weights_used: dict[str, str] = {}  # label -> sha256
+        self.protocol = protocol_components(suite_name, preset, files)
+        self.draws = Draws(draws_key(self.protocol), len(files.test_a), len(files.test_b))
 
     # Models are built lazily so that a run without FID never loads Inception.
     def _model(self, key: str, build):
@@ -170,16 +172,19 @@ class Scorer:
     def score(self, method: str, seed: int, translated: Sequence[Path], only_downstream: bool = False
               ) -> list[MetricRecord]:
         """Every metric of the suite for ``translated`` (aligned with the test split), or only the downstream ones."""
-        n = len(translated)
-        records: list[MetricRecord] = []
+        return self.score_cell(method, seed, translated, only_downstream).records
 
-        def rec(metric: str, value: float, lo: float = math.nan, hi: float = math.nan, extractor: str = "",
-                note: str = "") -> None:
-            records.append(MetricRecord(self.suite_name, method, seed, metric, value, lo, hi, n, extractor, note))
-
+    def score_cell(self, method: str, seed: int, translated: Sequence[Path], only_downstream: bool = False
+                   ) -> CellScores:
+        """The records of :meth:`score` with each metric's replicates on the protocol's draws and the per-image
+        values, as ``bench.results.write_cell`` keeps them beside the cell's metrics.json."""
+        record = CellRecorder(self.suite_name, method, seed, len(translated))
         for compute, names in self.dispatch(only_downstream).items():
-            load_target(compute)(self, translated, names, rec)
-        return records
+            load_target(compute)(self, translated, names, record)
+        draws = {"key": self.draws.key, "n": self.draws.n, "n_reference": self.draws.n_reference,
+                 "resamples": self.draws.resamples, "protocol": self.protocol}
+        return CellScores(record.records, draws, record.replicates, [Path(p).stem for p in self.files.test_a],
+                          record.per_image)
 
     def dispatch(self, only_downstream: bool = False) -> dict[str, list[str]]:
         """compute function -> the metrics it is asked for; downstream tasks first (they warm the model caches)."""
@@ -193,18 +198,70 @@ class Scorer:
         return groups
 
 
+def protocol_components(suite_name: str, preset: str, files: SuiteFiles) -> dict:
+    """What the draws of a protocol are a function of: suite, preset, size and the ordered test and reference sets
+    (their names; a subset scored with --allow-missing is another protocol). Never the method, run or machine."""
+    import hashlib
+
+    def digest(paths) -> str:
+        return hashlib.sha256("\n".join(Path(p).stem for p in paths).encode()).hexdigest()[:16]
+
+    return {"suite": suite_name, "preset": preset, "size": [files.height, files.width],
+            "n_test": len(files.test_a), "test": digest(files.test_a),
+            "n_reference": len(files.test_b), "reference": digest(files.test_b)}
+
+
+class CellRecorder:
+    """The ``record`` a compute function is handed: ``record(metric, value, ci_low, ci_high, extractor=..., note=...,
+    replicates=..., per_image=...)`` stores one number, its B replicates on the protocol's draws and its per-image
+    values; ``record.columns(**values)`` stores per-image values that are no metric of their own (the statistics
+    mIoU and mAP are accumulated from)."""
+
+    def __init__(self, suite: str, method: str, seed: int, n: int) -> None:
+        self.suite, self.method, self.seed, self.n = suite, method, seed, n
+        self.records: list[MetricRecord] = []
+        self.replicates: dict[str, np.ndarray] = {}
+        self.per_image: dict[str, np.ndarray] = {}
+
+    def __call__(self, metric: str, value: float, ci_low: float = math.nan, ci_high: float = math.nan,
+                 extractor: str = "", note: str = "", replicates: np.ndarray | None = None,
+                 per_image: np.ndarray | None = None) -> None:
+        self.records.append(MetricRecord(self.suite, self.method, self.seed, metric, value, ci_low, ci_high, self.n,
+                                         extractor, note))
+        if replicates is not None:
+            self.replicates[metric] = np.asarray(replicates, dtype=np.float64)
+        if per_image is not None:
+            self.columns(**{metric: per_image})
+
+    def columns(self, **values: np.ndarray) -> None:
+        for name, v in values.items():
+            v = np.asarray(v)
+            if len(v) != self.n:
+                raise ValueError(f"per-image column {name!r} has {len(v)} values for {self.n} images")
+            self.per_image[name] = v
+
+
+def _with_ci(replicates: np.ndarray, scale: float = 1.0) -> dict:
+    """The keyword arguments of ``record`` for a number with replicates: its CI and the replicates, scaled."""
+    reps = scale * np.asarray(replicates, dtype=np.float64)
+    lo, hi = percentile_ci(reps)
+    return {"ci_low": lo, "ci_high": hi, "replicates": reps}
+
+
 def segmentation_metrics(scorer: Scorer, translated: Sequence[Path], names: list[str], rec) -> None:
     """mIoU and per-class IoU with the suite's segmenter; fd-synthseg from the same backbone pass."""
     import cv2
 
     from bench.data.io import LabelError, read_label, same_aspect
-    from bench.metrics.fid_kid import bootstrap_fid_kid_ci, fid_from_features
+    from bench.metrics.fid_kid import fid_from_features, fid_kid_replicates
     from bench.metrics.segmentation import (
         CITYSCAPES_CLASSES,
-        bootstrap_iou_cis,
+        class_stats,
         confusion,
         iou_per_class,
+        iou_replicates,
         mean_iou,
+        nanmean_rows,
     )
 
     seg = scorer.segmenter()
@@ -236,28 +293,30 @@ def segmentation_metrics(scorer: Scorer, translated: Sequence[Path], names: list
             feats.append(chunk_feats)
     cms = np.stack(per_image)
     cm = cms.sum(0)
-    (lo, hi), class_cis = bootstrap_iou_cis(cms)
+    stats = class_stats(cms)  # n x classes x (tp, gt, pred): what the pooled IoU sums, kept per image
+    rec.columns(**{f"seg/{what}/{name}": stats[:, k, j] for k, name in enumerate(CITYSCAPES_CLASSES)
+                   for j, what in enumerate(("tp", "gt", "pred"))})
+    per_class = iou_replicates(stats, scorer.draws)
     note = (f"{resized} of {len(per_image)} label maps at another size than the translation (same aspect ratio): "
             "predictions resized to the label, nearest neighbour") if resized else ""
-    rec("miou", 100 * mean_iou(cm), 100 * lo, 100 * hi, extractor=seg.id, note=note)
+    rec("miou", 100 * mean_iou(cm), extractor=seg.id, note=note, **_with_ci(nanmean_rows(per_class), 100))
     # Per-class IoU of every class in the ground truth (a class only predicted still counts as 0 in the mean).
     for cls, iou in enumerate(iou_per_class(cm)):
         if cm[cls].sum() > 0:
-            rec(f"iou/{CITYSCAPES_CLASSES[cls]}", 100 * float(iou), *(100 * class_cis[cls]), extractor=seg.id)
+            rec(f"iou/{CITYSCAPES_CLASSES[cls]}", 100 * float(iou), extractor=seg.id, **_with_ci(per_class[:, cls], 100))
     if feats:
         assert synth is not None
         if scorer._seg_reference is None:
             scorer._seg_reference = torch.cat([synth.features(list(scorer.files.test_b[i:i + scorer.batch_size]))
                                              for i in range(0, len(scorer.files.test_b), scorer.batch_size)])
         feats_t = torch.cat(feats)
-        ci, _ = bootstrap_fid_kid_ci(feats_t, scorer._seg_reference)
-        rec("fd-synthseg", fid_from_features(feats_t, scorer._seg_reference), *ci, extractor=synth.id)
+        fids, _ = fid_kid_replicates(feats_t, scorer._seg_reference, scorer.draws, kid=False)
+        rec("fd-synthseg", fid_from_features(feats_t, scorer._seg_reference), extractor=synth.id, **_with_ci(fids))
 
 
 def detection_metrics(scorer: Scorer, translated: Sequence[Path], names: list[str], rec) -> None:
     """Detections on image i of ``translated`` are scored against the boxes of test image i."""
     from bench.downstream.synthetic_detector import read_boxes
-    from bench.metrics.bootstrap import bootstrap_mean_ci
     from bench.metrics.detection import evaluate, found_objects, objects_of
 
     det = scorer.detector()
@@ -278,27 +337,45 @@ def detection_metrics(scorer: Scorer, translated: Sequence[Path], names: list[st
     dets: list[dict] = []
     for start in range(0, len(translated), scorer.batch_size):
         dets += det.detect(translated[start:start + scorer.batch_size], image_ids[start:start + scorer.batch_size])
-    s = evaluate(gt, dets)
+    s = evaluate(gt, dets, draws=scorer.draws, order=image_ids)
+    rec.columns(**{f"boxes/{c['name']}": np.array([sum(1 for a in gt["annotations"] if a["image_id"] == i
+                                                       and a["category_id"] == c["id"] and not a.get("iscrowd", 0))
+                                                   for i in image_ids]) for c in gt["categories"]})
     if "map" in names:
-        rec("map", 100 * s.ap, 100 * s.ap_ci[0], 100 * s.ap_ci[1], extractor=det.id)
+        rec("map", 100 * s.ap, extractor=det.id, **_with_ci(s.replicates["ap"], 100))
         for name, ap in s.per_class.items():
-            lo, hi = s.per_class_ci.get(name, (math.nan, math.nan))
-            rec(f"ap/{name}", 100 * ap, 100 * lo, 100 * hi, extractor=det.id)
+            rec(f"ap/{name}", 100 * ap, extractor=det.id, **_with_ci(s.replicates[f"ap/{name}"], 100))
     if "ap50" in names:
-        rec("ap50", 100 * s.ap50, 100 * s.ap50_ci[0], 100 * s.ap50_ci[1], extractor=det.id)
-    if "hallucinated" in names or "removed" in names:
+        rec("ap50", 100 * s.ap50, extractor=det.id, **_with_ci(s.replicates["ap50"], 100))
+    rates = [m for m in ("hallucinated", "hallucination-share", "removed") if m in names]
+    if rates:
         found, extra = found_objects(gt, dets, image_ids)
+        n_found = np.array([len(f) for f in found], dtype=np.float64)
+        rec.columns(found=n_found)
         if "hallucinated" in names:
-            rec("hallucinated", 100 * extra.mean(), *(100 * v for v in bootstrap_mean_ci(extra)), extractor=det.id)
+            rec("hallucinated", 100 * extra.mean(), extractor=det.id, per_image=extra,
+                **_with_ci(mean_replicates(extra, scorer.draws), 100))
+        if "hallucination-share" in names:
+            confident = n_found + extra
+            if confident.sum() == 0:
+                rec("hallucination-share", math.nan, extractor=det.id, note=NO_CONFIDENT_DETECTION)
+            else:
+                rec("hallucination-share", 100 * extra.sum() / confident.sum(), extractor=det.id,
+                    **_with_ci(ratio_replicates(extra, confident, scorer.draws), 100))
         if "removed" in names:
             reference = scorer.twin_objects(gt, image_ids) if scorer.files.twins is not None else objects_of(gt, image_ids)
             lost = np.array([len(ref - got) for ref, got in zip(reference, found)], dtype=np.float64)
-            rec("removed", 100 * lost.mean(), *(100 * v for v in bootstrap_mean_ci(lost)), extractor=det.id)
+            rec("removed", 100 * lost.mean(), extractor=det.id, per_image=lost,
+                **_with_ci(mean_replicates(lost, scorer.draws), 100))
+
+
+NO_CONFIDENT_DETECTION = ("no confident detection (score >= 0.5) on any translation: the share of invented objects "
+                          "is undefined, and nothing is ranked on it")
 
 
 def distribution_metrics(scorer: Scorer, translated: Sequence[Path], names: list[str], rec) -> None:
     """FID and KID from one Inception pass (the reference set's features cached for the run)."""
-    from bench.metrics.fid_kid import bootstrap_fid_kid_ci, extract_features, fid_from_features, kid_from_features
+    from bench.metrics.fid_kid import extract_features, fid_from_features, fid_kid_replicates, kid_from_features
 
     ext = scorer.inception()
     if ext is None:
@@ -309,17 +386,17 @@ def distribution_metrics(scorer: Scorer, translated: Sequence[Path], names: list
     if scorer._reference is None:
         scorer._reference = extract_features(scorer.files.test_b, ext, scorer.batch_size, desc="reference features")
     feats = extract_features(translated, ext, scorer.batch_size, desc="features")
-    fid_ci, kid_ci = bootstrap_fid_kid_ci(feats, scorer._reference)
+    fids, kids = fid_kid_replicates(feats, scorer._reference, scorer.draws, kid="kid" in names)
     if "fid" in names:
-        rec("fid", fid_from_features(feats, scorer._reference), *fid_ci, extractor=ext.weights.label)
+        rec("fid", fid_from_features(feats, scorer._reference), extractor=ext.weights.label, **_with_ci(fids))
     if "kid" in names:
         mean, std = kid_from_features(feats, scorer._reference)
-        rec("kid", mean, *kid_ci, extractor=ext.weights.label, note=f"std over subsets {std:.6g}")
+        rec("kid", mean, extractor=ext.weights.label, note=f"std over subsets {std:.6g}", **_with_ci(kids))
 
 
 def dinov2_distance(scorer: Scorer, translated: Sequence[Path], names: list[str], rec) -> None:
     """fd-dinov2 (DINOv2 ViT-L/14 CLS features), when its optional weights are present."""
-    from bench.metrics.fid_kid import bootstrap_fid_kid_ci, extract_features, fid_from_features
+    from bench.metrics.fid_kid import extract_features, fid_from_features, fid_kid_replicates
 
     ext = scorer.dinov2()
     if ext is None:
@@ -328,14 +405,14 @@ def dinov2_distance(scorer: Scorer, translated: Sequence[Path], names: list[str]
     if scorer._dino_reference is None:
         scorer._dino_reference = extract_features(scorer.files.test_b, ext, scorer.batch_size, desc="DINOv2 reference")
     feats = extract_features(translated, ext, scorer.batch_size, desc="DINOv2 features")
-    ci, _ = bootstrap_fid_kid_ci(feats, scorer._dino_reference)
-    rec("fd-dinov2", fid_from_features(feats, scorer._dino_reference), *ci, extractor=ext.weights.label)
+    fids, _ = fid_kid_replicates(feats, scorer._dino_reference, scorer.draws, kid=False)
+    rec("fd-dinov2", fid_from_features(feats, scorer._dino_reference), extractor=ext.weights.label, **_with_ci(fids))
 
 
 def clean_fid_metrics(scorer: Scorer, translated: Sequence[Path], names: list[str], rec) -> None:
     """fid-clean and kid-clean through the clean-fid package, when it and its weights are present."""
     from bench.metrics.clean_fid import PACKAGE_MISSING, clean_fid, clean_kid, package_available
-    from bench.metrics.fid_kid import bootstrap_fid_kid_ci
+    from bench.metrics.fid_kid import fid_kid_replicates
 
     ext = scorer.cleanfid() if package_available() else None
     if ext is None:
@@ -346,11 +423,11 @@ def clean_fid_metrics(scorer: Scorer, translated: Sequence[Path], names: list[st
     if scorer._clean_reference is None:
         scorer._clean_reference = ext.features(scorer.files.test_b, scorer.batch_size)
     feats = ext.features(translated, scorer.batch_size)
-    fid_ci, kid_ci = bootstrap_fid_kid_ci(feats, scorer._clean_reference)
+    fids, kids = fid_kid_replicates(feats, scorer._clean_reference, scorer.draws, kid="kid-clean" in names)
     if "fid-clean" in names:
-        rec("fid-clean", clean_fid(feats, scorer._clean_reference), *fid_ci, extractor=ext.weights.label)
+        rec("fid-clean", clean_fid(feats, scorer._clean_reference), extractor=ext.weights.label, **_with_ci(fids))
     if "kid-clean" in names:
-        rec("kid-clean", clean_kid(feats, scorer._clean_reference), *kid_ci, extractor=ext.weights.label)
+        rec("kid-clean", clean_kid(feats, scorer._clean_reference), extractor=ext.weights.label, **_with_ci(kids))
 
 
 def paired_metrics(scorer: Scorer, translated: Sequence[Path], names: list[str], rec) -> None:
@@ -393,7 +470,7 @@ def paired_metrics(scorer: Scorer, translated: Sequence[Path], names: list[str],
         if metric == "psnr" and np.isinf(v).any():
             note = f"{int(np.isinf(v).sum())} identical image(s) counted as 100 dB"
             v = np.minimum(v, 100.0)
-        lo, hi = bootstrap_mean_ci(v)
         extractor = model.weights.label if metric == "lpips" else ""
-        rec(metric, float(v.mean()), lo, hi, extractor=extractor, note=note)
+        rec(metric, float(v.mean()), extractor=extractor, note=note, per_image=v,
+            **_with_ci(mean_replicates(v, scorer.draws)))
 

@@ -19,7 +19,7 @@ PACKAGES = ("bench", "augan", "baselines")
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("core", ("bench.errors", "bench.registry", "bench.config", "bench.atomic", "bench.lock", "bench.cache", "bench.checkpoints", "bench.weights",
               "bench.translator", "bench.distributed", "bench.results", "bench.data")),
-    ("metrics and the training loop", ("bench.metrics", "bench.learned")),
+    ("metrics, statistics and the training loop", ("bench.metrics", "bench.stats", "bench.learned")),
     ("methods, suites, downstream models", ("augan", "baselines", "bench.suites", "bench.downstream",
                                              "bench.substitute_weights")),
     ("scoring, launching, reports", ("bench.scoring", "bench.launch", "bench.scaffold", "bench.conformance",
@@ -144,6 +144,13 @@ def test_metrics_is_a_leaf_of_pure_metric_code():
                      "bench.scoring", "bench.launch", "bench.train", "bench.cli", "augan", "baselines")
     bad = [f"{m} imports {t}" for m, targets in GRAPH.items() if m.startswith("bench.metrics")
            for t in targets if t.startswith(orchestration)]
+    assert not bad, bad
+
+
+def test_stats_is_a_leaf():
+    """The statistics of comparisons import nothing of bench but each other: a reader checks them on their own."""
+    bad = [f"{m} imports {t}" for m, targets in GRAPH.items() if m.startswith("bench.stats")
+           for t in targets if not t.startswith("bench.stats")]
     assert not bad, bad
 
 

@@ -38,13 +38,13 @@ def test_run_writes_the_documented_layout(smoke_run):
         assert next(csv.reader(fh)) == COLUMNS
     records = read_metrics_csv(d / "metrics.csv")
     assert {r.method for r in records} == set(METHODS) | {"day-twin"}
-    main = {"fid", "kid", "fd-dinov2", "fid-clean", "kid-clean", "lpips", "psnr", "ssim", "sift", "miou", "map", "ap50", "hallucinated", "removed",
-            "fd-synthseg"}
+    main = {"fid", "kid", "fd-dinov2", "fid-clean", "kid-clean", "lpips", "psnr", "ssim", "sift", "miou", "map", "ap50", "hallucinated",
+            "hallucination-share", "removed", "fd-synthseg"}
     for method in METHODS:
         found = {r.metric for r in records if r.method == method}
         assert main <= found and all(m.startswith(("iou/", "ap/")) for m in found - main)
     per_class = {f"iou/{c}" for c in CLASS_NAMES.values()}
-    detection = ("map", "ap50", "hallucinated", "removed")
+    detection = ("map", "ap50", "hallucinated", "hallucination-share", "removed")
     assert {r.metric for r in records if r.method == "day-twin"} - per_class == {"miou", *detection}
     # At smoke the day detector is not trained: its metrics are skipped, saying why, never ranked.
     not_trained = [r for r in records if r.metric in detection]
@@ -73,19 +73,40 @@ def test_qualitative_grid_shows_the_input_once(smoke_run, tmp_path, monkeypatch)
     assert all(set(r) == set(columns) for r in rows)
 
 
-def test_summary_table_bolds_the_true_best(smoke_run):
+def test_summary_table_bolds_the_best_and_every_method_not_significantly_worse(smoke_run):
+    """Bold and the rank, recomputed here from the cells' replicate files: sacreBLEU's paired p for every pair of
+    methods, Holm over the pairs, the best mean bold, and every method whose adjusted p against it is >= 0.05."""
+    import itertools
+
+    import pandas as pd
+
+    from bench.stats.paired import holm, paired_difference
+
     summary, _, _ = smoke_run
     records = read_metrics_csv(summary.run_dir / "metrics.csv")
     table = (summary.run_dir / "tables" / "summary.md").read_text()
     rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")[1:-1]]
             for line in table.splitlines() if line.startswith("| ") and "---" not in line}
+    separated = 0
     for metric, higher, head in (("psnr", True, "PSNR ↑"), ("fid", False, "FID ↓"), ("ssim", True, "SSIM ↑")):
         vals = {r.method: r.value for r in records if r.metric == metric}
-        best = (max if higher else min)(vals, key=vals.get)
+        reps = {m: pd.read_csv(summary.run_dir / "cells" / m / "seed0" / "replicates.csv.gz")[metric].to_numpy()
+                for m in vals}
+        pairs = list(itertools.combinations(vals, 2))
+        adjusted = dict(zip(pairs, holm([paired_difference(vals[a], vals[b], reps[a], reps[b]).p for a, b in pairs])))
+        sign = 1 if higher else -1
+
+        def better(x, y):
+            q = adjusted.get((x, y), adjusted.get((y, x)))
+            return q < 0.05 and sign * (vals[x] - vals[y]) > 0
+
+        best = max(vals, key=lambda m: sign * vals[m])
         col = rows["method"].index(head)
-        assert rows[best][col].startswith("**"), (metric, best)
-        others = [m for m in vals if m != best]
-        assert not any(rows[m][col].startswith("**") for m in others)
+        for m in vals:
+            assert rows[m][col].startswith("**") == (m == best or not better(best, m)), (metric, m)
+            assert rows[m][col].rstrip("*").endswith(f"#{1 + sum(better(o, m) for o in vals if o != m)}"), (metric, m)
+            separated += m != best and better(best, m)
+    assert separated > 0  # the smoke methods differ enough for some column to separate them
     assert "FID ↓" in table and "PSNR ↑" in table
 
 

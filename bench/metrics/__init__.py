@@ -44,6 +44,7 @@ class MetricInfo:
     per_image: bool = False  # a mean over per-image values (bootstrap CI over images)
     compute: str = ""  # "module:function", see the module docstring
     label: str = ""  # how tables and figures name it (default: the name)
+    ranked: bool = True  # False: shown for information, never bolded or ranked (a number a blank output would win)
 
     def __post_init__(self) -> None:
         if self.needs not in NEEDS:
@@ -195,12 +196,25 @@ for _m in (
     MetricInfo(
         "hallucinated",
         "objects the day-trained detector reports on the translation (score >= 0.5) that match no ground-truth object "
-        "(IoU >= 0.5, same category), per 100 images",
+        "(IoU >= 0.5, same category), per 100 images; information only (a blank translation reports none), ranked "
+        "as hallucination-share",
         higher_is_better=False,
         unit="per 100 images",
         needs="boxes",
         per_image=True,
         compute=_DETECTION,
+        ranked=False,
+    ),
+    MetricInfo(
+        "hallucination-share",
+        "the share (%) of the detector's confident detections (score >= 0.5) on the translations that match no "
+        "ground-truth object (IoU >= 0.5, same category): invented objects per object reported; undefined without "
+        "detections, and ranked only among translations that remove fewer objects than the raw input",
+        higher_is_better=False,
+        unit="%",
+        needs="boxes",
+        compute=_DETECTION,
+        label="hallucination share",
     ),
     MetricInfo(
         "removed",

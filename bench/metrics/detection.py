@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bench.metrics.bootstrap import column_cis
+from bench.metrics.bootstrap import Draws, column_cis, draws_for_seed, percentile_ci
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 RECALL_POINTS = np.linspace(0.0, 1.0, 101)
@@ -197,31 +197,45 @@ class DetectionScores:
     ap_ci: tuple[float, float] = (float("nan"), float("nan"))
     ap50_ci: tuple[float, float] = (float("nan"), float("nan"))
     per_class_ci: dict[str, tuple[float, float]] = field(default_factory=dict)  # from the same resamples
+    # B resampled values of "ap", "ap50" and each "ap/<class>" (fractions, like the values above)
+    replicates: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def scores_from_precision(p: np.ndarray) -> tuple[float, float]:
     return _mean_valid(p), _mean_valid(p[0])  # IOU_THRESHOLDS[0] == 0.5
 
 
-def evaluate(gt: dict, detections: list[dict], n_boot: int = 1000, seed: int = 0) -> DetectionScores:
-    """AP, AP50 and per-class AP, with 95% bootstrap CIs over test images."""
+def evaluate(gt: dict, detections: list[dict], n_boot: int = 1000, seed: int = 0, draws: Draws | None = None,
+             order: list[int] | None = None) -> DetectionScores:
+    """AP, AP50 and per-class AP, with 95% bootstrap CIs over test images and their replicates.
+
+    ``draws`` resample the test images in ``order`` (image ids as the test set lists them; default: ascending
+    ids); without them, ``n_boot`` resamples keyed by ``seed``.
+    """
     m = match(gt, detections)
     p = m.precision()
     ap, ap50 = scores_from_precision(p)
     per_class = {name: _mean_valid(p[:, :, k]) for k, (_, name) in enumerate(sorted(m.categories.items()))}
     out = DetectionScores(ap, ap50, per_class)
-    if m.n_images >= 2 and n_boot > 0:
-        rng = np.random.default_rng(seed)
-        stats, classes = [], []
-        for _ in range(n_boot):
-            p = m.precision(np.bincount(rng.integers(0, m.n_images, m.n_images), minlength=m.n_images))
-            stats.append(scores_from_precision(p))
-            classes.append([_mean_valid(p[:, :, k]) for k in range(len(m.categories))])
-        lo, hi = np.nanquantile(np.array(stats), [0.025, 0.975], axis=0)
-        out.ap_ci, out.ap50_ci = (float(lo[0]), float(hi[0])), (float(lo[1]), float(hi[1]))
-        for name, (c_lo, c_hi) in zip(out.per_class, column_cis(np.array(classes))):
-            if not np.isnan(c_lo):
-                out.per_class_ci[name] = (float(c_lo), float(c_hi))
+    if draws is None:
+        if m.n_images < 2 or n_boot <= 0:
+            return out
+        draws = draws_for_seed(m.n_images, seed, n_boot)
+    ids = sorted(img["id"] for img in gt["images"])
+    position = {img: k for k, img in enumerate(order if order is not None else ids)}
+    counts = draws.counts()[:, [position[i] for i in ids]]  # into match()'s image order
+    stats, classes = [], []
+    for weights in counts:
+        p = m.precision(weights)
+        stats.append(scores_from_precision(p))
+        classes.append([_mean_valid(p[:, :, k]) for k in range(len(m.categories))])
+    stats_a, classes_a = np.array(stats), np.array(classes).reshape(len(counts), len(m.categories))
+    out.replicates = {"ap": stats_a[:, 0], "ap50": stats_a[:, 1]}
+    out.ap_ci, out.ap50_ci = percentile_ci(stats_a[:, 0]), percentile_ci(stats_a[:, 1])
+    for k, (name, (c_lo, c_hi)) in enumerate(zip(out.per_class, column_cis(classes_a))):
+        out.replicates[f"ap/{name}"] = classes_a[:, k]
+        if not np.isnan(c_lo):
+            out.per_class_ci[name] = (float(c_lo), float(c_hi))
     return out
 
 

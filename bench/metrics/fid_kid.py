@@ -21,6 +21,7 @@ import torch
 from tqdm import tqdm
 
 from bench.cache import cache_dir, files_digest
+from bench.metrics.bootstrap import LARGE_SET_RESAMPLES, Draws, draws_for_seed, percentile_ci
 from bench.data.io import read_rgb
 from bench.weights import INCEPTION_V3, ResolvedWeights, resolve
 
@@ -181,10 +182,24 @@ def _extract(files: Sequence[Path], extractor: InceptionExtractor, batch_size: i
 
 
 def fid_from_features(f1: torch.Tensor, f2: torch.Tensor) -> float:
-    from torch_fidelity.metric_fid import KEY_METRIC_FID, fid_features_to_statistics, fid_statistics_to_metric
+    """torch-fidelity's FID of two feature sets, evaluated without scipy (:func:`frechet_distance`)."""
+    return frechet_distance(f1.double().numpy(), f2.double().numpy())
 
-    s1, s2 = fid_features_to_statistics(f1), fid_features_to_statistics(f2)
-    return float(fid_statistics_to_metric(s1, s2, verbose=False)[KEY_METRIC_FID])
+
+def frechet_distance(x1: np.ndarray, x2: np.ndarray) -> float:
+    """The Fréchet distance of two N x d feature sets (FID's formula), in float64, independent of scipy's version.
+
+    ||mu1 - mu2||^2 + tr S1 + tr S2 - 2 tr sqrt(S1 S2), with unbiased covariances as ``np.cov``. The trace of the
+    square root is taken from symmetric problems only: while both sets have at most d images, the nuclear norm of
+    the centred cross-Gram matrix (:func:`_fid_gram`, exact: S1 S2 has rank below N); above, the eigenvalues of
+    S1^1/2 S2 S1^1/2 (two symmetric eigendecompositions, :func:`_fid_weighted`). torch-fidelity calls
+    ``scipy.linalg.sqrtm`` on the non-symmetric product instead, which returned large imaginary parts in scipy
+    1.11.2-1.11.3 and wrong values on complex input in 1.16.0; the tests hold the two to 1e-6 relative.
+    """
+    if max(len(x1), len(x2)) <= x1.shape[1]:
+        return _fid_gram(x1, x2)
+    t1, t2 = torch.from_numpy(np.ascontiguousarray(x1)), torch.from_numpy(np.ascontiguousarray(x2))
+    return _fid_weighted(t1, torch.ones(len(t1), dtype=torch.float64), t2, torch.ones(len(t2), dtype=torch.float64))
 
 
 def kid_subset_size(n1: int, n2: int) -> int:
@@ -199,9 +214,6 @@ def kid_from_features(f1: torch.Tensor, f2: torch.Tensor) -> tuple[float, float]
         f1, f2, kid_subsets=KID_SUBSETS, kid_subset_size=kid_subset_size(len(f1), len(f2)), verbose=False
     )
     return float(out[KEY_METRIC_KID_MEAN]), float(out[KEY_METRIC_KID_STD])
-
-
-N_BOOTSTRAP_SETS = 200
 
 
 def _fid_gram(x1: np.ndarray, x2: np.ndarray) -> float:
@@ -255,36 +267,58 @@ def _fid_weighted(x1: torch.Tensor, w1: torch.Tensor, x2: torch.Tensor, w2: torc
     return float((m1 - m2) @ (m1 - m2) + s1.trace() + s2.trace() - 2 * cross)
 
 
-def bootstrap_fid_kid_ci(f1: torch.Tensor, f2: torch.Tensor, seed: int = 0, n_boot: int = N_BOOTSTRAP_SETS
-                         ) -> tuple[tuple[float, float], tuple[float, float]]:
-    """95% percentile CIs of FID and KID from resampling both feature sets (images) with replacement.
+def fid_kid_replicates(f1: torch.Tensor, f2: torch.Tensor, draws: Draws, kid: bool = True
+                       ) -> tuple[np.ndarray, np.ndarray | None]:
+    """FID (and KID) of each resample of both feature sets: test images by ``draws``' test indices, reference
+    images by its reference indices (shared by every cell of the protocol, so replicates pair across methods).
 
-    The interval says how much the number would move with another draw of test and reference
-    images of the same sizes (the test set's sampling error), not how a method varies over training
-    seeds. The point estimates stay torch-fidelity's; each resample's FID is computed exactly: the
-    cross-Gram form while both sets have at most d images (cheap), else from d x d covariances
-    (:func:`_fid_weighted`, ~1.6 s a resample at d = 2048 on 2 cores: ~5 min for 200); KID is the
-    unbiased MMD^2 on the resampled kernel matrices (torch-fidelity's cubic kernel).
+    The replicates give the interval the tables show: how much the number would move with another draw of test
+    and reference images of the same sizes (the test set's sampling error), not how a method varies over training
+    seeds. Each resampled FID is exact: while both sets have at most d images, from the three Gram matrices
+    (gathered per resample, then the cross-Gram's singular values as the eigenvalues of a symmetric n1 x n1
+    matrix); above d, from weighted d x d covariances (:func:`_fid_weighted`), on the first
+    ``LARGE_SET_RESAMPLES`` draws. KID is the unbiased MMD^2 on the resampled kernel matrices (torch-fidelity's
+    cubic kernel). Duplicated images bias resampled FIDs upward, so read the interval as spread, not bias.
     """
     from torch_fidelity.metric_kid import kernel_poly
 
     x1, x2 = f1.double().numpy(), f2.double().numpy()
-    n1, n2 = len(x1), len(x2)
-    nan2 = (float("nan"), float("nan"))
-    if min(n1, n2) < 2:
-        return nan2, nan2
-    gram = max(n1, n2) <= x1.shape[1]
-    t1, t2 = torch.from_numpy(x1), torch.from_numpy(x2)
-    k11, k22, k12 = kernel_poly(x1, x1), kernel_poly(x2, x2), kernel_poly(x1, x2)
-    rng = np.random.default_rng(seed)
-    fids, kids = [], []
-    for _ in range(n_boot):
-        i, j = rng.integers(0, n1, n1), rng.integers(0, n2, n2)
-        if gram:
-            fids.append(_fid_gram(x1[i], x2[j]))
-        else:
+    n1, n2, d = len(x1), len(x2), x1.shape[1]
+    gram = max(n1, n2) <= d
+    resamples = draws.resamples if gram else min(draws.resamples, LARGE_SET_RESAMPLES)
+    rows, cols = draws.indices(resamples), draws.reference_indices(resamples)
+    fids = np.empty(resamples)
+    if gram:
+        g11, g22, g12 = x1 @ x1.T, x2 @ x2.T, x1 @ x2.T
+        sq1, sq2 = np.diagonal(g11), np.diagonal(g22)
+        for b, (i, j) in enumerate(zip(rows, cols)):
+            a11, a22, a12 = g11[np.ix_(i, i)].mean(), g22[np.ix_(j, j)].mean(), g12[np.ix_(i, j)]
+            # The centred cross-Gram of the resample: G12 gathered, minus its row and column means, plus its mean.
+            c = a12 - a12.mean(1, keepdims=True) - a12.mean(0, keepdims=True) + a12.mean()
+            c /= np.sqrt((n1 - 1) * (n2 - 1))
+            small = c @ c.T if n1 <= n2 else c.T @ c
+            cross = np.sqrt(np.clip(np.linalg.eigvalsh(small), 0, None)).sum()
+            tr1 = (sq1[i].sum() - n1 * a11) / (n1 - 1)
+            tr2 = (sq2[j].sum() - n2 * a22) / (n2 - 1)
+            fids[b] = a11 + a22 - 2 * a12.mean() + tr1 + tr2 - 2 * cross
+    else:
+        t1, t2 = torch.from_numpy(x1), torch.from_numpy(x2)
+        for b, (i, j) in enumerate(zip(rows, cols)):
             w1, w2 = (torch.from_numpy(np.bincount(k, minlength=n).astype(np.float64)) for k, n in ((i, n1), (j, n2)))
-            fids.append(_fid_weighted(t1, w1, t2, w2))
-        kids.append(mmd2_unbiased(k11[np.ix_(i, i)], k12[np.ix_(i, j)], k22[np.ix_(j, j)]))
-    q = lambda v: tuple(float(x) for x in np.quantile(v, [0.025, 0.975]))  # noqa: E731
-    return q(fids), q(kids)
+            fids[b] = _fid_weighted(t1, w1, t2, w2)
+    if not kid:
+        return fids, None
+    k11, k22, k12 = kernel_poly(x1, x1), kernel_poly(x2, x2), kernel_poly(x1, x2)
+    kids = np.array([mmd2_unbiased(k11[np.ix_(i, i)], k12[np.ix_(i, j)], k22[np.ix_(j, j)])
+                     for i, j in zip(rows, cols)])
+    return fids, kids
+
+
+def bootstrap_fid_kid_ci(f1: torch.Tensor, f2: torch.Tensor, seed: int = 0, n_boot: int = 200
+                         ) -> tuple[tuple[float, float], tuple[float, float]]:
+    """95% percentile CIs of FID and KID from ``n_boot`` resamples of both sets keyed by ``seed``
+    (:func:`fid_kid_replicates` outside a protocol)."""
+    if min(len(f1), len(f2)) < 2:
+        return (float("nan"), float("nan")), (float("nan"), float("nan"))
+    fids, kids = fid_kid_replicates(f1, f2, draws_for_seed(len(f1), seed, n_boot, n_reference=len(f2)))
+    return percentile_ci(fids), percentile_ci(kids)

@@ -42,23 +42,47 @@ def mean_iou(cm: np.ndarray) -> float:
     return float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan")
 
 
+def class_stats(cm: np.ndarray) -> np.ndarray:
+    """Per class (rows): true positives, ground-truth pixels, predicted pixels; a confusion matrix (or a stack of
+    them, ... x n x n) reduced to what IoU needs, so per-image statistics sum to the pooled ones."""
+    return np.stack([np.diagonal(cm, axis1=-2, axis2=-1), cm.sum(-1), cm.sum(-2)], axis=-1)
+
+
+def iou_from_stats(stats: np.ndarray) -> np.ndarray:
+    """Per-class IoU (NaN where a class has neither ground truth nor prediction) from ``class_stats`` (... x n x 3)."""
+    tp, gt, pred = (stats[..., k].astype(np.float64) for k in range(3))
+    union = gt + pred - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, tp / union, np.nan)
+
+
+def nanmean_rows(values: np.ndarray) -> np.ndarray:
+    """The mean of each row's defined values (NaN for a row with none), without numpy's empty-slice warning."""
+    defined = np.isfinite(values)
+    total = np.where(defined, values, 0.0).sum(-1)
+    count = defined.sum(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def iou_replicates(per_image: np.ndarray, draws) -> np.ndarray:
+    """Per-class IoU of each resample (B x n_classes) from per-image ``class_stats`` (n_images x n_classes x 3):
+    the resample's images' statistics summed (pooled, as over the whole set), then IoU."""
+    n, n_classes, _ = per_image.shape
+    pooled = (draws.counts() @ per_image.reshape(n, -1).astype(np.float64)).reshape(-1, n_classes, 3)
+    return iou_from_stats(pooled)
+
+
 def bootstrap_iou_cis(per_image: np.ndarray, seed: int = 0, n_boot: int = 1000) -> tuple[tuple[float, float], np.ndarray]:
     """95% CIs of mIoU and of every class's IoU (n_classes x 2; NaN where a class never has one), from the same
     resamples of the test images (their confusion matrices, with replacement)."""
-    n = len(per_image)
-    n_classes = per_image.shape[1]
+    from bench.metrics.bootstrap import draws_for_seed, percentile_ci
+
+    n, n_classes = len(per_image), per_image.shape[1]
     if n < 2:
         return (float("nan"), float("nan")), np.full((n_classes, 2), np.nan)
-    rng = np.random.default_rng(seed)
-    flat = per_image.reshape(n, -1)
-    means, per_class = [], []
-    for _ in range(n_boot):
-        counts = np.bincount(rng.integers(0, n, n), minlength=n)
-        iou = iou_per_class((counts @ flat).reshape(per_image.shape[1:]))
-        per_class.append(iou)
-        means.append(float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan"))
-    lo, hi = np.nanquantile(means, [0.025, 0.975])
-    return (float(lo), float(hi)), column_cis(np.array(per_class))
+    per_class = iou_replicates(class_stats(per_image), draws_for_seed(n, seed, n_boot))
+    return percentile_ci(nanmean_rows(per_class)), column_cis(per_class)
 
 
 def bootstrap_miou_ci(per_image: np.ndarray, seed: int = 0, n_boot: int = 1000) -> tuple[float, float]:

@@ -10,12 +10,13 @@ from __future__ import annotations
 import math
 
 from bench.metrics import METRICS, metric_label
+from bench.metrics.bootstrap import LARGE_SET_RESAMPLES, N_RESAMPLES
 from bench.report.render import Cell, Table
+from bench.report.significance import MetricRanks, metric_ranks
 from bench.report.runs import SUBSTITUTE_MARK, SUBSTITUTE_NOTE, RunResults
 from bench.report.tables import (
     GAP_METRICS,
     LOWER_BOUND,
-    best_methods,
     external_notes,
     fid_size_note,
     format_value,
@@ -70,8 +71,7 @@ def compare_table(runs: list[RunResults], metrics: list[str] | None = None) -> T
         else:
             table.groups.append((head, len(runs)))
             table.columns += labels
-    best = {(metric, k): best_methods(run.agg, [m for m in run.methods if m != REFERENCE_ROW], metric)
-            for metric in chosen for k, run in enumerate(runs)}
+    ranks = {(metric, k): metric_ranks(run, metric, run.methods) for metric in chosen for k, run in enumerate(runs)}
     substitutes = False
     for method in methods:
         row = [Cell(f"{method} (upper bound)" if method == REFERENCE_ROW else method)]
@@ -85,23 +85,58 @@ def compare_table(runs: list[RunResults], metrics: list[str] | None = None) -> T
                 else:
                     flag = SUBSTITUTE_MARK if run.is_substitute(method, metric) else ""
                     substitutes |= bool(flag)
-                    row.append(Cell(format_value(metric, cell) + flag, method in best[(metric, k)], cell["mean"]))
+                    place = ranks[(metric, k)].ranks.get(method)
+                    text = format_value(metric, cell) + flag + (f" #{place.rank}" if place and place.rank else "")
+                    row.append(Cell(text, bool(place and place.bold), cell["mean"], place.rank if place else None))
         for metric in gaps:
             for run, w in zip(runs, weak):
                 g = gap_recovered(run.agg, method, metric, REFERENCE_ROW) if _gap_defined(run, metric, w) else math.nan
                 row.append(Cell("–") if math.isnan(g) else Cell(f"{g:.2f}", value=g))
         table.rows.append(row)
-    for label, run, run_weak in zip(labels, runs, weak):
+    for k, (label, run, run_weak) in enumerate(zip(labels, runs, weak)):
         table.notes += [(f"{label}: " if not single else "") + n for n in run_notes(run, chosen, run_weak)]
+        table.notes += [(f"{label}: " if not single else "") + n
+                        for n in rank_notes({metric: ranks[(metric, k)] for metric in chosen})]
     if substitutes:
         table.notes.append(SUBSTITUTE_NOTE)
-    table.notes.append("↑ higher is better, ↓ lower is better; best per column in bold. Mean over seeds ± std over "
-                       "seeds where a run has several, else [95% bootstrap CI over test images]; '–' = not in that "
-                       "run, 'skipped' = not computed (the reason is in the notes).")
+    table.notes.append("↑ higher is better, ↓ lower is better. Mean over seeds ± std over seeds where a run has several, "
+                       "else [95% bootstrap CI over test images]; '–' = not in that run, 'skipped' = not computed (the "
+                       "reason is in the notes).")
+    table.notes.append(RANK_NOTE)
     if gaps:
         table.notes.append(f"Gap recovered = (method − {LOWER_BOUND}) / ({REFERENCE_ROW} − {LOWER_BOUND}) in "
                            f"{' and '.join(GAP_METRICS[m] for m in gaps)}: 0 is the raw adverse input, 1 the day image.")
     return table
+
+
+RANK_NOTE = (f"Bold: the best method and every method not significantly worse than it; #k: its rank, 1 + the number of "
+             f"methods significantly better (ties share a rank). Significance: a paired bootstrap on the same "
+             f"{N_RESAMPLES:,} resamples of the test images for every method (the metric recomputed on each; "
+             f"{LARGE_SET_RESAMPLES} for FID-type metrics above 2,048 images), two-sided p = (c + 1) / (B + 1), "
+             "Holm-corrected over every pair of methods in the column, at 0.05; with several seeds the resamples draw "
+             "seeds too. `bench tables --vs METHOD` and `bench compare` print the differences and p-values.")
+
+
+def rank_notes(ranks: dict[str, MetricRanks]) -> list[str]:
+    """Why a column ranks nothing, or ranks some methods not, or falls back to the best mean."""
+    notes, old, info = [], [], []
+    for metric, r in ranks.items():
+        if r.why == "information only":
+            info.append(metric_label(metric))
+        elif r.why == "no replicates":
+            old.append(metric_label(metric))
+        elif r.why == "cells of different protocols":
+            notes.append(f"{metric_label(metric)}: cells scored on different protocols; nothing is ranked.")
+        for method, why in (r.unranked or {}).items():
+            notes.append(f"{metric_label(metric)}: {method} not ranked ({why}: a translation that shows the detector "
+                         "less has fewer objects to invent, so its low share is no achievement).")
+    if info:
+        notes.append(f"{', '.join(info)}: information only, never bold or ranked (a translation that shows the detector "
+                     "nothing would win it); hallucination share ranks invented objects per object reported.")
+    if old:
+        notes.append(f"{', '.join(old)}: some cells were scored before replicates were kept: bold is the best mean "
+                     "alone, without a test (score them again with --force for rank groups).")
+    return notes
 
 
 def _gap_defined(run: RunResults, metric: str, weak: dict[str, str]) -> bool:

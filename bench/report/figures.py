@@ -218,3 +218,39 @@ def image_grid(rows: list[dict[str, Path | np.ndarray]], columns: list[str], pat
                 ax.set_title(col, fontsize=8)
     fig.subplots_adjust(wspace=0.03, hspace=0.03)
     return save_figure(fig, path)
+
+
+def critical_difference(ranking, path: Path) -> list[Path]:
+    """A critical-difference diagram: methods on an axis of mean rank (best on the left), with a bar joining each
+    run of methods that no Wilcoxon-Holm test tells apart (``bench.stats.across_suites.cliques``)."""
+    from bench.stats.across_suites import cliques
+
+    order = ranking.methods
+    k = len(order)
+    groups = cliques(ranking)
+    height = 1.2 + 0.28 * (k + len(groups))
+    fig, ax = plt.subplots(figsize=(6.4, height))
+    ax.set_xlim(0.5, k + 0.5)
+    ax.set_ylim(-(len(groups) + 1) * 0.25 - 0.3, (k + 1) * 0.28 + 0.3)
+    ax.axhline(0, color="black", lw=1)
+    for r in range(1, k + 1):
+        ax.plot([r, r], [0, 0.08], color="black", lw=1)
+        ax.text(r, 0.12, str(r), ha="center", va="bottom", fontsize=8)
+    half = (k + 1) // 2
+    for i, m in enumerate(order):
+        x = ranking.mean_rank[m]
+        left = i < half
+        y = (i + 1) * 0.28 + 0.3 if left else (k - i) * 0.28 + 0.3
+        end = 0.45 if left else k + 0.55
+        colour, _ = method_style(m)
+        ax.plot([x, x, end], [0, y, y], color=colour, lw=1.2)
+        ax.text(end + (0.05 if left else -0.05), y, f"{m} ({x:.2f})", ha="right" if left else "left", va="center",
+                fontsize=8)
+    for g, group in enumerate(groups):
+        xs = [ranking.mean_rank[m] for m in group]
+        y = -(g + 1) * 0.25
+        ax.plot([min(xs) - 0.03, max(xs) + 0.03], [y, y], color="black", lw=3, solid_capstyle="round")
+    ax.axis("off")
+    ax.set_title(f"{axis_label(ranking.metric)}: mean rank over {len(ranking.suites)} suites "
+                 f"(Friedman p = {ranking.friedman_p:.3g}; bars: no Wilcoxon-Holm difference)", fontsize=9)
+    return save_figure(fig, path)

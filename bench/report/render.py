@@ -18,6 +18,7 @@ class Cell:
     text: str
     bold: bool = False
     value: float | None = None  # the number behind the text, for CSV (None: no number)
+    rank: int | None = None  # the method's rank on the column's metric, where the table ranks it
 
 
 @dataclass
@@ -117,7 +118,8 @@ def to_json(table: Table) -> str:
     rows = [{"label": row[0].text,
              "values": {h: c.value for h, c in zip(head[1:], row[1:])},
              "text": {h: c.text for h, c in zip(head[1:], row[1:])},
-             "bold": [h for h, c in zip(head[1:], row[1:]) if c.bold]} for row in table.rows]
+             "bold": [h for h, c in zip(head[1:], row[1:]) if c.bold],
+             "rank": {h: c.rank for h, c in zip(head[1:], row[1:]) if c.rank}} for row in table.rows]
     return json_text({"title": table.title, "columns": head, "rows": rows, "notes": table.notes}) + "\n"
 
 

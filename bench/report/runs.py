@@ -12,10 +12,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench.report.tables import aggregate
-from bench.results import REFERENCE_ROW, Manifest, MetricRecord, read_manifest, read_metrics_csv
+from bench.results import (
+    PER_IMAGE_FILE,
+    REFERENCE_ROW,
+    REPLICATES_FILE,
+    Manifest,
+    MetricRecord,
+    read_cell_draws,
+    read_manifest,
+    read_metrics_csv,
+)
 from bench.errors import BenchError
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
 
@@ -34,6 +44,7 @@ class RunResults:
     manifest: Manifest
     records: list[MetricRecord]
     agg: dict[tuple[str, str], dict] = field(init=False)
+    _replicates: dict = field(init=False, default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.agg = aggregate(self.records)
@@ -90,6 +101,53 @@ class RunResults:
     def cell_dirs(self, method: str) -> list[Path]:
         return sorted((self.path / "cells" / method).glob("seed*"))
 
+    def seeds(self, method: str) -> list[int]:
+        """The seeds scored for ``method`` (those with records)."""
+        return sorted({r.seed for r in self.records if r.method == method})
+
+    def draws(self, method: str, seed: int) -> dict:
+        """The draws a cell's replicates were made on (``{}`` for a cell scored before replicates were kept)."""
+        return read_cell_draws(self.path / "cells" / method / f"seed{seed}" / "metrics.json")
+
+    def cell_replicates(self, method: str, seed: int) -> "pd.DataFrame | None":
+        """A cell's replicates: one row per resample, one column per metric (None where the cell has none)."""
+        key = (method, seed)
+        if key not in self._replicates:
+            path = self.path / "cells" / method / f"seed{seed}" / REPLICATES_FILE
+            self._replicates[key] = _read_csv_gz(path, index="resample") if path.is_file() else None
+        return self._replicates[key]
+
+    def per_image(self, method: str, seed: int | None = None) -> "pd.DataFrame":
+        """One row per test image (indexed by its name) with every per-image value of a cell (the first seed by
+        default): the paired metrics, the detection counts, and the statistics mIoU and mAP are pooled from."""
+        seed = self.seeds(method)[0] if seed is None and self.seeds(method) else seed
+        path = self.path / "cells" / method / f"seed{seed}" / PER_IMAGE_FILE
+        if not path.is_file():
+            raise RunFolderError(f"{path}: no per-image values for {method} seed {seed} (cells scored before they "
+                                 "were kept have none: `bench run --force --methods METHOD` scores again)")
+        return _read_csv_gz(path, index="image")
+
+    def replicates(self, method: str, metric: str) -> "np.ndarray | None":
+        """``method``'s replicates of ``metric`` over its seeds (``bench.stats.paired.over_seeds``): None when a cell
+        lacks them."""
+        from bench.stats.paired import over_seeds
+
+        per_seed = []
+        for seed in self.seeds(method):
+            frame = self.cell_replicates(method, seed)
+            if frame is None or metric not in frame:
+                return None
+            per_seed.append(frame[metric].to_numpy(dtype="float64"))
+        if not per_seed:
+            return None
+        return over_seeds(per_seed, f"{self.protocol_key(method)}|{method}")
+
+    def protocol_key(self, method: str | None = None) -> str:
+        """The draws' key of the run's cells (of ``method``'s first seed, or of the first cell that has one)."""
+        cells = [(method, s) for s in self.seeds(method)] if method else [
+            (m, s) for m in self.methods for s in self.seeds(m)]
+        return next((k for m, s in cells if (k := self.draws(m, s).get("key"))), "")
+
     def to_dataframe(self) -> "pd.DataFrame":
         """The run's records in long format: one row per (method, seed, metric), the ``metrics.csv`` columns."""
         from bench.report.frames import records_frame
@@ -103,6 +161,17 @@ class RunResults:
         from bench.report.frames import aggregate_frame, summary_frame
 
         return summary_frame(aggregate_frame(self.to_dataframe()), self.methods, self.metrics(not per_class))
+
+
+def _read_csv_gz(path: Path, index: str) -> "pd.DataFrame":
+    import pandas as pd
+
+    try:
+        return pd.read_csv(path, compression="gzip", index_col=index, keep_default_na=False, na_values=[""],
+                           dtype={index: str} if index == "image" else None)
+    except (OSError, ValueError, EOFError) as exc:
+        raise RunFolderError(f"{path}: damaged ({type(exc).__name__}: {exc}); score the cell again with `bench run "
+                             "--force --methods METHOD` (or `bench score --force`)") from None
 
 
 def load_run(path: Path) -> RunResults:

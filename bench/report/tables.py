@@ -8,7 +8,7 @@ from bench.metrics import METRICS
 from bench.report.frames import aggregate_frame, records_frame
 from bench.results import REFERENCE_ROW, MetricRecord
 
-DECIMALS = {"fid": 2, "kid": 4, "fd-dinov2": 2, "fid-clean": 2, "kid-clean": 4, "lpips": 4, "psnr": 2, "ssim": 4, "sift": 2, "miou": 2, "map": 2, "ap50": 2, "hallucinated": 1, "removed": 1, "fd-synthseg": 3}
+DECIMALS = {"fid": 2, "kid": 4, "fd-dinov2": 2, "fid-clean": 2, "kid-clean": 4, "lpips": 4, "psnr": 2, "ssim": 4, "sift": 2, "miou": 2, "map": 2, "ap50": 2, "hallucinated": 1, "hallucination-share": 1, "removed": 1, "fd-synthseg": 3}
 LOWER_BOUND = "identity"  # the raw adverse input
 GAP_METRICS = {"miou": "mIoU", "map": "mAP"}  # one downstream headline metric per task
 
@@ -52,7 +52,7 @@ def _measured(agg: dict[tuple[str, str], dict], method: str, metric: str) -> boo
 # that scores day and night alike (smoke's detector: mAP 0.00 on both) would rank methods by noise.
 MIN_TASK_GAP = 1.0
 TASKS = {"miou": ("segmentation", ("miou", "iou/")),
-         "map": ("detection", ("map", "ap50", "ap/", "hallucinated", "removed"))}
+         "map": ("detection", ("map", "ap50", "ap/", "hallucinated", "hallucination-share", "removed"))}
 
 
 def task_of(metric: str) -> str | None:
@@ -82,6 +82,30 @@ def weak_tasks(agg: dict[tuple[str, str], dict]) -> dict[str, str]:
     return {h: why for h in TASKS if (why := weak_task(agg, h)) is not None}
 
 
+def higher_is_better(metric: str) -> bool:
+    """The direction of ``metric``; a per-class entry (``iou/car``, ``ap/person``) has its headline's."""
+    info = METRICS.get(metric)
+    if info is None and (headline := task_of(metric)) is not None:
+        info = METRICS.get(headline)
+    return True if info is None else info.higher_is_better
+
+
+# hallucination-share is a precision: a translation that shows the detector fewer objects than the raw input has
+# little to invent objects with, and its low share says nothing. It ranks only methods that remove fewer objects.
+SHARE_NEEDS_FEWER_REMOVED = ("hallucination-share", "removed")
+
+
+def rank_exclusions(agg: dict[tuple[str, str], dict], metric: str, methods: list[str]) -> dict[str, str]:
+    """method -> why it is not ranked on ``metric`` although it has a number (none for most metrics)."""
+    share, removed = SHARE_NEEDS_FEWER_REMOVED
+    if metric != share or not _measured(agg, LOWER_BOUND, removed):
+        return {}
+    floor = agg[(LOWER_BOUND, removed)]["mean"]
+    return {m: f"removes {agg[(m, removed)]['mean']:.1f} objects per 100 images, not fewer than the raw input's "
+               f"{floor:.1f}" for m in methods
+            if m == LOWER_BOUND or not _measured(agg, m, removed) or agg[(m, removed)]["mean"] >= floor}
+
+
 FID_DIM = 2048  # Inception's pool features
 
 
@@ -94,19 +118,6 @@ def fid_size_note(records: list[MetricRecord]) -> str | None:
     return (f"FID on {', '.join(map(str, sizes))} images, fewer than its {FID_DIM} feature dimensions: the covariance "
             "is rank-deficient and FID is biased upward by an amount that depends on N and the model (Chong & "
             "Forsyth, CVPR 2020), so compare FIDs only at equal N, and prefer KID (unbiased) at this size.")
-
-
-def best_methods(agg: dict[tuple[str, str], dict], methods: list[str], metric: str) -> set[str]:
-    """The best of ``methods`` on ``metric`` (ties: all); none where the metric's downstream task is too weak."""
-    headline = task_of(metric)
-    if headline is not None and weak_task(agg, headline) is not None:
-        return set()
-    vals = {m: agg[(m, metric)]["mean"] for m in methods if _measured(agg, m, metric)}
-    if not vals:
-        return set()
-    pick = max if METRICS[metric].higher_is_better else min
-    best = pick(vals.values())
-    return {m for m, v in vals.items() if v == best}
 
 
 def format_value(metric: str, cell: dict) -> str:

@@ -195,7 +195,7 @@ class BDD100KSuite(Suite):
         return ", ".join(f"{k} {'/'.join(sorted(v))}" for k, v in rule.items())
 
 
-_METRICS = ("fid", "kid", "fd-dinov2", "fid-clean", "kid-clean", "map", "ap50", "hallucinated", "removed")
+_METRICS = ("fid", "kid", "fd-dinov2", "fid-clean", "kid-clean", "map", "ap50", "hallucinated", "hallucination-share", "removed")
 _DEFAULT_METHODS = ("identity", "gamma", "clahe", "histmatch")
 
 

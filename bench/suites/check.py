@@ -137,7 +137,7 @@ def check_suite(name: str, data_root: Path | None) -> list[str]:
     computable = ["fid", "kid", "fd-dinov2", "fid-clean", "kid-clean"]
     why_not = {}
     if n_boxes:
-        computable += ["map", "ap50", "hallucinated", "removed"]
+        computable += ["map", "ap50", "hallucinated", "hallucination-share", "removed"]
         lines.append(f"  {n_boxes} boxes on the adverse test images (mAP needs --detector torchvision:ARCH:CKPT)")
     has_labels = (root / "testA_labels").is_dir() if isinstance(suite, FolderSuite) else "miou" in suite.metrics
     if has_labels:

@@ -101,7 +101,7 @@ def _write_boxes(path: Path, boxes: dict[str, list]) -> None:
 
 
 _CLASSICAL = ("identity", "gamma", "clahe", "histmatch")
-_METRICS = ("fid", "kid", "fd-dinov2", "fid-clean", "kid-clean", "lpips", "psnr", "ssim", "sift", "miou", "map", "ap50", "hallucinated", "removed",
+_METRICS = ("fid", "kid", "fd-dinov2", "fid-clean", "kid-clean", "lpips", "psnr", "ssim", "sift", "miou", "map", "ap50", "hallucinated", "hallucination-share", "removed",
             "fd-synthseg")
 
 SUITES = [
