@@ -111,7 +111,8 @@ class Scorer:
             from bench.downstream.synthetic_segmenter import trained_segmenter
 
             assert self.files.train_b_labels is not None
-            self._synthseg = trained_segmenter(self.files.train_b, self.files.train_b_labels, self.preset, self.device)
+            self._synthseg = trained_segmenter(self.files.train_b, self.files.train_b_labels, self.preset, self.device,
+                                               recipe=self.files.train_b_recipe)
         return self._synthseg
 
     def segmenter(self):
@@ -143,7 +144,8 @@ class Scorer:
                 cfg = DETECTOR_PRESETS[self.preset]
                 if cfg is None:
                     return None
-                self._detector = trained_detector(self.files.train_b, self.files.train_b_boxes, cfg, self.device)
+                self._detector = trained_detector(self.files.train_b, self.files.train_b_boxes, cfg, self.device,
+                                                  recipe=self.files.train_b_recipe)
         return self._detector
 
     def twin_objects(self, gt: dict, image_ids: list[int]) -> list[set[int]]:

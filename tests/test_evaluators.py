@@ -16,6 +16,8 @@ def test_every_shipped_evaluator_is_present_hash_checked_and_made_with_the_curre
     from bench.downstream.shipped import SHIPPED_PRESETS
     from bench.downstream.synthetic_detector import DETECTOR_PRESETS
     from bench.downstream.synthetic_segmenter import SEGMENTER_PRESETS
+    from bench.suites import get_suite
+    from bench.suites.synthetic import DATA_SEED, day_training_recipe
     from bench.weights import file_sha256
 
     index = json.loads(training.SHIPPED_INDEX.read_text())
@@ -26,6 +28,28 @@ def test_every_shipped_evaluator_is_present_hash_checked_and_made_with_the_curre
         for preset, entry in shipped.items():
             assert entry["config"] == json.loads(json.dumps(asdict(entries[preset]))), f"{kind} {preset}: remake them"
             assert file_sha256(training.SHIPPED_DIR / entry["file"]) == entry["sha256"]
+            # Found by the recipe of the day training split the default run renders (not by its bytes).
+            spec = get_suite("synthetic-night").spec(preset, None)
+            recipe = day_training_recipe(spec["n_train"], spec["height"], spec["width"], DATA_SEED)
+            key = training.training_key(entries[preset], recipe=recipe)
+            assert index[kind][key] is entry and entry["recipe"] == recipe, f"{kind} {preset}: re-key the index"
+
+
+def test_a_recipe_finds_the_shipped_weights_whatever_bytes_this_cpu_rendered(shipped_here, tmp_path, monkeypatch):
+    """The same recipe on a CPU whose vector units round the renderer's last bits otherwise: same key, same weights;
+    without a recipe (a folder suite) the bytes decide."""
+    folder, files, _ = shipped_here
+    index = json.loads((folder / "index.json").read_text())
+    entry = next(iter(index["segmenters"].values()))
+    recipe_key = training.training_key(_Cfg(), files, recipe='["trainB", 2]')
+    (folder / "index.json").write_text(json.dumps({"segmenters": {recipe_key: entry}}))
+    training.shipped_index.cache_clear()
+    found = training.evaluator_weights("segmenters", training.training_key(_Cfg(), files, recipe='["trainB", 2]'))
+    files[0].write_bytes(b"rendered elsewhere")
+    again = training.evaluator_weights("segmenters", training.training_key(_Cfg(), files, recipe='["trainB", 2]'))
+    assert found is not None and found.shipped and again == found
+    assert training.evaluator_weights("segmenters", training.training_key(_Cfg(), files)) is None
+    assert training.training_key(_Cfg(), files, recipe='["trainB", 3]') != recipe_key
 
 
 @dataclass(frozen=True)

@@ -51,8 +51,9 @@ def remake(preset: str) -> dict[str, tuple[str, bytes, dict]]:
         data = state_bytes(train())
         entry = {"file": f"{kind[:-1]}-{preset}.safetensors", "sha256": hashlib.sha256(data).hexdigest(),
                  "preset": preset, "config": asdict(cfg), "trained_on": f"synthetic day images ({preset} preset)",
+                 "recipe": files.train_b_recipe,
                  "made_with": _made_with()}
-        out[kind] = (training_key(cfg, *groups), data, entry)
+        out[kind] = (training_key(cfg, *groups, recipe=files.train_b_recipe), data, entry)
     return out
 
 

@@ -104,12 +104,13 @@ class SyntheticDetector:
         return out
 
 
-def trained_detector(images: Sequence[Path], boxes_json: Path, cfg: DetectorConfig, device: str = "cpu"
-                     ) -> SyntheticDetector:
-    """The day-domain detector for ``images`` and their COCO boxes: shipped with the project, cached, or trained now."""
+def trained_detector(images: Sequence[Path], boxes_json: Path, cfg: DetectorConfig, device: str = "cpu",
+                     recipe: str = "") -> SyntheticDetector:
+    """The day-domain detector for ``images`` and their COCO boxes (made by ``recipe``, where they are a pure function
+    of one): shipped with the project, cached, or trained now."""
     from safetensors.torch import load_file
 
-    key = training_key(cfg, images, [boxes_json])
+    key = training_key(cfg, images, [boxes_json], recipe=recipe)
     weights = evaluator_weights("detectors", key)
     if weights is None:
         weights = save_evaluator("detectors", key, train_detector(images, boxes_json, cfg, device))

@@ -80,12 +80,14 @@ class SyntheticSegmenter:
         return self.analyse(paths)[0]
 
 
-def trained_segmenter(images: Sequence[Path], labels: Sequence[Path], preset: str, device: str = "cpu") -> SyntheticSegmenter:
-    """The day-domain segmenter for ``images`` / ``labels``: shipped with the project, cached, or trained now."""
+def trained_segmenter(images: Sequence[Path], labels: Sequence[Path], preset: str, device: str = "cpu",
+                      recipe: str = "") -> SyntheticSegmenter:
+    """The day-domain segmenter for ``images`` / ``labels`` (made by ``recipe``, where they are a pure function of
+    one): shipped with the project, cached, or trained now."""
     from safetensors.torch import load_file
 
     cfg = SEGMENTER_PRESETS[preset]
-    key = training_key(cfg, images, labels)
+    key = training_key(cfg, images, labels, recipe=recipe)
     weights = evaluator_weights("segmenters", key)
     if weights is None:
         weights = save_evaluator("segmenters", key, train_segmenter(images, labels, cfg, device))

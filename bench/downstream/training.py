@@ -41,10 +41,14 @@ class EvaluatorWeights:
         return f"{self.key[:12]}:{'shipped' if self.shipped else 'trained-locally'}:sha256={self.sha256[:12]}"
 
 
-def training_key(cfg, *file_groups: Sequence[Path]) -> str:
-    return hashlib.sha256(
-        (json.dumps(asdict(cfg), sort_keys=True) + "".join(files_digest(g) for g in file_groups)).encode()
-    ).hexdigest()
+def training_key(cfg, *file_groups: Sequence[Path], recipe: str = "") -> str:
+    """The key of an evaluator: its config, and what it is trained on. Where the training files are a pure function
+    of a ``recipe`` (the synthetic suites' day split: scenes, seed, size, renderer and layout versions), the recipe;
+    else the files' bytes. Rendered bytes differ in their last bits from one CPU to another (numpy's and OpenCV's
+    vector paths round differently), which would make every machine but the one that made the shipped files train
+    its own; the recipe is what the renderer's version discipline already guarantees."""
+    trained_on = f"recipe:{recipe}" if recipe else "".join(files_digest(g) for g in file_groups)
+    return hashlib.sha256((json.dumps(asdict(cfg), sort_keys=True) + trained_on).encode()).hexdigest()
 
 
 @lru_cache(maxsize=None)

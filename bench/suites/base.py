@@ -25,6 +25,9 @@ class SuiteFiles:
     height: int = 0
     width: int = 0
     notes: tuple[str, ...] = ()  # what the suite skipped in the data, and why (reported in the manifest)
+    # How the day training split (train_b, its labels and boxes) is made, where it is a pure function of that (the
+    # synthetic suites); the downstream evaluators trained on it are found by it (bench.downstream.training_key).
+    train_b_recipe: str = ""
 
     def unpaired(self) -> UnpairedData:
         return UnpairedData(self.train_a, self.train_b, self.height, self.width)

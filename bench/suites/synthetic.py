@@ -48,7 +48,7 @@ def materialize(condition: str, n_train: int, n_test: int, height: int, width: i
     if root is None:
         digest = hashlib.sha256(key.encode()).hexdigest()[:12]
         root = cache_dir("suites") / f"synthetic-{condition}-{height}x{width}-{n_train}-{n_test}-{digest}"
-    files = _layout(root, n_train, n_test, height, width)
+    files = _layout(root, n_train, n_test, height, width, day_training_recipe(n_train, height, width, seed))
     done = root / "complete.json"
     if done.is_file():
         return files
@@ -65,7 +65,13 @@ def materialize(condition: str, n_train: int, n_test: int, height: int, width: i
     return files
 
 
-def _layout(root: Path, n_train: int, n_test: int, height: int, width: int) -> SuiteFiles:
+def day_training_recipe(n_train: int, height: int, width: int, seed: int) -> str:
+    """What the day training split is a function of. Not the condition: day images are rendered from the scene alone,
+    so the three suites share their day training images (and one shipped segmenter and detector per preset)."""
+    return json.dumps(["trainB", n_train, height, width, seed, RENDERER_VERSION, LAYOUT_VERSION])
+
+
+def _layout(root: Path, n_train: int, n_test: int, height: int, width: int, recipe: str) -> SuiteFiles:
     names = lambda n: tuple(f"{i:05d}.png" for i in range(n))  # noqa: E731
     return SuiteFiles(
         root=root,
@@ -81,6 +87,7 @@ def _layout(root: Path, n_train: int, n_test: int, height: int, width: int) -> S
         train_b_boxes=root / "trainB_boxes.json",
         height=height,
         width=width,
+        train_b_recipe=recipe,
     )
 
 
