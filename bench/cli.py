@@ -24,8 +24,8 @@ class _Cli(click.Group):
         try:
             return super().invoke(ctx)
         except BenchError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
+            click.echo(f"{'error' if exc.exit_code == 2 else 'stopped'}: {exc}", err=True)
+            sys.exit(exc.exit_code)
         except OSError as exc:
             if exc.errno not in _USER_FIXABLE_ERRNOS:
                 raise
@@ -37,7 +37,7 @@ class _Cli(click.Group):
             sys.exit(130)
 
 
-@click.group(cls=_Cli)
+@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})  # every command inherits -h
 @click.version_option(package_name="augan-bench")
 def main() -> None:
     """augan-bench: adverse-condition (night, rain, fog -> day) image translation benchmark.
@@ -169,6 +169,16 @@ def _resolved_run_config(ctx: click.Context, config_file: Path | None, sets: tup
     return replace(cfg, method_options=options) if options else cfg
 
 
+def _printable_config(cfg, methods: list[str]) -> str:
+    """``--print-config``'s TOML, after the checks `bench run` makes of the method settings before training: what
+    is printed must run."""
+    from bench.config import to_toml
+    from bench.runner import resolved_method_configs
+
+    resolved_method_configs(cfg, methods, only_set=True)
+    return to_toml(cfg, cfg.method_options)
+
+
 @main.command()
 @click.option("--suite", default="synthetic-night", show_default=True, help="Suite name (see `bench list`) or folder:PATH.")
 @click.option("--methods", default="", help="Comma list of methods, or 'all'. Default: the suite's default methods.")
@@ -222,12 +232,14 @@ def run(ctx, config_file, sets, print_config, **_flags) -> None:
       bench run --methods cyclegan --set cyclegan.lambda_cycle=5 --print-config > run.toml
       bench run --config run.toml
     """
-    from bench.config import to_toml
     from bench.runner import run as run_benchmark
 
     cfg = _resolved_run_config(ctx, config_file, sets)
     if print_config:
-        click.echo(to_toml(cfg, cfg.method_options), nl=False)
+        from bench.runner import resolve_methods
+        from bench.suites import get_suite
+
+        click.echo(_printable_config(cfg, resolve_methods(cfg.methods, get_suite(cfg.suite).default_methods)), nl=False)
         return
     summary = run_benchmark(cfg)
     click.echo(f"finished {len(summary.done)} cell(s), reused {len(summary.skipped)} finished cell(s)")
@@ -254,6 +266,9 @@ def run(ctx, config_file, sets, print_config, **_flags) -> None:
                                                      "in the manifest and the table notes.")
 @click.option("--resize-to-input", is_flag=True,
               help="Resize translations of another size to their input's (PIL bicubic, recorded), e.g. 512x512 outputs.")
+@click.option("--allow-aspect-change", is_flag=True,
+              help="With --resize-to-input: also stretch back translations of another aspect ratio (refused without "
+                   "it: they no longer line up with their inputs). Recorded in the manifest and the table notes.")
 @click.option("--no-bounds", "bounds", is_flag=True, flag_value=False, default=True,
               help="Do not add the identity (raw input) and day-twin rows when the run lacks them (no gap recovered).")
 @click.option("--force", is_flag=True, help="Score again even when the folder's content is the one scored before.")
@@ -327,12 +342,11 @@ def train(ctx, method, seed, procs, config_file, sets, print_config, **_flags) -
     """
     import os
 
-    from bench.config import to_toml
     from bench.train import relaunch_with_torchrun, train_cell
 
     cfg = _resolved_run_config(ctx, config_file, sets)
     if print_config:
-        click.echo(to_toml(cfg, cfg.method_options), nl=False)
+        click.echo(_printable_config(cfg, [method]), nl=False)
         return
     if procs > 1 and "WORLD_SIZE" not in os.environ:
         sys.exit(relaunch_with_torchrun(procs, sys.argv[1:]))
@@ -343,9 +357,10 @@ def train(ctx, method, seed, procs, config_file, sets, print_config, **_flags) -
 
 @main.command()
 @click.option("--method", required=True, help="Method name (see `bench list`).")
-@click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+@click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="A .safetensors checkpoint (e.g. results/<suite>/<run>/cells/<method>/seed0/checkpoint.safetensors), "
-                   "or a published .pth state dict the method knows (read with weights_only=True).")
+                   "or a published .pth state dict the method knows (read with weights_only=True). Not needed by "
+                   "methods without state (identity, clahe).")
 @click.option("--input", "input_dir", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
               help="Folder of adverse images (any size).")
 @click.option("--output", "output_dir", type=click.Path(file_okay=False, path_type=Path), required=True,
@@ -374,7 +389,7 @@ def translate(method, checkpoint, input_dir, output_dir, save_uncertainty, devic
     """
     from bench.data.io import list_images, refuse_output_name_clashes
     from bench.runner import RunError, claim_output_folder, resolve_device, translate_folder
-    from bench.translator import load_translator
+    from bench.translator import build_translator, load_translator
     from bench.weights import file_sha256
 
     from bench.config import parse_set
@@ -384,13 +399,21 @@ def translate(method, checkpoint, input_dir, output_dir, save_uncertainty, devic
     if other:
         raise RunError(f"--set for {', '.join(other)}, but this command translates with {method}")
     dev = resolve_device(device)
-    # The checkpoint, not a preset, decides the architecture.
-    translator = load_translator(method, checkpoint, dev, overrides=options.get(method))
+    if checkpoint is None:
+        translator = build_translator(method, device=dev, overrides=options.get(method))
+        if not (hasattr(translator, "checkpoint_needed") and translator.checkpoint_needed is None):
+            why = getattr(translator, "checkpoint_needed", None) or (
+                "it is trained: give --checkpoint, a cell's checkpoint.safetensors from `bench run` or `bench train`, "
+                "or the authors' published file (`bench weights list`)")
+            raise RunError(f"--method {method} needs --checkpoint: {why}")
+    else:  # the checkpoint, not a preset, decides the architecture
+        translator = load_translator(method, checkpoint, dev, overrides=options.get(method))
     inputs = list_images(input_dir)
     if not inputs:
         raise RunError(f"{input_dir} holds no images")
     refuse_output_name_clashes(inputs)
-    claim_output_folder(output_dir, {"method": method, "checkpoint_sha256": file_sha256(Path(checkpoint)),
+    claim_output_folder(output_dir, {"method": method,
+                                     "checkpoint_sha256": file_sha256(Path(checkpoint)) if checkpoint else "none",
                                      "style_samples": str(style_samples), "stretch_input": str(stretch_input),
                                      "minmax_output": str(minmax_output)})
     if save_uncertainty and not hasattr(translator, "uncertainty"):

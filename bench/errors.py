@@ -11,3 +11,5 @@ from __future__ import annotations
 
 class BenchError(Exception):
     """A problem with the user's input or environment, reported as one line (CLI exit status 2)."""
+
+    exit_code: int = 2  # a subclass may say otherwise (training stopped by a signal: 128 + its number)

@@ -52,6 +52,8 @@ class ScoreConfig:
     protocol: Path | None = None  # a protocol.json of `bench data export`: the local data must be the exported data
     allow_missing: bool = False  # score the test images that have a translation; count the rest in the notes
     resize_to_input: bool = False  # resize translations of another size to their input's (RESIZE_FILTER)
+    # with resize_to_input: also those of another aspect ratio (stretched back: the change was intended, and recorded)
+    allow_aspect_change: bool = False
     bounds: bool = True  # also score the identity (raw input) and day-twin rows when the run lacks them
     force: bool = False  # score again even when the folder's content is the one scored before
     device: str = "auto"
@@ -68,6 +70,7 @@ class Matched:
     paths: list[Path | None]
     resize: list[bool]
     ignored: list[str] = field(default_factory=list)  # files that are not images
+    aspect_changed: int = 0  # translations of another aspect ratio, stretched back (allow_aspect_change)
 
     @property
     def missing(self) -> list[int]:
@@ -79,11 +82,9 @@ def _names(items: list[str]) -> str:
 
 
 def match_translations(folder: Path, test_a: tuple[Path, ...], allow_missing: bool = False,
-                       resize_to_input: bool = False) -> Matched:
+                       resize_to_input: bool = False, allow_aspect_change: bool = False) -> Matched:
     """Match ``folder``'s images to the test inputs by stem and decode each; every problem in one error."""
-    from PIL import Image
-
-    from bench.data.io import IMAGE_EXTENSIONS, ImageReadError, read_rgb
+    from bench.data.io import IMAGE_EXTENSIONS, ImageReadError, open_image, read_rgb, same_aspect
 
     folder = Path(folder)
     if not folder.is_dir():
@@ -112,7 +113,7 @@ def match_translations(folder: Path, test_a: tuple[Path, ...], allow_missing: bo
                         f"(expected e.g. {folder / (missing[0] + '.png')}; {fix})")
     paths: list[Path | None] = []
     resize: list[bool] = []
-    unreadable, other_size = [], []
+    unreadable, other_size, other_aspect = [], [], []
     for stem, src in tqdm(list(zip(stems, test_a)), desc="check translations", unit="img", leave=False):
         found = by_stem.get(stem)
         if not found or len(found) > 1:
@@ -123,12 +124,14 @@ def match_translations(folder: Path, test_a: tuple[Path, ...], allow_missing: bo
         try:
             h, w = read_rgb(path).shape[:2]
         except ImageReadError as exc:
-            unreadable.append(f"{path.name} ({str(exc).split(': ')[-1]})")
+            unreadable.append(f"{path.name} ({str(exc).split(': ', 1)[-1]})")
             h = w = 0
-        with Image.open(src) as im:
+        with open_image(src) as im:
             iw, ih = im.size
         mismatch = (h, w) != (ih, iw) and h > 0
-        if mismatch and not resize_to_input:
+        if mismatch and not same_aspect((h, w), (ih, iw)):
+            other_aspect.append(f"{path.name} is {h}x{w}, its input {ih}x{iw}")
+        elif mismatch and not resize_to_input:
             other_size.append(f"{path.name} is {h}x{w}, its input {ih}x{iw}")
         paths.append(path)
         resize.append(mismatch)
@@ -138,10 +141,17 @@ def match_translations(folder: Path, test_a: tuple[Path, ...], allow_missing: bo
     if other_size:
         problems.append(f"{len(other_size)} translation(s) of another size than their input: {_names(other_size)} "
                         f"(write them at the input's size, or --resize-to-input: {RESIZE_FILTER})")
+    if other_aspect and not (resize_to_input and allow_aspect_change):
+        problems.append(
+            f"{len(other_aspect)} translation(s) of another aspect ratio than their input: {_names(other_aspect)}. "
+            "Stretched back, they would not line up with their inputs, and the paired metrics would compare "
+            "misaligned images. The usual cause: the CUT and CycleGAN test scripts resize and crop to 256x256 by "
+            "default; run them with --preprocess none to keep each input's size. If the change is intended, "
+            "--resize-to-input --allow-aspect-change stretches them back and records it")
     if problems:
         raise ScoreError(f"the translations in {folder} cannot be scored (nothing was written):\n  - "
                          + "\n  - ".join(problems))
-    return Matched(paths, resize, ignored)
+    return Matched(paths, resize, ignored, len(other_aspect))
 
 
 def folder_digest(matched: Matched) -> str:
@@ -157,7 +167,7 @@ def _write_translations(matched: Matched, test_a: tuple[Path, ...], out_dir: Pat
     """Each present translation as 8-bit RGB PNG named by its input's stem (resized where asked)."""
     from PIL import Image
 
-    from bench.data.io import read_rgb, write_png
+    from bench.data.io import open_image, read_rgb, write_png
 
     written = []
     for src, path, resize in tqdm(list(zip(test_a, matched.paths, matched.resize)), desc="copy translations",
@@ -166,7 +176,7 @@ def _write_translations(matched: Matched, test_a: tuple[Path, ...], out_dir: Pat
             continue
         img = read_rgb(path)
         if resize:
-            with Image.open(src) as im:
+            with open_image(src) as im:
                 img = np.asarray(Image.fromarray(img).resize(im.size, Image.BICUBIC))
         dst = out_dir / f"{Path(src).stem}.png"
         write_png(dst, img)
@@ -238,7 +248,8 @@ def score(cfg: ScoreConfig) -> Path:
         protocol = read_protocol(cfg.protocol)
         verify_protocol(protocol, suite.name, preset, files, scorer.metrics, source=cfg.protocol)
         protocol_id = protocol["protocol_id"]
-    matched = match_translations(cfg.translations, files.test_a, cfg.allow_missing, cfg.resize_to_input)
+    matched = match_translations(cfg.translations, files.test_a, cfg.allow_missing, cfg.resize_to_input,
+                                 cfg.allow_aspect_change)
     for name in matched.ignored[:SHOWN]:
         tqdm.write(f"note: {cfg.translations}/{name} is not an image; ignored", file=sys.stderr)
 
@@ -252,6 +263,7 @@ def score(cfg: ScoreConfig) -> Path:
         "n_scored": len(keep),
         "missing": [Path(files.test_a[i]).stem for i in matched.missing],
         "resized": sum(matched.resize),
+        "aspect_changed": matched.aspect_changed,
         "resize_filter": RESIZE_FILTER if any(matched.resize) else None,
         "protocol_id": protocol_id,
         "checkpoint": "whatever the outside code used: augan-bench did not train or choose it",

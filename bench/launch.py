@@ -106,6 +106,39 @@ def _local(p: CellJobs, cells):
     return done, failed
 
 
+class RequeuedCell:
+    """A cell as a Slurm job that requeues itself when preempted or out of time. submitit signals the job ahead of the
+    kill (SIGUSR2 unless $SUBMITIT_PREEMPT_SIGNAL says otherwise); a training loop then saves its state at the next
+    step boundary and stops (``bench.learned.also_stop_on``), and submitit's own handler is called to checkpoint
+    (``checkpoint``: the same cell again) and requeue. The requeued job resumes the cell from that state, and a cell
+    signalled while translating or scoring resumes from the images already written."""
+
+    def __init__(self, job: Callable[[Any, str, int], tuple[str, int]]) -> None:
+        self.job = job
+
+    def __call__(self, cfg: Any, method: str, seed: int) -> tuple[str, int]:
+        import signal
+
+        from bench.learned import TrainingStopped, also_stop_on
+
+        preempt = getattr(signal, "SIG" + os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2"), signal.SIGUSR2)
+        try:
+            with also_stop_on(preempt):
+                return self.job(cfg, method, seed)
+        except TrainingStopped as exc:
+            requeue = signal.getsignal(exc.signum)
+            if exc.signum != preempt or not callable(requeue):
+                raise
+            requeue(exc.signum, None)  # submitit: checkpoint(), requeue, exit
+            raise
+
+    def checkpoint(self, cfg: Any, method: str, seed: int):
+        """What submitit requeues: this same cell (its training state and translations are on disk)."""
+        import submitit
+
+        return submitit.helpers.DelayedSubmission(self, cfg, method, seed)
+
+
 def _submitit(p: CellJobs, cells):
     try:
         import submitit
@@ -124,7 +157,7 @@ def _submitit(p: CellJobs, cells):
             params["slurm_array_parallelism"] = lc.array_parallelism
     executor.update_parameters(**params)
     methods, seeds = [m for m, _ in cells], [s for _, s in cells]
-    jobs = executor.map_array(p.job, [p.cfg] * len(cells), methods, seeds)
+    jobs = executor.map_array(RequeuedCell(p.job), [p.cfg] * len(cells), methods, seeds)
     pending = dict(zip(jobs, cells))
     done, failed = [], []
     bar = tqdm(total=len(jobs), desc=f"cells ({lc.cluster} jobs {jobs[0].job_id.split('_')[0]})", unit="cell")

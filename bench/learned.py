@@ -10,7 +10,11 @@ this loop does the rest, the same way for all of them, so their schedules and ch
   a non-finite loss stops training and names the last good checkpoint;
 - ``train_state.pt`` (networks, optimizers, step, RNG, method extras such as an image pool) every
   ``checkpoint_every`` steps, written atomically; ``fit`` resumes from it and ends with the weights
-  of an uninterrupted run.
+  of an uninterrupted run;
+- SIGTERM (what Slurm and most schedulers send before a kill) or SIGUSR1 (which Slurm sends ahead of time when asked
+  with ``--signal``) ends training at the next step boundary with the state saved at that step
+  (``TrainingStopped``; the command exits 128 + the signal's number), so nothing since the last periodic checkpoint
+  is lost.
 """
 
 from __future__ import annotations
@@ -19,9 +23,12 @@ import errno
 import json
 import math
 import os
+import signal
+import threading
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Callable, ClassVar, Iterator
 
 import torch
 import torch.nn as nn
@@ -43,6 +50,47 @@ class TrainingDiverged(TranslatorError, RuntimeError):
 
 class CheckpointMismatch(TranslatorError, ValueError):
     pass
+
+
+class TrainingStopped(TranslatorError, RuntimeError):
+    """Training ended on a signal, with its state saved at the step it had reached; ``exit_code`` is the shell's
+    convention for that signal (143 for SIGTERM)."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+_ALSO_STOP_ON: list[int] = []  # signals a launcher adds for its job (submitit's preemption signal)
+
+
+@contextmanager
+def also_stop_on(signum: int) -> Iterator[None]:
+    """Training also saves and stops on ``signum`` while this is open (a launcher's own preemption signal)."""
+    _ALSO_STOP_ON.append(signum)
+    try:
+        yield
+    finally:
+        _ALSO_STOP_ON.remove(signum)
+
+
+@contextmanager
+def stop_requests(signals: tuple[int, ...] = STOP_SIGNALS) -> Iterator[Callable[[], int | None]]:
+    """While training runs, ``signals`` only record a request to stop (the loop saves and ends at the next step
+    boundary: a handler that saved mid-step would write a half-updated state). Yields what was asked: the signal's
+    number, or None. Off the main thread (a launcher's worker), where Python allows no handlers, nothing changes."""
+    asked: list[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: None
+        return
+    previous = {s: signal.signal(s, lambda signum, frame: asked.append(signum)) for s in signals}
+    try:
+        yield lambda: asked[0] if asked else None
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def atomic_torch_save(obj, path: Path) -> None:
@@ -354,19 +402,27 @@ class LearnedTranslator:
             generator=torch.Generator().manual_seed(budget.seed))
         bar = tqdm(zip(range(start, total), loader), initial=start, total=total, desc=f"train {self.name}",
                    unit="step", leave=False, disable=not ctx.is_main)
-        for step, (real_a, real_b) in bar:
-            lr = c.lr * self.lr_factor(step, total)
-            for opt in optimizers:
-                for group in opt.param_groups:
-                    group["lr"] = lr
-            pending.append((step, self.engine_step(real_a, real_b, optimizers)))
-            done = step + 1
-            if done % c.log_every == 0 or done % c.checkpoint_every == 0 or done == total:
-                self._flush_log(pending, log_path, out_dir, ctx)
-                bar.set_postfix(g=f"{float(pending[-1][1]['g_total']):.3f}" if pending else "")
-                pending.clear()
-            if done % c.checkpoint_every == 0 or done == total:
-                self._save_train_state(out_dir, done, optimizers, ctx)
+        # Under data parallelism every rank would have to stop at the same step; there the periodic checkpoints serve.
+        with stop_requests(() if ctx.enabled else (*STOP_SIGNALS, *_ALSO_STOP_ON)) as stop_asked:
+            for step, (real_a, real_b) in bar:
+                lr = c.lr * self.lr_factor(step, total)
+                for opt in optimizers:
+                    for group in opt.param_groups:
+                        group["lr"] = lr
+                pending.append((step, self.engine_step(real_a, real_b, optimizers)))
+                done = step + 1
+                signum = stop_asked()
+                if done % c.log_every == 0 or done % c.checkpoint_every == 0 or done == total or signum:
+                    self._flush_log(pending, log_path, out_dir, ctx)
+                    bar.set_postfix(g=f"{float(pending[-1][1]['g_total']):.3f}" if pending else "")
+                    pending.clear()
+                if done % c.checkpoint_every == 0 or done == total or signum:
+                    self._save_train_state(out_dir, done, optimizers, ctx)
+                if signum and done < total:
+                    bar.close()
+                    raise TrainingStopped(f"{self.name}: {signal.Signals(signum).name} at step {done} of {total}: the "
+                                          f"training state is saved at that step ({out_dir / TRAIN_STATE}); run the "
+                                          "same command again to resume from it", signum)
         for m in self.modules().values():
             m.eval()
         torch.backends.cudnn.benchmark = cudnn_before  # test images may come in many sizes: no per-shape tuning

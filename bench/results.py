@@ -197,6 +197,7 @@ class Manifest:
     n_test: int | None = None
     image_size: list[int] = field(default_factory=list)
     data_notes: list[str] = field(default_factory=list)  # counted skips in the data
+    image_pixel_limit: int | None = None  # the most pixels an input may declare (bench.data.io.pixel_limit)
     weights: dict[str, str] = field(default_factory=dict)  # label -> sha256 of every weights file used
     train_engine: dict[str, Any] = field(default_factory=dict)
     skipped_metrics: dict[str, str] = field(default_factory=dict)  # metric -> why, with the fix

@@ -35,7 +35,7 @@ from bench.atomic import atomic_write_bytes, atomic_write_text
 from bench.checkpoints import CheckpointError
 from bench.data.unpaired import bytescale
 from bench.lock import run_folder_lock
-from bench.data.io import read_rgb, refuse_output_name_clashes, to_tensor, to_uint8, write_png
+from bench.data.io import pixel_limit, read_rgb, refuse_output_name_clashes, to_tensor, to_uint8, write_png
 from bench.launch import CellJobs, CellsFailed, LaunchConfig, launch_cells
 from bench.scoring import Scorer
 from bench.report.figures import image_grid
@@ -222,15 +222,15 @@ SMALL_SIDE = 64  # below this a generator's padding and strides may not fit; suc
 def refuse_images_too_small(cfg: RunConfig, learned: list[str], test_images) -> None:
     """Try each learned method (untrained) on the smallest test image sizes, so a 1x1 image fails before training,
     not after it, and names the file."""
-    from PIL import Image
+    from bench.data.io import ImageReadError, open_image
 
     first_of: dict[tuple[int, int], Path] = {}
     for path in test_images:
         try:
-            with Image.open(path) as im:
+            with open_image(path) as im:
                 first_of.setdefault((im.height, im.width), Path(path))
-        except OSError:
-            continue  # undecodable: reported where it is read
+        except (OSError, ImageReadError):
+            continue  # undecodable or too large: reported where it is read
     tiny = sorted(size for size in first_of if min(size) < SMALL_SIDE)
     for method in learned if tiny else []:
         with torch.random.fork_rng(devices=[]):
@@ -275,13 +275,16 @@ def refuse_another_protocol(run_dir: Path, cfg: RunConfig, image_size: list[int]
                            "give this configuration another --name, or --force to redo every cell")
 
 
-def resolved_method_configs(cfg: RunConfig, methods: list[str]) -> dict[str, dict[str, Any]]:
-    """Each method's config after its preset and overrides (checked here, before any cell trains)."""
+def resolved_method_configs(cfg: RunConfig, methods: list[str], only_set: bool = False) -> dict[str, dict[str, Any]]:
+    """Each method's config after its preset and overrides (checked here, before any cell trains); with
+    ``only_set``, only the methods that have settings (what ``--print-config`` checks before printing them)."""
     unknown = sorted(set(cfg.method_options) - set(methods))
     if unknown:
         raise RunError(f"settings for {', '.join(unknown)}, which this run does not run (methods: {', '.join(methods)})")
     out = {}
     for method in methods:
+        if only_set and method not in cfg.method_options:
+            continue
         with torch.random.fork_rng(devices=[]):
             t = build_translator(method, preset=cfg.preset, overrides=cfg.method_options.get(method))
         config = getattr(t, "config", None)
@@ -560,6 +563,7 @@ def write_outputs(p: RunPlan, started: float) -> list[MetricRecord]:
         n_test=len(files.test_a),
         image_size=[files.height, files.width],
         data_notes=list(files.notes),
+        image_pixel_limit=pixel_limit(),
         weights={**previous.weights, **scorer.weights_used},
         train_engine=asdict(cfg.engine.resolved(device)),
         skipped_metrics={k: v.one_line for k, v in scorer.skipped.items()},

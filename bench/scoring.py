@@ -271,7 +271,7 @@ def segmentation_metrics(scorer: Scorer, translated: Sequence[Path], names: list
     synth = scorer.synthseg() if want_fd else None
     labels = scorer.files.labels
     assert labels is not None
-    per_image, feats, resized = [], [], 0
+    per_image, feats, resized = [], [], []
     for start in range(0, len(translated), scorer.batch_size):
         chunk = list(translated[start:start + scorer.batch_size])
         if synth is seg:  # one decode and one backbone pass give both
@@ -289,7 +289,7 @@ def segmentation_metrics(scorer: Scorer, translated: Sequence[Path], names: list
                                      "(testA_labels/NAME.png labels testA/NAME.*) or re-export the labels at the "
                                      "images' size")
                 pred = cv2.resize(pred, (gw, gh), interpolation=cv2.INTER_NEAREST)
-                resized += 1
+                resized.append(Path(lab).name)
             per_image.append(confusion(pred, gt))
         if chunk_feats is not None:
             feats.append(chunk_feats)
@@ -299,8 +299,9 @@ def segmentation_metrics(scorer: Scorer, translated: Sequence[Path], names: list
     rec.columns(**{f"seg/{what}/{name}": stats[:, k, j] for k, name in enumerate(CITYSCAPES_CLASSES)
                    for j, what in enumerate(("tp", "gt", "pred"))})
     per_class = iou_replicates(stats, scorer.draws)
-    note = (f"{resized} of {len(per_image)} label maps at another size than the translation (same aspect ratio): "
-            "predictions resized to the label, nearest neighbour") if resized else ""
+    note = (f"{len(resized)} of {len(per_image)} label maps at another size than the translation (same aspect "
+            f"ratio): predictions resized to the label, nearest neighbour ({', '.join(resized[:3])}"
+            f"{', ...' if len(resized) > 3 else ''})") if resized else ""
     rec("miou", 100 * mean_iou(cm), extractor=seg.id, note=note, **_with_ci(nanmean_rows(per_class), 100))
     # Per-class IoU of every class in the ground truth (a class only predicted still counts as 0 in the mean).
     for cls, iou in enumerate(iou_per_class(cm)):

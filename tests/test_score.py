@@ -278,7 +278,7 @@ def test_resize_to_input_is_opt_in_and_recorded(round_trip, tmp_path, smoke_suit
     translations = tmp_path / "big"
     translations.mkdir()
     for p in sorted(round_trip[2].iterdir()):
-        Image.open(p).resize((256, 256)).save(translations / p.name)
+        Image.open(p).resize((256, 128)).save(translations / p.name)  # the inputs' 1:2 aspect, at twice their size
     with pytest.raises(ScoreError, match="another size than their input"):
         bench.score(translations, "big", preset="smoke", out=tmp_path / "r", device="cpu", bounds=False)
     assert not (tmp_path / "r").exists()

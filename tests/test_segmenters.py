@@ -195,6 +195,7 @@ def test_run_scores_miou_with_a_pretrained_segmenter_on_a_folder_suite(tmp_path,
     note = next(r.note for r in read_metrics_csv(next((tmp_path / "twice").glob("*/smoke")) / "metrics.csv")
                 if r.metric == "miou")
     assert note.startswith("1 of 3 label maps at another size than the translation (same aspect ratio)")
+    assert note.endswith(f"({label.name})")  # named, as every other counted skip is
     # Another aspect ratio: not this image's label. An RGB label, or Cityscapes labelIds (0-33): wrong numbers.
     for bad, says in ((good[:, :40], "another aspect ratio"),
                       (np.stack([good] * 3, axis=-1), "a RGB image, not a label map"),

@@ -23,6 +23,9 @@ class _PerImage:
     """Applies ``_apply`` (H x W x 3 uint8 -> same) to every image of a batch."""
 
     name = "classical"
+    # What `bench translate` needs besides the method: None (identity, CLAHE: no state at all), or how the method
+    # gets the state its checkpoint holds.
+    checkpoint_needed: str | None = None
 
     def __init__(self, preset: str = "quick", device: str = "cpu") -> None:
         self.preset = preset
@@ -83,6 +86,9 @@ class Identity(_PerImage):
 )
 class Gamma(_PerImage):
     name = "gamma"
+    checkpoint_needed = ("its exponent is fitted to the training images (adverse brightness to day brightness): "
+                         "give --checkpoint, a gamma cell's checkpoint.safetensors from `bench run --methods gamma` "
+                         "on your data")
 
     def __init__(self, preset: str = "quick", device: str = "cpu") -> None:
         super().__init__(preset, device)
@@ -133,6 +139,8 @@ class Clahe(_PerImage):
 )
 class HistMatch(_PerImage):
     name = "histmatch"
+    checkpoint_needed = ("its target histograms are those of the day training images: give --checkpoint, a histmatch "
+                         "cell's checkpoint.safetensors from `bench run --methods histmatch` on your data")
 
     def __init__(self, preset: str = "quick", device: str = "cpu") -> None:
         super().__init__(preset, device)

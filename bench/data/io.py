@@ -10,8 +10,12 @@
 from __future__ import annotations
 
 import io
+import os
+import re
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -29,11 +33,58 @@ class ImageReadError(BenchError, ValueError):
     pass
 
 
+class ImageTooLarge(ImageReadError):
+    """A file whose header declares more pixels than the limit: refused before anything is decoded."""
+
+
+PIXEL_LIMIT_ENV = "AUGAN_BENCH_MAX_IMAGE_PIXELS"
+# Pillow's own refusal threshold (twice its Image.MAX_IMAGE_PIXELS): about 13,400 x 13,400, far above any driving
+# frame, far below what a 1 MB PNG claiming 30,000 x 30,000 would allocate (2.7 GB).
+DEFAULT_PIXEL_LIMIT = 178_956_970
+# Our limit is checked on every open; Pillow's warning between its two thresholds would only repeat it.
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+
+
+def pixel_limit() -> int:
+    """The most pixels an image may declare: $AUGAN_BENCH_MAX_IMAGE_PIXELS, else DEFAULT_PIXEL_LIMIT."""
+    raw = os.environ.get(PIXEL_LIMIT_ENV, "")
+    if not raw:
+        return DEFAULT_PIXEL_LIMIT
+    try:
+        value = int(raw.replace("_", ""))
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise BenchError(f"{PIXEL_LIMIT_ENV}={raw!r}: give a whole number of pixels, e.g. {2 * DEFAULT_PIXEL_LIMIT}")
+    return value
+
+
+@contextmanager
+def open_image(path: Path) -> Iterator[Image.Image]:
+    """``Image.open`` (the header only) with the pixel limit checked before anything is decoded."""
+    limit = pixel_limit()
+    Image.MAX_IMAGE_PIXELS = limit  # Pillow refuses above twice this by itself; the check below refuses above it
+    fix = (f"nothing was decoded. If your images really are this large, raise the limit: {PIXEL_LIMIT_ENV}=N "
+           "(recorded in the run's manifest)")
+    try:
+        im = Image.open(path)
+    except Image.DecompressionBombError as exc:
+        found = re.search(r"\((\d+) pixels\)", str(exc))  # Pillow: "Image size (900000000 pixels) exceeds ..."
+        declared = f"{int(found.group(1)):,} pixels" if found else "too many pixels"
+        raise ImageTooLarge(f"{path}: the header declares {declared}, more than the limit of {limit:,} pixels (a "
+                            f"decompression bomb, or a huge image): {fix}") from None
+    with im:
+        if im.width * im.height > limit:
+            raise ImageTooLarge(f"{path}: the header declares {im.width}x{im.height} = {im.width * im.height:,} pixels, "
+                                f"more than the limit of {limit:,} (a decompression bomb, or a huge image): {fix}")
+        yield im
+
+
 def read_rgb(path: Path) -> np.ndarray:
     """H x W x 3 uint8 RGB from any common mode: grayscale, palette, CMYK and RGBA (alpha dropped) are converted,
     16-bit grayscale is scaled to 8 bits (PIL's own conversion would clip it to white)."""
     try:
-        with Image.open(path) as im:
+        with open_image(path) as im:
             im.load()
             if im.mode in ("I;16", "I;16B", "I;16L", "I"):
                 arr = np.array(im).astype(np.float64)
@@ -62,7 +113,7 @@ def read_label(path: Path) -> np.ndarray:
     wrong mIoU without a word, so each is refused with what to do.
     """
     try:
-        with Image.open(path) as im:
+        with open_image(path) as im:
             im.load()
             mode = im.mode
             arr = np.array(im)

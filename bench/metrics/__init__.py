@@ -6,7 +6,10 @@ imported when first used), called as ``compute(scorer, translated, names, record
 the suite's files (``scorer.files``), the device and the batch size, ``translated`` the translation of
 each test image (aligned with ``scorer.files.test_a``), ``names`` the metrics of this compute function
 the run asks for (metrics that share features share one function, so features are extracted once), and
-``record(metric, value, ci_low, ci_high, extractor=..., note=...)`` stores one number.
+``record(metric, value, ci_low, ci_high, extractor=..., note=...)`` stores one number. A metric that also passes
+``replicates=`` (its value on each of ``scorer.draws``' resampled test sets: ``bench.metrics.bootstrap``'s
+``mean_replicates(values, scorer.draws)`` for a per-image mean) takes part in the paired comparisons and rank
+groups; ``per_image=`` keeps its per-image values in the cell's ``per_image.csv.gz``.
 
 Built-in metrics register here; their computations sit in ``bench.scoring`` (the orchestration layer,
 since downstream metrics need the suite's segmenter and detector) and in this package's modules.

@@ -144,6 +144,9 @@ def external_notes(external: dict[str, dict]) -> list[str]:
                      + ", ".join(e["missing"][:3]) + (", ..." if len(e["missing"]) > 3 else ""))
         if e.get("resized"):
             text += f"; {e['resized']} translation(s) resized to their input's size ({e.get('resize_filter')})"
+        if e.get("aspect_changed"):
+            text += (f", {e['aspect_changed']} of them from another aspect ratio (--allow-aspect-change: stretched "
+                     "back as the user asked)")
         if e.get("protocol_id"):
             text += f"; protocol {e['protocol_id']} checked"
         lines.append(text + ".")

@@ -14,10 +14,13 @@ from tqdm import tqdm
 from bench.metrics import METRICS
 from bench.suites import get_suite
 from bench.data.io import (
+    PIXEL_LIMIT_ENV,
     ImageReadError,
+    ImageTooLarge,
     links_leaving,
     list_images,
     output_name_clashes,
+    pixel_limit,
     read_label,
     read_rgb,
     same_aspect,
@@ -108,10 +111,13 @@ def check_suite(name: str, data_root: Path | None) -> list[str]:
     sizes: Counter = Counter()
     size_of: dict[Path, tuple[int, int]] = {}
     for key, paths in groups.items():
-        bad, tiny = [], []
+        bad, tiny, large = [], [], []
         for p in tqdm(paths, desc=f"decoding {key}", unit="img", leave=False):
             try:
                 img = read_rgb(p)
+            except ImageTooLarge as exc:
+                large.append(f"{p.name} ({str(exc).split(': the header declares ', 1)[-1].split(', more than')[0]})")
+                continue
             except ImageReadError as exc:
                 bad.append(f"{p.name} ({str(exc).split(': ', 1)[-1]})")
                 continue
@@ -119,11 +125,15 @@ def check_suite(name: str, data_root: Path | None) -> list[str]:
             size_of[Path(p)] = img.shape[:2]
             if min(img.shape[:2]) < TINY_SIDE:
                 tiny.append(f"{p.name} ({img.shape[1]}x{img.shape[0]})")
-        lines.append(f"  {key}: {len(paths) - len(bad)} usable image(s)" + (f", {len(bad)} undecodable" if bad else ""))
+        unusable = len(bad) + len(large)
+        lines.append(f"  {key}: {len(paths) - unusable} usable image(s)" + (f", {len(bad)} undecodable" if bad else "")
+                     + (f", {len(large)} over the pixel limit" if large else ""))
         _count(problems, f"undecodable {key} image(s)", bad)
+        _count(problems, f"{key} image(s) declaring more than {pixel_limit():,} pixels, refused before decoding (a "
+                         f"decompression bomb, or a huge image: raise the limit with {PIXEL_LIMIT_ENV}=N)", large)
         _count(problems, f"{key} image(s) under {TINY_SIDE} pixels on a side (too small for learned methods' "
                          "networks)", tiny)
-        if not paths or len(bad) == len(paths):
+        if not paths or unusable == len(paths):
             problems.append(f"  {key} is empty: the suite cannot run")
         outside = links_leaving(root, paths)
         if outside:
