@@ -342,7 +342,7 @@ def test_fast_engine_reaches_every_learned_method():
 def test_slurm_options_reach_the_submitit_executor(tmp_path, monkeypatch):
     import submitit
 
-    from bench.launch import CellJobs, LaunchConfig, _submitit
+    from bench.launch import CellJobs, LaunchConfig, RequeuedCell, _submitit
     from bench.runner import run_cell_job
 
     seen = {}
@@ -375,6 +375,7 @@ def test_slurm_options_reach_the_submitit_executor(tmp_path, monkeypatch):
 
     jobs = CellJobs(run_cell_job, RunConfig(launch=lc), tmp_path, "cuda", "synthetic-night")
     assert _submitit(jobs, [("identity", 0)]) == ([("identity", 0)], [])
-    assert seen.pop("job") is run_cell_job  # the launcher runs the job it is handed
+    job = seen.pop("job")  # the launcher runs the job it is handed, requeued on preemption
+    assert isinstance(job, RequeuedCell) and job.job is run_cell_job
     assert seen == {"cells": [("identity", 0)], "cluster": None, "timeout_min": 90, "cpus_per_task": 6, "gpus_per_node": 2,
                     "name": "augan-bench-synthetic-night", "slurm_partition": "gpu", "slurm_array_parallelism": 3}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from bench.metrics import METRICS, metric_label
+from bench.metrics import metric_label
 from bench.report.render import Cell, Table
 from bench.report.runs import RunResults
 from bench.report.significance import ComparisonError, compare_cells, ranked, versus
@@ -13,6 +13,11 @@ from bench.report.tables import DECIMALS, higher_is_better, rank_exclusions, tas
 from bench.results import REFERENCE_ROW
 from bench.stats.across_suites import SuiteRanking, rank_over_suites
 from bench.stats.paired import ALPHA, PairedDifference
+
+
+def arrow(metric: str) -> str:
+    """↑ or ↓, per-class entries (``iou/car``) included."""
+    return "↑" if higher_is_better(metric) else "↓"
 
 
 def format_p(p: float) -> str:
@@ -43,7 +48,7 @@ def versus_table(run: RunResults, baseline: str, metrics: list[str] | None = Non
                               "(cells scored before replicates were kept: score them again with --force)")
     table = Table(title=f"{run.label}: each method against {baseline} (paired bootstrap)", columns=["method"])
     for metric in chosen:
-        table.groups.append((f"{metric_label(metric)} {METRICS[metric].arrow}", 2))
+        table.groups.append((f"{metric_label(metric)} {arrow(metric)}", 2))
         table.columns += ["value", f"Δ vs {baseline} [95% CI] (p)"]
     diffs = {}
     for metric in chosen:
@@ -87,14 +92,13 @@ def compare_pair(run_a: RunResults, a: str, run_b: RunResults, b: str, metrics: 
 def pair_lines(a: str, b: str, results: list[tuple[str, PairedDifference]]) -> list[str]:
     lines = []
     for metric, d in results:
-        arrow = METRICS[metric].arrow if metric in METRICS else ""
         if not math.isfinite(d.p):
             verdict = "no resample defines both"
         elif d.p >= ALPHA:
             verdict = "no significant difference"
         else:
             verdict = f"{a if (d.difference > 0) == higher_is_better(metric) else b} better"
-        lines.append(f"{metric_label(metric)} {arrow}: {a} − {b} = {difference_text(metric, d)}, "
+        lines.append(f"{metric_label(metric)} {arrow(metric)}: {a} − {b} = {difference_text(metric, d)}, "
                      f"{d.resamples:,} paired resamples: {verdict}")
     return lines
 
@@ -140,7 +144,7 @@ def aggregate_table(runs: list[RunResults], metrics: list[str] | None = None) ->
         raise ComparisonError("no metric has two or more methods with a number on every run: " + " ".join(notes))
     methods = list(dict.fromkeys(m for r in rankings for m in r.methods))
     table = Table(title=f"Mean rank over {len(runs)} suites (1 = best; ties averaged)",
-                  columns=["method"] + [f"{metric_label(r.metric)} {METRICS[r.metric].arrow}" for r in rankings])
+                  columns=["method"] + [f"{metric_label(r.metric)} {arrow(r.metric)}" for r in rankings])
     for method in methods:
         row = [Cell(method)]
         for r in rankings:
