@@ -17,6 +17,18 @@ import torch
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 
+def random_images(folder: Path, names: list[str], size: tuple[int, int] = (16, 24), seed: int = 0) -> Path:
+    """``names`` as random 8-bit RGB images of ``size`` (H, W) in ``folder`` (made if missing)."""
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    for name in names:
+        Image.fromarray(rng.integers(0, 255, (*size, 3), dtype=np.uint8)).save(folder / name)
+    return folder
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_env(tmp_path_factory):
     root = tmp_path_factory.mktemp("env")

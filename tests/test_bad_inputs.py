@@ -15,12 +15,7 @@ from safetensors.torch import save_file
 from bench.cli import main
 
 
-def _images(folder, names, size=(16, 24), seed=0):
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    for name in names:
-        Image.fromarray(rng.integers(0, 255, (*size, 3), dtype=np.uint8)).save(folder / name)
-    return folder
+from conftest import random_images as _images  # noqa: E402
 
 
 def _checkpoint(tmp_path, method="gamma"):

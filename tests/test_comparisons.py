@@ -110,7 +110,7 @@ def test_overlapping_intervals_with_a_clear_paired_difference_are_separated():
     a, b = difficulty + rng.normal(0, 0.2, 200), difficulty + 0.5 + rng.normal(0, 0.2, 200)
     d = _draws(n=200, resamples=N_RESAMPLES)
     ra, rb = mean_replicates(a, d), mean_replicates(b, d)
-    (alo, ahi), (blo, bhi) = percentile_ci(ra), percentile_ci(rb)
+    (_, ahi), (blo, _) = percentile_ci(ra), percentile_ci(rb)
     assert blo < ahi  # the two CIs overlap
     res = paired_difference(a.mean(), b.mean(), ra, rb)
     assert res.p == pytest.approx(1 / (N_RESAMPLES + 1)) and res.ci[1] < 0

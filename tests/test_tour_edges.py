@@ -10,17 +10,13 @@ import zlib
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from PIL import Image
 
 from bench.cli import main
+from conftest import random_images
 
 
 def _images(folder, names, size=(32, 64), seed=0):
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(seed)
-    for name in names:
-        Image.fromarray(rng.integers(0, 255, (*size, 3), dtype=np.uint8)).save(folder / name)
-    return folder
+    return random_images(folder, names, size, seed)
 
 
 def _bomb(path, width=30000, height=30000):
