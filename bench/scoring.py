@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Sequence
@@ -341,9 +342,8 @@ def detection_metrics(scorer: Scorer, translated: Sequence[Path], names: list[st
     for start in range(0, len(translated), scorer.batch_size):
         dets += det.detect(translated[start:start + scorer.batch_size], image_ids[start:start + scorer.batch_size])
     s = evaluate(gt, dets, draws=scorer.draws, order=image_ids)
-    rec.columns(**{f"boxes/{c['name']}": np.array([sum(1 for a in gt["annotations"] if a["image_id"] == i
-                                                       and a["category_id"] == c["id"] and not a.get("iscrowd", 0))
-                                                   for i in image_ids]) for c in gt["categories"]})
+    boxes = Counter((a["image_id"], a["category_id"]) for a in gt["annotations"] if not a.get("iscrowd", 0))
+    rec.columns(**{f"boxes/{c['name']}": np.array([boxes[(i, c["id"])] for i in image_ids]) for c in gt["categories"]})
     if "map" in names:
         rec("map", 100 * s.ap, extractor=det.id, **_with_ci(s.replicates["ap"], 100))
         for name, ap in s.per_class.items():

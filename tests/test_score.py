@@ -346,3 +346,16 @@ def test_new_method_never_writes_into_site_packages(tmp_path):
 
     with pytest.raises(ScaffoldError, match="installed package"):
         new_method("my-gan", Path(sysconfig.get_paths()["purelib"]))
+
+
+def test_protocol_settings_do_not_depend_on_which_method_packages_were_imported():
+    """A method registers its checkpoint files when its package is imported: an export made before that and a
+    score made after must still agree (`bench data export` then `bench score` in two processes)."""
+    from bench.protocol import metric_settings
+    from bench.translator import available_methods
+
+    before = metric_settings(["fid", "lpips"])
+    available_methods()  # imports every method package, CycleGAN-Turbo's registered files with it
+    after = metric_settings(["fid", "lpips"])
+    assert before == after and not any(k.startswith("cyclegan-turbo") for k in after["weights"])
+    assert "inception-v3-2015-12-05" in after["weights"]

@@ -67,11 +67,22 @@ class Draws:
         return _indices(self.key, REFERENCE, self.n_reference, resamples or self.resamples)
 
     def counts(self, resamples: int | None = None) -> np.ndarray:
-        """B x n multiplicities: how often each test image occurs in each resample (float64, for weighted sums)."""
-        idx = self.indices(resamples)
-        b = len(idx)
-        flat = np.bincount((idx + self.n * np.arange(b)[:, None]).ravel(), minlength=b * self.n)
-        return flat.reshape(b, self.n).astype(np.float64)
+        """B x n multiplicities: how often each test image occurs in each resample (float64, read-only)."""
+        return _counts(self.key, self.n, resamples or self.resamples)
+
+
+@lru_cache(maxsize=2)  # every per-image metric of a cell weights by the same multiplicities
+def _counts(key: str, n: int, resamples: int) -> np.ndarray:
+    out = multiplicities(_indices(key, TEST, n, resamples), n)
+    out.setflags(write=False)
+    return out
+
+
+def multiplicities(indices: np.ndarray, n: int) -> np.ndarray:
+    """R x n float64: how often each of n items occurs in each row of R x m ``indices`` (a resample's weights)."""
+    r = len(indices)
+    flat = np.bincount((indices + n * np.arange(r)[:, None]).ravel(), minlength=r * n)
+    return flat.reshape(r, n).astype(np.float64)
 
 
 def draws_for_seed(n: int, seed: int = 0, resamples: int = N_RESAMPLES, n_reference: int = 0) -> Draws:

@@ -21,7 +21,7 @@ import torch
 from tqdm import tqdm
 
 from bench.cache import cache_dir, files_digest
-from bench.metrics.bootstrap import LARGE_SET_RESAMPLES, Draws, draws_for_seed, percentile_ci
+from bench.metrics.bootstrap import LARGE_SET_RESAMPLES, Draws, draws_for_seed, multiplicities, percentile_ci
 from bench.data.io import read_rgb
 from bench.weights import INCEPTION_V3, ResolvedWeights, resolve
 
@@ -303,9 +303,9 @@ def fid_kid_replicates(f1: torch.Tensor, f2: torch.Tensor, draws: Draws, kid: bo
             fids[b] = a11 + a22 - 2 * a12.mean() + tr1 + tr2 - 2 * cross
     else:
         t1, t2 = torch.from_numpy(x1), torch.from_numpy(x2)
-        for b, (i, j) in enumerate(zip(rows, cols)):
-            w1, w2 = (torch.from_numpy(np.bincount(k, minlength=n).astype(np.float64)) for k, n in ((i, n1), (j, n2)))
-            fids[b] = _fid_weighted(t1, w1, t2, w2)
+        w1, w2 = torch.from_numpy(multiplicities(rows, n1)), torch.from_numpy(multiplicities(cols, n2))
+        for b in range(resamples):
+            fids[b] = _fid_weighted(t1, w1[b], t2, w2[b])
     if not kid:
         return fids, None
     if gram:
@@ -332,8 +332,7 @@ def kid_replicates_blockwise(x1: np.ndarray, x2: np.ndarray, rows: np.ndarray, c
     from torch_fidelity.metric_kid import kernel_poly
 
     n1, n2 = len(x1), len(x2)
-    w1 = np.stack([np.bincount(i, minlength=n1) for i in rows]).astype(np.float64)  # R x n1
-    w2 = np.stack([np.bincount(j, minlength=n2) for j in cols]).astype(np.float64)
+    w1, w2 = multiplicities(rows, n1), multiplicities(cols, n2)  # R x n1, R x n2
 
     def forms(xa: np.ndarray, wa: np.ndarray, xb: np.ndarray, wb: np.ndarray, same: bool) -> np.ndarray:
         total = np.zeros(len(wa))

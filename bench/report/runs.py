@@ -44,7 +44,8 @@ class RunResults:
     manifest: Manifest
     records: list[MetricRecord]
     agg: dict[tuple[str, str], dict] = field(init=False)
-    _replicates: dict = field(init=False, default_factory=dict, repr=False)
+    _replicates: dict = field(init=False, default_factory=dict, repr=False)  # (method, seed) -> frame, read once
+    _draws: dict = field(init=False, default_factory=dict, repr=False)  # (method, seed) -> draws, read once
 
     def __post_init__(self) -> None:
         self.agg = aggregate(self.records)
@@ -107,7 +108,9 @@ class RunResults:
 
     def draws(self, method: str, seed: int) -> dict:
         """The draws a cell's replicates were made on (``{}`` for a cell scored before replicates were kept)."""
-        return read_cell_draws(self.path / "cells" / method / f"seed{seed}" / "metrics.json")
+        if (method, seed) not in self._draws:  # every ranked metric asks
+            self._draws[(method, seed)] = read_cell_draws(self.path / "cells" / method / f"seed{seed}" / "metrics.json")
+        return self._draws[(method, seed)]
 
     def cell_replicates(self, method: str, seed: int) -> "pd.DataFrame | None":
         """A cell's replicates: one row per resample, one column per metric (None where the cell has none)."""
