@@ -593,6 +593,82 @@ def compare(run_dir, a, b, metrics, other, as_json) -> None:
 
 @main.command()
 @click.argument("run_dir", metavar="RUN", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="A results repository (or any folder): writes protocols/ID.json and submissions/ID/METHOD.json.")
+@click.option("--method", "methods", multiple=True, metavar="M", help="A method to pack (repeatable; default: all).")
+@click.option("--description", default="", help="Free text shown on the method's page.")
+@click.option("--url", default="", help="The method's code or paper (shown as text).")
+@click.option("--replace", is_flag=True, help="Overwrite submissions of these methods already in OUT.")
+def pack(run_dir, out, methods, description, url, replace) -> None:
+    """A run's methods as leaderboard submission files (strict JSON: numbers, CIs, replicates, per-image values).
+
+    \b
+    Examples:
+      bench pack results/synthetic-night/quick --out my-board
+      bench pack results/bdd100k-night/mine --method mine --out board-repo --url https://github.com/me/mine
+    """
+    from bench.leaderboard.pack import pack as pack_run
+
+    for path in pack_run(run_dir, out, list(methods) or None, description, url, replace):
+        click.echo(f"wrote {path}")
+
+
+@main.group()
+def leaderboard() -> None:
+    """Leaderboards from submission files: init a results repository, check its files, build the page."""
+
+
+@leaderboard.command("init")
+@click.argument("root", metavar="DIR", type=click.Path(file_okay=False, path_type=Path))
+def leaderboard_init(root) -> None:
+    """Write a results repository's layout: protocols/, submissions/, a README on submitting, a CI check."""
+    from bench.leaderboard.repository import CHECK_COMMAND, init
+
+    for path in init(root):
+        click.echo(f"wrote {path}")
+    click.echo(f"next: cd {root} && git init && git add . && git commit -m 'leaderboard'; CI runs `{CHECK_COMMAND}`")
+
+
+@leaderboard.command("check")
+@click.argument("root", metavar="DIR", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--allow-substitute", is_flag=True,
+              help="Accept numbers made with substitute weights (offline trials only; the board marks them †).")
+def leaderboard_check(root, allow_substitute) -> None:
+    """Recompute every submission under DIR from its own values; exit 1 naming each file and field that fails."""
+    from bench.leaderboard.check import check
+
+    result = check(root, allow_substitute)
+    for line in result.problems:
+        click.echo(line)
+    click.echo(f"{len(result.submissions)} submission(s) on {len(result.protocols)} protocol(s) passed; "
+               f"{len(result.problems)} problem(s)", err=True)
+    if not result.ok:
+        raise SystemExit(1)
+
+
+@leaderboard.command("build")
+@click.argument("root", metavar="DIR", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="The site folder to write.")
+@click.option("--allow-substitute", is_flag=True, help="As for check (offline trials only).")
+def leaderboard_build(root, out, allow_substitute) -> None:
+    """Check DIR's submissions, then write OUT/index.html, leaderboard.json, leaderboard.csv and a page each."""
+    from bench.leaderboard.board import build
+    from bench.leaderboard.check import check
+    from bench.leaderboard.site import write_board
+
+    result = check(root, allow_substitute)
+    if not result.ok:
+        for line in result.problems:
+            click.echo(line)
+        click.echo(f"not built: {len(result.problems)} problem(s); `bench leaderboard check {root}` lists them", err=True)
+        raise SystemExit(1)
+    tabs = build(result)
+    write_board(tabs, out)
+    click.echo(f"wrote {out / 'index.html'}: {sum(len(t.rows) for t in tabs)} submission(s) on {len(tabs)} protocol(s)")
+
+
+@main.command()
+@click.argument("run_dir", metavar="RUN", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="HTML file to write (default: RUN/report.html).")
 @click.option("--uncertainty-rows", default=3, show_default=True, type=click.IntRange(0),

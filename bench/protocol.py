@@ -124,7 +124,6 @@ def export_protocol(suite: str, preset: str, files: SuiteFiles, metrics: list[st
     export leaves nothing that looks like one.
     """
     from bench.data.io import write_png
-    from bench.metrics import METRICS
 
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
@@ -141,24 +140,8 @@ def export_protocol(suite: str, preset: str, files: SuiteFiles, metrics: list[st
         boxes = None
         if files.boxes is not None and "boxes" in metrics_needs(metrics):
             boxes = export_boxes(files, staging / "testA_boxes.json")
-        protocol: dict[str, Any] = {
-            "format": PROTOCOL_FORMAT,
-            "suite": suite,
-            "preset": preset,
-            "image_size": [files.height, files.width],
-            "n_test": len(files.test_a),
-            "n_reference": len(files.test_b),
-            "settings": metric_settings(metrics),
-            "metric_definitions": {m: METRICS[m].description for m in metrics},
-            "files": entries,
-            "boxes": boxes,
-            "package": {"augan-bench": _version()},
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            "how_to_score": "translate each testA/NAME.png into OUT/NAME.png (any image format; same size), then "
-                            f"bench score --suite {suite} --preset {preset} --translations OUT --method YOUR-NAME "
-                            f"--protocol {PROTOCOL_FILE}",
-        }
-        protocol["protocol_id"] = protocol_id(_id_content(protocol))
+        protocol = _protocol(suite, preset, files, metrics, entries, boxes)
+        protocol["created"] = time.strftime("%Y-%m-%dT%H:%M:%S")
         atomic_write_json(staging / PROTOCOL_FILE, protocol)
         if out.exists():
             out.rmdir()
@@ -167,6 +150,51 @@ def export_protocol(suite: str, preset: str, files: SuiteFiles, metrics: list[st
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return protocol
+
+
+def _protocol(suite: str, preset: str, files: SuiteFiles, metrics: list[str], entries: dict[str, dict[str, str]],
+              boxes: str | None) -> dict[str, Any]:
+    """The protocol's content around its files' hashes (``entries``), with its id."""
+    from bench.metrics import METRICS
+
+    protocol: dict[str, Any] = {
+        "format": PROTOCOL_FORMAT,
+        "suite": suite,
+        "preset": preset,
+        "image_size": [files.height, files.width],
+        "n_test": len(files.test_a),
+        "n_reference": len(files.test_b),
+        "settings": metric_settings(metrics),
+        "metric_definitions": {m: METRICS[m].description for m in metrics},
+        "files": entries,
+        "boxes": boxes,
+        "package": {"augan-bench": _version()},
+        "how_to_score": "translate each testA/NAME.png into OUT/NAME.png (any image format; same size), then "
+                        f"bench score --suite {suite} --preset {preset} --translations OUT --method YOUR-NAME "
+                        f"--protocol {PROTOCOL_FILE}",
+    }
+    protocol["protocol_id"] = protocol_id(_id_content(protocol))
+    return protocol
+
+
+def describe_protocol(suite: str, preset: str, files: SuiteFiles, metrics: list[str],
+                      progress: Callable[[Any], Any] = lambda it: it) -> dict[str, Any]:
+    """The protocol ``export_protocol`` would write for these files, without writing anything: each file's pixel
+    hash (the id depends on pixels only, so the id is the export's), no local paths."""
+    entries = {f.name: {"pixels": pixel_sha256(decode(f))} for f in progress(protocol_files(files, metrics))}
+    return _protocol(suite, preset, files, metrics, entries, boxes_sha256(files) if files.boxes is not None
+                     and "boxes" in metrics_needs(metrics) else None)
+
+
+def verify_protocol_id(protocol: dict[str, Any]) -> str | None:
+    """Why ``protocol``'s id is not the hash of its content (None when it is)."""
+    try:
+        computed = protocol_id(_id_content(protocol))
+    except (KeyError, TypeError, ValueError) as exc:
+        return f"its content is incomplete ({type(exc).__name__}: {exc})"
+    if computed != protocol.get("protocol_id"):
+        return f"its id {protocol.get('protocol_id')!r} is not the hash of its content ({computed})"
+    return None
 
 
 def metrics_needs(metrics: list[str]) -> set[str]:

@@ -29,6 +29,32 @@ def random_images(folder: Path, names: list[str], size: tuple[int, int] = (16, 2
     return folder
 
 
+# Screenshots and other files a reviewer opens after CI (the browser tests write theirs here).
+ARTIFACTS = Path(os.environ.get("AUGAN_BENCH_TEST_ARTIFACTS", Path(__file__).resolve().parents[1] / ".test-artifacts"))
+BROWSER_FLAGS = ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync")
+
+
+def headless_chromium(width: int = 1280, height: int = 2000):
+    """A Selenium driver of Debian's headless Chromium; skips where it is not installed, fails where CI requires it."""
+    import shutil
+
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and driver):
+        if os.environ.get("AUGAN_BENCH_REQUIRE_CHROMIUM"):
+            pytest.fail("Chromium is required here (AUGAN_BENCH_REQUIRE_CHROMIUM): apt-get install chromium "
+                        "chromium-driver")
+        pytest.skip("headless Chromium not installed (apt-get install chromium chromium-driver); .ci/run installs it")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    for flag in (*BROWSER_FLAGS, f"--window-size={width},{height}"):
+        opts.add_argument(flag)
+    return webdriver.Chrome(service=Service(driver), options=opts)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_env(tmp_path_factory):
     root = tmp_path_factory.mktemp("env")

@@ -25,7 +25,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("scoring, launching, reports", ("bench.scoring", "bench.launch", "bench.scaffold", "bench.conformance",
                                      "bench.report", "bench.protocol")),
     ("runs", ("bench.runner",)),
-    ("commands", ("bench.train", "bench.external")),
+    ("commands, leaderboards", ("bench.train", "bench.external", "bench.leaderboard")),
     ("command line", ("bench.cli",)),
 ]
 

@@ -126,6 +126,22 @@ def test_identical_methods_are_not_separated():
     assert res.p == 1.0 and res.difference == 0 and res.ci == (0.0, 0.0)
 
 
+def test_the_vectorised_p_values_of_rank_groups_equal_paired_difference():
+    from bench.stats.paired import pair_pvalues
+
+    rng = np.random.default_rng(3)
+    reps = [rng.normal(loc, 1.0, 500) for loc in (0.0, 0.05, 0.3, 0.3, 2.0)]
+    reps[3] = reps[2].copy()  # identical methods: p = 1 exactly
+    values = [float(r.mean()) for r in reps]
+    for nan_case in (False, True):
+        if nan_case:
+            reps[1][[3, 7]] = np.nan  # undefined resamples take the per-pair path
+        got = pair_pvalues(values, reps)
+        for (i, j), p in got.items():
+            assert p == paired_difference(values[i], values[j], reps[i], reps[j]).p, (i, j, nan_case)
+        assert got[(2, 3)] == 1.0
+
+
 def test_holm_against_its_definition():
     p = [0.01, 0.04, 0.03, 0.005, math.nan]
     # sorted: 0.005 (x4), 0.01 (x3), 0.03 (x2), 0.04 (x1), each at least the previous adjusted value
@@ -304,6 +320,7 @@ def two_runs(tmp_path_factory, run_with_test_weights):
     return suite, runs
 
 
+@pytest.mark.slow  # two end-to-end runs (the fixture); the leaderboard test compares across runs quickly
 def test_two_runs_of_one_protocol_keep_the_same_replicates_and_per_image_files(two_runs):
     _, (a, b) = two_runs
     for method in ("identity", "gamma", "clahe"):
@@ -329,6 +346,7 @@ def test_two_runs_of_one_protocol_keep_the_same_replicates_and_per_image_files(t
         assert fh.readline().startswith("resample,")
 
 
+@pytest.mark.slow  # two end-to-end runs (the fixture); the leaderboard test compares across runs quickly
 def test_compare_across_runs_and_the_table_ranks(two_runs, tmp_path):
     suite, (a, b) = two_runs
     res = CliRunner().invoke(main, ["compare", str(a), "--a", "gamma", "--b", "identity", "--run", str(b),
@@ -345,6 +363,7 @@ def test_compare_across_runs_and_the_table_ranks(two_runs, tmp_path):
     assert "#1" in summary and "Holm-corrected" in summary
 
 
+@pytest.mark.slow  # two end-to-end runs (the fixture); the leaderboard test compares across runs quickly
 def test_runs_of_different_protocols_are_not_compared_and_the_error_names_what_differs(two_runs, tmp_path,
                                                                                      run_with_test_weights):
     from bench.runner import RunConfig
@@ -357,6 +376,7 @@ def test_runs_of_different_protocols_are_not_compared_and_the_error_names_what_d
     assert "Traceback" not in res.output
 
 
+@pytest.mark.slow  # two end-to-end runs (the fixture); the leaderboard test compares across runs quickly
 def test_aggregate_over_suites_prints_friedman_and_writes_the_critical_difference_figure(two_runs, tmp_path):
     _, (a, b) = two_runs
     out = tmp_path / "agg"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
 import shutil
 import tomllib
 from pathlib import Path
@@ -23,9 +22,9 @@ from bench.report.render import render
 from bench.report.runs import RunFolderError, load_run
 from bench.results import read_metrics_csv
 from bench.runner import RunConfig
+from conftest import ARTIFACTS, headless_chromium
 
 METHODS = ("identity", "gamma", "augan")  # a classical pair and a learned method with uncertainty maps
-ARTIFACTS = Path(os.environ.get("AUGAN_BENCH_TEST_ARTIFACTS", Path(__file__).resolve().parents[1] / ".test-artifacts"))
 
 
 @pytest.fixture(scope="module")
@@ -454,28 +453,9 @@ def test_report_html_is_self_contained_and_complete(fixture_run, report):
     assert "SUBSTITUTE" in html  # the manifest's weights ids show the test weights as substitutes
 
 
-def _chromium_or_skip():
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if chromium and driver:
-        return chromium, driver
-    if os.environ.get("AUGAN_BENCH_REQUIRE_CHROMIUM"):
-        pytest.fail("Chromium is required here (AUGAN_BENCH_REQUIRE_CHROMIUM): apt-get install chromium chromium-driver")
-    pytest.skip("headless Chromium not installed (apt-get install chromium chromium-driver); .ci/run installs it")
-
-
 def test_report_opens_in_headless_chromium_with_every_table_and_image_loaded(report):
-    chromium, driver_path = _chromium_or_skip()
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
     html_path, saved = report
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = chromium
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--window-size=1280,2000"):
-        opts.add_argument(flag)
-    browser = webdriver.Chrome(service=Service(driver_path), options=opts)
+    browser = headless_chromium()
     try:
         browser.get(html_path.as_uri())
         state = browser.execute_script("""

@@ -93,25 +93,49 @@ class Rank:
 def rank_groups(values: dict[str, float], replicates: dict[str, np.ndarray], higher_is_better: bool,
                 alpha: float = ALPHA) -> dict[str, Rank]:
     """Ranks and the bold group of the methods that have a value and replicates (Holm over every pair)."""
-    pairs = pairwise(values, replicates)
-    names = list(dict.fromkeys(m for pair in pairs for m in pair)) or [
-        m for m in values if m in replicates and math.isfinite(values[m])]
+    names = [m for m in values if m in replicates and math.isfinite(values[m])]
     if not names:
         return {}
+    raw = pair_pvalues([values[m] for m in names], [replicates[m] for m in names])
+    pairs = list(raw)
+    p_holm = dict(zip(pairs, holm([raw[k] for k in pairs])))
     sign = 1.0 if higher_is_better else -1.0
+    index = {m: i for i, m in enumerate(names)}
     best = max(names, key=lambda m: sign * values[m])
 
-    def better(x: str, y: str) -> bool:  # x significantly better than y
-        d = pairs.get((x, y)) or pairs.get((y, x))
-        if d is None or not d.p_holm < alpha:
-            return False
-        return sign * (values[x] - values[y]) > 0
+    def adjusted(x: str, y: str) -> float:
+        i, j = sorted((index[x], index[y]))
+        return p_holm[(i, j)]
 
-    out = {}
-    for m in names:
-        d = pairs.get((m, best)) or pairs.get((best, m))
-        out[m] = Rank(1 + sum(better(o, m) for o in names if o != m), m == best or not better(best, m),
-                      math.nan if m == best or d is None else d.p_holm)
+    def better(x: str, y: str) -> bool:  # x significantly better than y
+        return adjusted(x, y) < alpha and sign * (values[x] - values[y]) > 0
+
+    return {m: Rank(1 + sum(better(o, m) for o in names if o != m), m == best or not better(best, m),
+                    math.nan if m == best else adjusted(m, best)) for m in names}
+
+
+def pair_pvalues(values: list[float], replicates: list[np.ndarray]) -> dict[tuple[int, int], float]:
+    """``paired_difference``'s p of every pair (i, j), i < j, without the CIs: one array operation per method for
+    the common case (replicates of one length, all finite), which a board of hundreds of submissions needs; pairs
+    with undefined resamples take ``paired_difference`` itself."""
+    k = len(values)
+    lengths = {len(r) for r in replicates}
+    stack = np.stack([np.asarray(r, np.float64) for r in replicates]) if len(lengths) == 1 else None
+    finite = stack is not None and bool(np.isfinite(stack).all())
+    out: dict[tuple[int, int], float] = {}
+    for i in range(k - 1):
+        if not finite:
+            for j in range(i + 1, k):
+                out[(i, j)] = paired_difference(values[i], values[j], replicates[i], replicates[j]).p
+            continue
+        assert stack is not None
+        d = stack[i] - stack[i + 1:]  # (k - i - 1) x B: row r is the pair (i, i + 1 + r)
+        observed = np.abs(float(values[i]) - np.asarray(values[i + 1:], np.float64))
+        tol = 1e-12 * np.maximum(1.0, observed)  # as paired_difference: float noise is no evidence
+        c = (np.abs(d - d.mean(axis=1, keepdims=True)) >= (observed - tol)[:, None]).sum(axis=1)
+        p = (c + 1) / (d.shape[1] + 1)
+        for r, j in enumerate(range(i + 1, k)):
+            out[(i, j)] = float(p[r]) if math.isfinite(observed[r]) and d.shape[1] else math.nan
     return out
 
 
