@@ -652,11 +652,11 @@ def leaderboard_check(root, allow_substitute) -> None:
 @click.option("--allow-substitute", is_flag=True, help="As for check (offline trials only).")
 def leaderboard_build(root, out, allow_substitute) -> None:
     """Check DIR's submissions, then write OUT/index.html, leaderboard.json, leaderboard.csv and a page each."""
-    from bench.leaderboard.board import build
+    from bench.leaderboard.board import build, entry
     from bench.leaderboard.check import check
     from bench.leaderboard.site import write_board
 
-    result = check(root, allow_substitute)
+    result = check(root, allow_substitute, keep=entry)
     if not result.ok:
         for line in result.problems:
             click.echo(line)

@@ -71,6 +71,10 @@ def test_packed_runs_check_and_the_board_ranks_as_bench_compare(board, tmp_path)
     assert json.loads((repo / "submissions" / pid / "gamma.json").read_text())["method"]["provenance"] == "bench run"
     out = CliRunner().invoke(main, ["leaderboard", "check", str(repo)])
     assert out.exit_code == 0, out.output
+    from bench.leaderboard.check import check
+
+    alone, spread = check(repo), check(repo, workers=2)  # a large board is checked in one process per core
+    assert alone.ok and spread.ok and alone.submissions == spread.submissions
     site = tmp_path / "site"
     _cli("leaderboard", "build", str(repo), "--out", str(site))
     data = json.loads((site / "leaderboard.json").read_text())
@@ -236,3 +240,20 @@ def test_the_board_sorts_and_switches_tabs_in_headless_chromium(board, tmp_path,
     assert [v for v in descending if not np.isnan(v)] == sorted(numbers, reverse=True)
     assert np.isnan(ascending[-1]) and np.isnan(descending[-1])
     assert shot.stat().st_size > 10_000
+
+
+def test_papers_rows_are_shown_beside_measured_ones_and_never_ranked():
+    from bench.leaderboard.board import Row, Tab, reported_rows, to_csv, to_json
+    from bench.leaderboard.site import index_page
+
+    reported = reported_rows("bdd100k-night")
+    augan = next(r for r in reported if r["method"] == "AU-GAN" and r["paper"] == "n2d3-table1")
+    assert augan["values"] == {"fid": 38.6} and "3,929 night val images" in augan["protocol"]
+    assert reported_rows("synthetic-night") == []
+    row = Row("mine", "bench score", values={"fid": (40.0, 38.0, 42.0)}, ranks={"fid": (1, True, float("nan"))})
+    tab = Tab("abc123", "bdd100k-night", "paper", [256, 512], 3929, 3929, ["fid"], [row], reported)
+    html = index_page([tab])
+    assert "AU-GAN" in html and "38.60" in html and ">paper</span> n2d3-table1" in html
+    (json_tab,) = to_json([tab])["protocols"]
+    assert json_tab["reported"][0]["paper"] and "rank" not in json_tab["reported"][0]
+    assert ",AU-GAN,paper:n2d3-table1,fid,38.6,,,,,0" in to_csv([tab])

@@ -65,63 +65,77 @@ class Tab:
         return f"{self.suite} · {self.preset} · {size}"
 
 
+@dataclass
+class Entry:
+    """What the board keeps of a checked submission: arrays instead of JSON lists (made in the checking process)."""
+
+    protocol: str
+    method: dict[str, Any]
+    seeds: list[int]
+    metrics: dict[str, dict[str, Any]]
+    replicates: dict[str, np.ndarray]  # metric -> replicates over the seeds (``over_seeds``), as tables rank them
+    worst: dict[str, list[str]]  # per-image metric -> its ten worst images (first seed)
+
+
+def entry(sub: dict[str, Any]) -> Entry:
+    """A checked submission reduced to an ``Entry`` (``check``'s ``keep``)."""
+    key = f"{sub['protocol']['draws']['key']}|{sub['method']['name']}"
+    replicates = {}
+    for metric in sub["metrics"]:
+        per_seed = [c["replicates"].get(metric) for c in sub["cells"]]
+        if all(r is not None for r in per_seed):
+            replicates[metric] = over_seeds([floats(r) for r in per_seed], key)
+    first = sub["cells"][0]["per_image"]
+    worst = {}
+    for metric, info in METRICS.items():
+        col = first["columns"].get(metric)
+        if col is None:
+            continue
+        values = floats(col)
+        order = np.argsort(values if info.higher_is_better else -values, kind="stable")
+        worst[metric] = [first["images"][i] for i in order[:10] if math.isfinite(values[i])]
+    return Entry(sub["protocol"]["id"], sub["method"], list(sub["seeds"]), sub["metrics"], replicates, worst)
+
+
 def build(checked: Checked) -> list[Tab]:
-    """The board's tabs, one per protocol with at least one submission, in suite/preset order."""
-    by_protocol: dict[str, list[dict[str, Any]]] = {}
-    files: dict[int, str] = {}
-    for path, sub in checked.submissions.items():
-        by_protocol.setdefault(sub["protocol"]["id"], []).append(sub)
-        files[id(sub)] = str(path.relative_to(checked.root))
-    tabs = [_tab(checked.protocols[pid], subs, files) for pid, subs in by_protocol.items()]
+    """The board's tabs from a check made with ``keep=entry``, one per protocol with a submission, in suite/preset
+    order."""
+    by_protocol: dict[str, list[tuple[Entry, str]]] = {}
+    for path, e in checked.submissions.items():
+        by_protocol.setdefault(e.protocol, []).append((e, str(path.relative_to(checked.root))))
+    tabs = [_tab(checked.protocols[pid], entries) for pid, entries in by_protocol.items()]
     return sorted(tabs, key=lambda t: (t.suite, t.preset, t.id))
 
 
-def _tab(protocol: dict[str, Any], subs: list[dict[str, Any]], files: dict[int, str]) -> Tab:
+def _tab(protocol: dict[str, Any], entries: list[tuple[Entry, str]]) -> Tab:
     order = {"identity": 0, REFERENCE_ROW: 2}
-    subs = sorted(subs, key=lambda s: (order.get(s["method"]["name"], 1), s["method"]["name"]))
+    entries = sorted(entries, key=lambda x: (order.get(x[0].method["name"], 1), x[0].method["name"]))
     declared = list(protocol["settings"]["metrics"])
-    present = {m for s in subs for m, r in s["metrics"].items() if r["value"] is not None}
+    present = {m for e, _ in entries for m, r in e.metrics.items() if r["value"] is not None}
     metrics = [m for m in METRICS if m in declared and m in present]
-    rows = [_row(s, files[id(s)]) for s in subs]
+    rows = [_row(e, file) for e, file in entries]
     tab = Tab(protocol["protocol_id"], protocol["suite"], protocol["preset"], list(protocol["image_size"]),
               protocol["n_test"], protocol["n_reference"], metrics, rows, reported_rows(protocol["suite"]))
     agg = {(r.method, m): {"mean": v[0], "ci": (v[1], v[2])} for r in rows for m, v in r.values.items()}
-    reps = {s["method"]["name"]: s for s in subs}
+    replicates = {e.method["name"]: e.replicates for e, _ in entries}
     for metric in metrics:
-        _rank(tab, metric, agg, reps)
+        _rank(tab, metric, agg, replicates)
     return tab
 
 
-def _row(sub: dict[str, Any], file: str) -> Row:
-    method = sub["method"]
-    row = Row(method["name"], method["provenance"], method.get("description", ""), method.get("url", ""), file,
-              list(sub["seeds"]))
-    for metric, rec in sub["metrics"].items():
+def _row(e: Entry, file: str) -> Row:
+    row = Row(e.method["name"], e.method["provenance"], e.method.get("description", ""), e.method.get("url", ""), file,
+              e.seeds, worst=e.worst)
+    for metric, rec in e.metrics.items():
         if rec["value"] is None:
             continue
         row.values[metric] = (float(rec["value"]), as_float(rec["ci"][0]), as_float(rec["ci"][1]))
         if "SUBSTITUTE" in (rec.get("extractor") or ""):
             row.substitute.add(metric)
-    first = sub["cells"][0]["per_image"]
-    for metric, info in METRICS.items():
-        col = first["columns"].get(metric)
-        if col is None or info.needs not in ("twins", "matched-frames", "boxes"):
-            continue
-        values = floats(col)
-        order = np.argsort(values if info.higher_is_better else -values, kind="stable")
-        row.worst[metric] = [first["images"][i] for i in order[:10] if math.isfinite(values[i])]
     return row
 
 
-def _replicates(sub: dict[str, Any], metric: str) -> np.ndarray | None:
-    per_seed = [c["replicates"].get(metric) for c in sub["cells"]]
-    if any(r is None for r in per_seed):
-        return None
-    arrays = [floats(r) for r in per_seed]
-    return over_seeds(arrays, f"{sub['protocol']['draws']['key']}|{sub['method']['name']}")
-
-
-def _rank(tab: Tab, metric: str, agg: dict, subs: dict[str, dict[str, Any]]) -> None:
+def _rank(tab: Tab, metric: str, agg: dict, replicates: dict[str, dict[str, np.ndarray]]) -> None:
     info = METRICS.get(metric)
     if info is not None and not info.ranked:
         tab.notes[metric] = "information only: never ranked"
@@ -137,9 +151,10 @@ def _rank(tab: Tab, metric: str, agg: dict, subs: dict[str, dict[str, Any]]) -> 
             r.unranked[metric] = excluded[r.method]
     candidates = [r for r in candidates if r.method not in excluded]
     values = {r.method: r.values[metric][0] for r in candidates}
-    reps = {r.method: x for r in candidates if (x := _replicates(subs[r.method], metric)) is not None}
+    reps = {r.method: x for r in candidates if (x := replicates[r.method].get(metric)) is not None}
+    by_name = {r.method: r for r in tab.rows}
     for name, rank in rank_groups(values, reps, higher_is_better(metric)).items():
-        next(r for r in tab.rows if r.method == name).ranks[metric] = (rank.rank, rank.bold, rank.p_vs_best)
+        by_name[name].ranks[metric] = (rank.rank, rank.bold, rank.p_vs_best)
     if len(reps) <= PAIRWISE_UP_TO:
         tab.pairs[metric] = [{"a": d.a, "b": d.b, "difference": d.difference, "ci": list(d.ci), "p": d.p,
                               "p_holm": d.p_holm} for d in pairwise(values, reps).values()]

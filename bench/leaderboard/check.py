@@ -39,11 +39,12 @@ MEAN_METRICS = {"psnr": 1.0, "ssim": 1.0, "lpips": 1.0, "sift": 1.0, "hallucinat
 
 @dataclass
 class Checked:
-    """A checked repository: the submissions that passed (path -> content), the protocols, and the problems."""
+    """A checked repository: the submissions that passed (path -> content, or what ``keep`` made of it), the
+    protocols, and the problems."""
 
     root: Path
     protocols: dict[str, dict[str, Any]] = field(default_factory=dict)
-    submissions: dict[Path, dict[str, Any]] = field(default_factory=dict)
+    submissions: dict[Path, Any] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -51,8 +52,11 @@ class Checked:
         return not self.problems
 
 
-def check(root: Path, allow_substitute: bool = False) -> Checked:
-    """Check every protocol and submission file under ``root`` (the layout of ``bench leaderboard init``)."""
+def check(root: Path, allow_substitute: bool = False, keep: Callable[[dict[str, Any]], Any] | None = None,
+          workers: int | None = None) -> Checked:
+    """Check every protocol and submission file under ``root`` (the layout of ``bench leaderboard init``); the
+    submissions that pass are kept whole, or as ``keep`` reduces them (a board keeps arrays, not JSON lists).
+    ``workers``: processes that check files (default: one per core from PARALLEL_FROM files on)."""
     from bench.protocol import verify_protocol_id
 
     root = Path(root)
@@ -81,35 +85,69 @@ def check(root: Path, allow_substitute: bool = False) -> Checked:
             out.problems += [f"{_rel(path, root)}: {w}" for w in wrong]
             continue
         out.protocols[protocol["protocol_id"]] = protocol
+    paths = sorted((root / SUBMISSIONS).rglob("*.json"))
     claimed: dict[tuple[str, str], Path] = {}
-    for path in sorted((root / SUBMISSIONS).rglob("*.json")):
-        problems: list[str] = []
-        where = _rel(path, root)
-
-        def problem(field_: str, text: str) -> None:
-            problems.append(f"{where}: {field_}: {text}")
-
-        try:
-            sub = load(path)
-        except ValueError as exc:
-            out.problems.append(f"{where}: {exc}")
-            continue
-        try:
-            _check_submission(sub, path, root, out.protocols, allow_substitute, problem)
-        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
-            problem("(structure)", f"malformed ({type(exc).__name__}: {exc}); make it with `bench pack`")
-        if not problems:
-            key = (sub["protocol"]["id"], sub["method"]["name"])
-            if key in claimed:
-                problem("method.name", f"{key[1]!r} on protocol {key[0]} is claimed by {_rel(claimed[key], root)} too; "
-                                       "keep one file per (protocol, method)")
-            else:
-                claimed[key] = path
+    for path, problems, key, kept in _check_files(paths, root, out.protocols, allow_substitute, keep, workers):
+        if not problems and key in claimed:
+            problems = [f"{_rel(path, root)}: method.name: {key[1]!r} on protocol {key[0]} is claimed by "
+                        f"{_rel(claimed[key], root)} too; keep one file per (protocol, method)"]
         if problems:
             out.problems += problems
         else:
-            out.submissions[path] = sub
+            claimed[key] = path
+            out.submissions[path] = kept
     return out
+
+
+PARALLEL_FROM = 40  # files: below this a worker process costs more than it saves
+_JOB: dict[str, Any] = {}  # what the worker processes inherit (fork): root, protocols, the flag, what to keep
+
+
+def _check_files(paths: list[Path], root: Path, protocols: dict[str, dict[str, Any]], allow_substitute: bool,
+                 keep: Callable[[dict[str, Any]], Any] | None, workers: int | None):
+    """(path, problems, (protocol id, method), what ``keep`` made of it) for each file; parsing JSON dominates a large
+    board, so the files are spread over one process per core where the platform forks."""
+    import multiprocessing
+    import os
+
+    _JOB.update(root=root, protocols=protocols, allow_substitute=allow_substitute, keep=keep)
+    if workers is None:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+        workers = min(cores, len(paths) // 20) if len(paths) >= PARALLEL_FROM else 1
+    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        yield from map(_check_one, paths)
+        return
+    with multiprocessing.get_context("fork").Pool(workers, initializer=_one_blas_thread) as pool:
+        yield from pool.imap(_check_one, paths, chunksize=8)
+
+
+def _one_blas_thread() -> None:
+    """A worker per core already uses every core: BLAS threads on top of it slow the replicates' products 2x."""
+    from threadpoolctl import threadpool_limits
+
+    _JOB["blas"] = threadpool_limits(1)  # kept referenced: the limit holds while the worker lives
+
+
+def _check_one(path: Path) -> tuple[Path, list[str], tuple[str, str] | None, Any]:
+    root = _JOB["root"]
+    problems: list[str] = []
+    where = _rel(path, root)
+
+    def problem(field_: str, text: str) -> None:
+        problems.append(f"{where}: {field_}: {text}")
+
+    try:
+        sub = load(path)
+    except ValueError as exc:
+        return path, [f"{where}: {exc}"], None, None
+    try:
+        _check_submission(sub, path, root, _JOB["protocols"], _JOB["allow_substitute"], problem)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        problem("(structure)", f"malformed ({type(exc).__name__}: {exc}); make it with `bench pack`")
+    if problems:
+        return path, problems, None, None
+    keep = _JOB["keep"]
+    return path, [], (sub["protocol"]["id"], sub["method"]["name"]), sub if keep is None else keep(sub)
 
 
 def _rel(path: Path, root: Path) -> str:
@@ -174,7 +212,14 @@ def _short(v: Any) -> str:
 
 
 def _stems(protocol: dict[str, Any], folder: str) -> list[str]:
-    return [Path(n).stem for n in protocol["files"] if n.startswith(folder)]
+    """The names of a protocol's files in ``folder`` (``testA/``), in order (kept: every submission asks)."""
+    cache = _STEMS.setdefault(id(protocol), (protocol, {}))[1]
+    if folder not in cache:
+        cache[folder] = [n[len(folder):].rsplit(".", 1)[0] for n in protocol["files"] if n.startswith(folder)]
+    return cache[folder]
+
+
+_STEMS: dict[int, tuple[dict[str, Any], dict[str, list[str]]]] = {}  # id -> (the protocol, kept alive; its names)
 
 
 def _draws_problem(draws: dict[str, Any], protocol: dict[str, Any]) -> str | None:
@@ -221,6 +266,7 @@ def _check_cell(cell: dict[str, Any], at: str, n_test: int, test_names: list[str
             return
     replicates = {m: floats(vals) for m, vals in cell["replicates"].items()}
     recomputed = _recompute(columns, drawn) if images else {}
+    with_ci: list[tuple[str, list[Any]]] = []
     for metric, rec in cell["metrics"].items():
         f = f"{at}.metrics.{metric}"
         if _headline(metric) not in known:
@@ -240,21 +286,49 @@ def _check_cell(cell: dict[str, Any], at: str, n_test: int, test_names: list[str
                 problem(f"{f}.value", f"{value!r} is not what its per-image values give ({mine!r})")
             stored = replicates.get(metric)
             if stored is not None and reps is not None:
-                n = min(len(stored), len(reps))
-                scale = float(np.nanmax(np.abs(reps))) if np.isfinite(reps).any() else 0.0
-                bad = [b for b in range(n) if not _close(stored[b], reps[b], REPLICATE_RTOL, scale)]
-                if bad or len(stored) != drawn.resamples:
+                bad = _differing(stored, reps)
+                if bad is not None:
                     problem(f"{at}.replicates.{metric}", f"not the per-image values on the protocol's draws (resample "
-                                                         f"{bad[0] if bad else len(stored)} differs)")
-        stored = replicates.get(metric)
-        if stored is not None:
-            _check_ci(rec["ci"], stored, f"{f}.ci", problem)
+                                                         f"{bad} differs)")
+        if metric in replicates:
+            with_ci.append((metric, rec["ci"]))
+    for (metric, ci), (lo, hi) in zip(with_ci, _intervals([replicates[m] for m, _ in with_ci])):
+        _check_interval(ci, lo, hi, f"{at}.metrics.{metric}.ci", problem)
 
 
-def _check_ci(ci: list[Any], replicates: np.ndarray, f: str, problem: Callable[[str, str], None]) -> None:
-    from bench.metrics.bootstrap import percentile_ci
+def _intervals(replicates: list[np.ndarray]) -> list[tuple[float, float]]:
+    """``percentile_ci`` of each array: one quantile call for the arrays of one length without NaN (a board checks
+    tens of thousands)."""
+    from bench.metrics.bootstrap import CI_LEVEL, percentile_ci
 
-    lo, hi = percentile_ci(replicates)
+    out: list[tuple[float, float]] = [(math.nan, math.nan)] * len(replicates)
+    groups: dict[int, list[int]] = {}
+    for i, r in enumerate(replicates):
+        if r.size and np.isfinite(r).all():
+            groups.setdefault(len(r), []).append(i)
+        else:
+            out[i] = percentile_ci(r)
+    alpha = (1 - CI_LEVEL) / 2
+    for idx in groups.values():
+        q = np.quantile(np.stack([replicates[i] for i in idx]), [alpha, 1 - alpha], axis=1)
+        for k, i in enumerate(idx):
+            out[i] = (float(q[0, k]), float(q[1, k]))
+    return out
+
+
+def _differing(stored: np.ndarray, recomputed: np.ndarray) -> int | None:
+    """The first resample where stored replicates (7 digits) differ from recomputed ones, or None."""
+    if len(stored) != len(recomputed):
+        return min(len(stored), len(recomputed))
+    both_nan = np.isnan(stored) & np.isnan(recomputed)
+    finite = np.isfinite(recomputed)
+    scale = max(float(np.abs(recomputed[finite]).max()) if finite.any() else 0.0, 1e-12)
+    ok = both_nan | (np.abs(stored - recomputed) <= REPLICATE_RTOL * np.maximum(np.abs(recomputed), scale))
+    bad = np.flatnonzero(~ok)
+    return int(bad[0]) if bad.size else None
+
+
+def _check_interval(ci: list[Any], lo: float, hi: float, f: str, problem: Callable[[str, str], None]) -> None:
     spread = abs(hi - lo) if math.isfinite(hi - lo) else 0.0
     scale = max(abs(lo) if math.isfinite(lo) else 0.0, abs(hi) if math.isfinite(hi) else 0.0, spread)
     if not (_close(as_float(ci[0]), lo, REPLICATE_RTOL, scale) and _close(as_float(ci[1]), hi, REPLICATE_RTOL, scale)):
@@ -315,6 +389,9 @@ def _check_summary(sub: dict[str, Any], key: str, problem: Callable[[str, str], 
         if "SUBSTITUTE" in (per_seed[0].get("extractor") or "") and rec.get("extractor") != per_seed[0]["extractor"]:
             problem(f"{f}.extractor", "differs from its cells' (which name SUBSTITUTE weights)")
         reps = [c["replicates"].get(metric) for c in cells]
-        if all(r is not None for r in reps):
-            joined = over_seeds([floats(r) for r in reps], f"{key}|{name}")
-            _check_ci(rec["ci"], joined, f"{f}.ci", problem)
+        if len(cells) == 1:  # one seed: its cell's interval, checked against the replicates above
+            lo, hi = (as_float(v) for v in per_seed[0]["ci"])
+            _check_interval(rec["ci"], lo, hi, f"{f}.ci", problem)
+        elif all(r is not None for r in reps):
+            (lo, hi), = _intervals([over_seeds([floats(r) for r in reps], f"{key}|{name}")])
+            _check_interval(rec["ci"], lo, hi, f"{f}.ci", problem)
