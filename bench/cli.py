@@ -91,7 +91,7 @@ def _engine_options(fn):
     """Training-engine switches shared by `run` and `train` (recorded in the manifest)."""
     opts = [
         click.option("--precision", type=click.Choice(["fp32", "bf16"]), default="fp32", show_default=True,
-                     help="bf16: autocast training steps to bfloat16 on CUDA (the CPU always trains fp32)."),
+                     help="bf16: autocast training steps to bfloat16 (CUDA, or a CPU with AVX-512 BF16 or AMX; refused on other CPUs)."),
         click.option("--compile", "compile_", is_flag=True, help="torch.compile every network before training."),
         click.option("--workers", default=None, type=click.IntRange(0),
                      help="DataLoader processes decoding training batches (default: 4 on CUDA, 0 on the CPU)."),

@@ -338,7 +338,8 @@ class LearnedTranslator:
                 m.to(memory_format=torch.channels_last)
 
     def engine_step(self, real_a: torch.Tensor, real_b: torch.Tensor, optimizers: list) -> dict[str, torch.Tensor]:
-        """One ``train_step`` as the engine runs it: non-blocking copy, memory format, bf16 autocast on CUDA."""
+        """One ``train_step`` as the engine runs it: non-blocking copy, memory format, bf16 autocast (CUDA, or a CPU
+        with native bf16)."""
         real_a = real_a.to(self.device, non_blocking=True)
         real_b = real_b.to(self.device, non_blocking=True)
         if self.config.channels_last:

@@ -199,6 +199,7 @@ def plan(cfg: RunConfig) -> RunPlan:
     suite = resolve_suite(cfg.suite, cfg.preset, cfg.data_root)
     methods = resolve_methods(cfg.methods, suite.default_methods)
     device = resolve_device(cfg.device)
+    cfg.engine.resolved(device)  # an engine this device cannot run stops here, before any data is prepared
     run_dir = run_folder(cfg.out, suite.name, cfg.name or cfg.preset)
     prepare_out(run_dir)
     files = suite.prepare(cfg.preset, cfg.data_root, cfg.size)

@@ -49,6 +49,7 @@ def train_cell(cfg: RunConfig, method: str, seed: int) -> Path | None:
     device = resolve_device(cfg.device)
     if ctx.enabled and device.startswith("cuda"):
         device = f"cuda:{ctx.local_rank}"
+    cfg.engine.resolved(device)  # an engine this device cannot run stops before the data is prepared
     distributed.init_process_group(ctx, device)
     try:
         run_dir = run_folder(cfg.out, suite.name, cfg.name or cfg.preset)

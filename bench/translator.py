@@ -35,6 +35,34 @@ class UnpairedData:
     width: int
 
 
+class EngineError(BenchError, ValueError):
+    """An engine setting this device cannot run (the message says why and what to use instead)."""
+
+
+CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo flags of native bf16 arithmetic
+
+
+def cpu_bf16(cpuinfo: str | None = None) -> tuple[bool, str]:
+    """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX), and what was found: Linux's CPU flags, or
+    where there are none, PyTorch's own capability string."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpuinfo = ""
+    flags = {f for line in cpuinfo.splitlines() if line.startswith("flags") for f in line.split(":", 1)[1].split()}
+    if flags:
+        have = [f for f in CPU_BF16_FLAGS if f in flags]
+        if have:
+            return True, f"the CPU has {', '.join(have)}"
+        model = next((ln.split(":", 1)[1].strip() for ln in cpuinfo.splitlines() if ln.startswith("model name")), "")
+        return False, f"the CPU{f' ({model})' if model else ''} has neither {' nor '.join(CPU_BF16_FLAGS)}"
+    capability = torch.backends.cpu.get_cpu_capability()
+    if "AMX" in capability or "BF16" in capability:
+        return True, f"PyTorch reports {capability}"
+    return False, f"PyTorch reports {capability} (no AVX-512 BF16 or AMX)"
+
+
 @dataclass(frozen=True)
 class TrainEngine:
     """How training runs on the hardware; none of it changes what is learned beyond float rounding.
@@ -42,7 +70,7 @@ class TrainEngine:
     Recorded in the run manifest. ``None`` means automatic: on for CUDA where it pays, off on the CPU.
     """
 
-    precision: str = "fp32"  # "bf16": autocast the training step to bfloat16 on CUDA (no loss scaling needed)
+    precision: str = "fp32"  # "bf16": autocast the training step to bfloat16 (CUDA; CPUs with native bf16 units)
     channels_last: bool | None = None  # None: the method's config decides
     compile: bool = False  # torch.compile each network in place (first steps pay the compilation)
     fused_adam: bool | None = None  # fused Adam kernels; None: on for CUDA, foreach on the CPU
@@ -52,11 +80,19 @@ class TrainEngine:
     cudnn_benchmark: bool | None = None
 
     def resolved(self, device: str) -> "TrainEngine":
+        """The settings as they run on ``device``; bf16 on a CPU without native bf16 units is refused (it would be
+        emulated, slower than fp32), naming what the CPU lacks."""
         cuda = device.startswith("cuda")
         if self.precision not in ("fp32", "bf16"):
-            raise ValueError(f"unknown precision {self.precision!r}; use fp32 or bf16")
+            raise EngineError(f"unknown precision {self.precision!r}; use fp32 or bf16")
+        if self.precision == "bf16" and not cuda:
+            native, why = cpu_bf16()
+            if not native:
+                raise EngineError(f"--precision bf16 on this CPU: {why}, so bf16 would be emulated and slower than "
+                                  "fp32; train with --precision fp32 (the default), or on a CPU with AVX-512 BF16 or "
+                                  "AMX (Intel Cooper Lake, Sapphire Rapids and later; AMD Zen 4 and later)")
         return TrainEngine(
-            precision=self.precision if cuda else "fp32",  # bf16 is a CUDA setting; the CPU trains (and records) fp32
+            precision=self.precision,
             channels_last=self.channels_last,
             compile=self.compile,
             fused_adam=cuda if self.fused_adam is None else self.fused_adam and cuda,

@@ -6,15 +6,19 @@ per precision and batch, beside a reference CycleGAN.
         [--reference PATH/TO/pytorch-CycleGAN-and-pix2pix-or-CUT-checkout]
 
 Training step only (generator and discriminator updates), on the same pre-made batches for every
-contender, timed over ``--steps`` steps after ``--warmup`` steps with one device sync at each end
-(no per-step sync: the losses stay on the device). Our methods run their ``paper`` architecture with
-the engine settings named in each row (precision, channels_last, fused Adam, optional compile).
+contender: ``--warmup`` steps each, then ``--steps`` steps each, interleaved round robin (one step of each in
+turn, the order rotating) and timed one by one with a device sync around each; the median step time gives
+img/s. Interleaving makes the ratios robust to the machine's slow minutes (sequential runs on a 2-core machine
+differed by 10%). Our methods run their ``paper`` architecture with the engine as ``bench run`` resolves it on
+the device (channels_last on CUDA, off on the CPU, where it costs 25%; bf16 refused on a CPU without native bf16,
+and the row says why), plus optional compile.
 cuDNN autotuning (cudnn.benchmark) is on for every contender on CUDA, as in ``bench train`` and in
 the reference's own BaseModel.
 
 With ``--reference`` the official implementation's own ``optimize_parameters`` is timed the same way
-(its CycleGAN model, ``resnet_9blocks``, PatchGAN, LSGAN, pool 50; the CUT repository's copy is run
-with ``--no_antialias --no_antialias_up`` so that it is the original CycleGAN architecture, and with
+(its CycleGAN model, ``resnet_9blocks``, PatchGAN, LSGAN, pool 50; from a CUT checkout with ``cut`` among the
+methods, its CUT model too, with the authors' defaults and its patch MLP built on a first batch as its train.py
+does). The CUT repository's CycleGAN is run with ``--no_antialias --no_antialias_up`` so that it is the original CycleGAN architecture, and with
 ``opt.amp = False``, a flag its cycle_gan model reads but its options never define). Then, at batch 1 in
 fp32, our CycleGAN is given the reference's initial weights and both train on the same batches: the
 per-step losses are printed side by side. The reference is imported from the checkout, never vendored.
@@ -26,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import tempfile
 import time
@@ -67,8 +72,9 @@ def _ours(method: str, batch: int, device: str, precision: str, compile_: bool, 
     return model, step
 
 
-def _reference(path: Path, batch: int, device: str, h: int, w: int):
-    """The official CycleGAN model from a checkout, built through its own option parser."""
+def _reference(path: Path, batch: int, device: str, h: int, w: int, model_name: str = "cycle_gan"):
+    """The official CycleGAN (or, from the CUT repository, CUT) model from a checkout, built through its own option
+    parser."""
     sys.path.insert(0, str(path))
     from options.train_options import TrainOptions  # noqa: E402  (the reference checkout)
 
@@ -76,10 +82,10 @@ def _reference(path: Path, batch: int, device: str, h: int, w: int):
 
     is_cut = "no_antialias" in (path / "options" / "base_options.py").read_text()
     tmp = tempfile.mkdtemp()
-    argv = ["--dataroot", tmp, "--name", "throughput", "--checkpoints_dir", tmp, "--model", "cycle_gan",
+    argv = ["--dataroot", tmp, "--name", "throughput", "--checkpoints_dir", tmp, "--model", model_name,
             "--batch_size", str(batch), "--gpu_ids", "0" if device.startswith("cuda") else "-1",
             "--netG", "resnet_9blocks", "--preprocess", "none", "--no_flip", "--display_id", "0"]
-    if is_cut:
+    if is_cut and model_name == "cycle_gan":
         argv += ["--no_antialias", "--no_antialias_up"]
     saved, sys.argv = sys.argv, [sys.argv[0], *argv]
     try:
@@ -88,25 +94,20 @@ def _reference(path: Path, batch: int, device: str, h: int, w: int):
         sys.argv = saved
     opt.amp = False  # the CUT copy reads it; its options never define it
     model = models.create_model(opt)
+    if model_name == "cut":  # its patch MLP is built on the first batch, as its train.py does before setup
+        g = torch.Generator().manual_seed(1)
+        first = [(torch.rand(batch, 3, h, w, generator=g) * 2 - 1).to(device) for _ in range(2)]
+        model.data_dependent_initialize({"A": first[0], "B": first[1], "A_paths": [""] * batch,
+                                         "B_paths": [""] * batch})
     model.setup(opt)
 
     def step(a, b):
         model.set_input({"A": a, "B": b, "A_paths": [""] * len(a), "B_paths": [""] * len(b)})
         model.optimize_parameters()
-        return {"g_total": model.loss_G.detach(), "d": (model.loss_D_A + model.loss_D_B).detach()}
+        d = model.loss_D if model_name == "cut" else model.loss_D_A + model.loss_D_B
+        return {"g_total": model.loss_G.detach(), "d": d.detach()}
 
     return model, step
-
-
-def _time(step, batches, warmup: int, steps: int, device: str) -> float:
-    for i in range(warmup):
-        step(*batches[i % len(batches)])
-    _sync(device)
-    t0 = time.perf_counter()
-    for i in range(steps):
-        step(*batches[i % len(batches)])
-    _sync(device)
-    return time.perf_counter() - t0
 
 
 def _compare_losses(ref_path: Path, device: str, h: int, w: int, n: int) -> list[dict]:
@@ -126,6 +127,24 @@ def _compare_losses(ref_path: Path, device: str, h: int, w: int, n: int) -> list
     return rows
 
 
+def _timed_round_robin(contenders: dict[str, object], batches, warmup: int, steps: int, device: str) -> dict[str, float]:
+    """Median seconds per step of each contender, their steps interleaved (a, b, c, b, c, a, ...) so that a slow
+    minute of the machine (another process, the clock) falls on every contender alike."""
+    for step in contenders.values():
+        for i in range(warmup):
+            step(*batches[i % len(batches)])
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    names = list(contenders)
+    for i in range(steps):
+        for name in names[i % len(names):] + names[:i % len(names)]:
+            _sync(device)
+            t0 = time.perf_counter()
+            contenders[name](*batches[i % len(batches)])
+            _sync(device)
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -139,41 +158,60 @@ def main() -> None:
     ap.add_argument("--reference", type=Path, default=None)
     ap.add_argument("--loss-steps", type=int, default=5, help="steps of the side-by-side loss comparison")
     args = ap.parse_args()
+    from bench.translator import EngineError, TrainEngine, cpu_bf16
+
     h, w = (int(v) for v in args.size.split("x"))
     batch_sizes = [int(b) for b in args.batches.split(",")]
-    if args.device.startswith("cuda"):
+    cuda = args.device.startswith("cuda")
+    if cuda:
         torch.backends.cudnn.benchmark = True
+    else:
+        native, why = cpu_bf16()
+        print(f"CPU: {torch.backends.cpu.get_cpu_capability()}; native bf16: {'yes' if native else 'no'} ({why}); "
+              f"{torch.get_num_threads()} threads", flush=True)
     rows = []
     for batch in batch_sizes:
         data = _batches(4, batch, h, w, args.device)
+        contenders, labels = {}, {}
         if args.reference is not None:
-            _, step = _reference(args.reference, batch, args.device, h, w)
-            secs = _time(step, data, args.warmup, args.steps, args.device)
-            rows.append({"impl": "reference cycle_gan", "batch": batch, "precision": "fp32", "engine": "as published",
-                         "img_per_s": batch * args.steps / secs})
-            print(json.dumps(rows[-1]), flush=True)
-            del step
+            _, contenders["reference"] = _reference(args.reference, batch, args.device, h, w)
+            labels["reference"] = ("reference cycle_gan", "fp32", "as published")
+            if "cut" in args.methods.split(",") and (args.reference / "models" / "cut_model.py").is_file():
+                _, contenders["reference cut"] = _reference(args.reference, batch, args.device, h, w, "cut")
+                labels["reference cut"] = ("reference cut", "fp32", "as published")
         for method in args.methods.split(","):
             for precision in args.precisions.split(","):
                 for compile_ in ([False, True] if args.compile else [False]):
-                    model, step = _ours(method, batch, args.device, precision, compile_, channels_last=True)
-                    secs = _time(step, data, args.warmup, args.steps, args.device)
+                    try:  # the engine as `bench run` resolves it on this device: bf16 refused on CPUs without it
+                        TrainEngine(precision=precision).resolved(args.device)
+                    except EngineError as exc:
+                        rows.append({"impl": f"ours {method}", "batch": batch, "precision": precision,
+                                     "engine": f"refused: {exc}", "img_per_s": None})
+                        print(json.dumps(rows[-1]), flush=True)
+                        continue
+                    # channels_last as each device runs best: on for CUDA, off on the CPU (25% slower there)
+                    model, step = _ours(method, batch, args.device, precision, compile_, channels_last=cuda)
                     e = model.engine
                     engine = ", ".join(["channels_last"] * bool(model.config.channels_last)
                                        + ["fused Adam" if e.fused_adam else "for-loop Adam"] + ["compiled"] * e.compile)
-                    # bf16 is a CUDA setting: a CPU row says fp32
-                    rows.append({"impl": f"ours {method}", "batch": batch, "precision": e.precision, "engine": engine,
-                                 "img_per_s": batch * args.steps / secs})
-                    print(json.dumps(rows[-1]), flush=True)
-                    del step, model
-                    if args.device.startswith("cuda"):
-                        torch.cuda.empty_cache()
-    print(f"\n{args.device} ({torch.cuda.get_device_name() if args.device.startswith('cuda') else 'cpu'}), "
-          f"{h}x{w}, {args.steps} timed steps after {args.warmup}\n")
+                    key = f"{method}/{precision}/{compile_}"
+                    contenders[key] = step
+                    labels[key] = (f"ours {method}", e.precision, engine)
+        for key, secs in _timed_round_robin(contenders, data, args.warmup, args.steps, args.device).items():
+            impl, precision, engine = labels[key]
+            rows.append({"impl": impl, "batch": batch, "precision": precision, "engine": engine,
+                         "img_per_s": batch / secs})
+            print(json.dumps(rows[-1]), flush=True)
+        del contenders
+        if cuda:
+            torch.cuda.empty_cache()
+    print(f"\n{args.device} ({torch.cuda.get_device_name() if cuda else 'cpu'}), "
+          f"{h}x{w}, median of {args.steps} interleaved steps after {args.warmup}\n")
     print("| implementation | batch | precision | engine | img/s |\n|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['impl']} | {r['batch']} | {r['precision']} | {r['engine']} | {r['img_per_s']:.2f} |")
-    if args.reference is not None:
+        speed = "–" if r["img_per_s"] is None else f"{r['img_per_s']:.3f}"
+        print(f"| {r['impl']} | {r['batch']} | {r['precision']} | {r['engine']} | {speed} |")
+    if args.reference is not None and args.loss_steps:
         print("\nSame initial weights, same batches (fp32, batch 1): per-step losses\n")
         print("| step | G reference | G ours | D reference | D ours |\n|---|---|---|---|---|")
         for r in _compare_losses(args.reference, args.device, h, w, args.loss_steps):

@@ -216,10 +216,29 @@ def test_automatic_engine_settings_resolve_per_device():
         return e.precision, e.fused_adam, e.workers, e.pin_memory, e.cudnn_benchmark
 
     assert fields(TrainEngine(precision="bf16").resolved("cuda:1")) == ("bf16", True, 4, True, True)
-    forced = TrainEngine(precision="bf16", fused_adam=True, pin_memory=True, cudnn_benchmark=True)
+    forced = TrainEngine(fused_adam=True, pin_memory=True, cudnn_benchmark=True)
     assert fields(forced.resolved("cpu")) == ("fp32", False, 0, False, False)  # CUDA settings stay off on the CPU
     assert fields(TrainEngine(fused_adam=False, workers=0, cudnn_benchmark=False).resolved("cuda")) == (
         "fp32", False, 0, True, False)
+
+
+def test_bf16_runs_on_cpus_with_native_bf16_and_is_refused_with_the_reason_elsewhere(monkeypatch):
+    import bench.translator as translator
+    from bench.cli import main
+    from bench.translator import EngineError, TrainEngine, cpu_bf16
+
+    amd = "model name\t: AMD EPYC 7B13\nflags\t\t: fpu sse avx2 fma\n"
+    sapphire = "model name\t: Intel(R) Xeon(R) Platinum 8480+\nflags\t\t: avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n"
+    assert cpu_bf16(amd) == (False, "the CPU (AMD EPYC 7B13) has neither avx512_bf16 nor amx_bf16")
+    assert cpu_bf16(sapphire) == (True, "the CPU has avx512_bf16, amx_bf16")
+    monkeypatch.setattr(translator, "cpu_bf16", lambda: cpu_bf16(amd))
+    with pytest.raises(EngineError, match=r"bf16 on this CPU: the CPU \(AMD EPYC 7B13\) has neither.*--precision fp32"):
+        TrainEngine(precision="bf16").resolved("cpu")
+    res = CliRunner().invoke(main, ["train", "--method", "cyclegan", "--preset", "smoke", "--device", "cpu",
+                                     "--precision", "bf16", "--max-steps", "1"])
+    assert res.exit_code == 2 and "has neither avx512_bf16 nor amx_bf16" in res.output and "Traceback" not in res.output
+    monkeypatch.setattr(translator, "cpu_bf16", lambda: cpu_bf16(sapphire))
+    assert TrainEngine(precision="bf16").resolved("cpu").precision == "bf16"  # autocast on the CPU, recorded so
 
 
 def test_cudnn_benchmark_switch_reaches_cudnn_on_cuda_only(monkeypatch):
@@ -258,14 +277,13 @@ def test_engine_options_change_what_runs_and_are_recorded(tmp_path):
     assert json.loads(decode_text(cl[META_CONFIG]))["channels_last"] is True
     assert json.loads(decode_text(plain[META_CONFIG]))["channels_last"] is False
     res = runner.invoke(main, ["run", "--preset", "smoke", "--methods", "identity", "--device", "cpu", "--out",
-                               str(tmp_path / "run"), "--precision", "bf16", "--workers", "2", "--no-fused-adam",
-                               "--no-cudnn-benchmark"])
+                               str(tmp_path / "run"), "--workers", "2", "--no-fused-adam", "--no-cudnn-benchmark"])
     assert res.exit_code == 0, res.output
     manifest = json.loads((tmp_path / "run" / "synthetic-night" / "smoke" / "manifest.json").read_text())
-    assert manifest["config"]["engine"] == {"precision": "bf16", "channels_last": None, "compile": False,
+    assert manifest["config"]["engine"] == {"precision": "fp32", "channels_last": None, "compile": False,
                                             "fused_adam": False, "workers": 2, "pin_memory": None,
                                             "cudnn_benchmark": False}
-    # as resolved on this device: bf16 is a CUDA setting, so a CPU run records fp32
+    # as resolved on this device
     assert manifest["train_engine"]["precision"] == "fp32" and manifest["train_engine"]["workers"] == 2
     assert manifest["train_engine"]["cudnn_benchmark"] is False
 
@@ -313,7 +331,7 @@ def test_fast_engine_reaches_every_learned_method():
             if not isinstance(model, LearnedTranslator):
                 break
             model.use_engine(TrainEngine(channels_last=fast))
-            if fast:  # resolved() keeps the CPU at fp32 and unfused Adam
+            if fast:  # resolved() keeps this CPU (no native bf16) at fp32 and unfused Adam
                 model.engine = replace(model.engine, precision="bf16", fused_adam=True)
             optimizers = model.setup_training(0)
             outputs = set()

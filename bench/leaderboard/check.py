@@ -240,6 +240,8 @@ def _draws_problem(draws: dict[str, Any], protocol: dict[str, Any]) -> str | Non
         return f"drawn for other data than the protocol ({', '.join(differ)} differ)"
     if draws.get("n") != protocol["n_test"]:
         return f"drawn over {draws.get('n')} images, the protocol has {protocol['n_test']}"
+    if draws.get("resamples") != protocol["settings"]["ci"]["resamples"]:
+        return f"{draws.get('resamples')} resamples, the protocol's settings say {protocol['settings']['ci']['resamples']}"
     return None
 
 
@@ -280,6 +282,10 @@ def _check_cell(cell: dict[str, Any], at: str, n_test: int, test_names: list[str
                                       "files: not the real metric; score again with the real weights")
         if rec["n"] != n_test:
             problem(f"{f}.n", f"{rec['n']} images scored, the protocol has {n_test}")
+        if metric not in replicates:
+            problem(f"{at}.replicates", f"none of {metric}: every number needs its replicates to be ranked")
+        if metric not in recomputed and _decomposes(metric):
+            problem(f"{at}.per_image", f"no per-image values to recompute {metric} from")
         if metric in recomputed:
             mine, reps = recomputed[metric]
             if not _close(value, mine, VALUE_RTOL):
@@ -314,6 +320,11 @@ def _intervals(replicates: list[np.ndarray]) -> list[tuple[float, float]]:
         for k, i in enumerate(idx):
             out[i] = (float(q[0, k]), float(q[1, k]))
     return out
+
+
+def _decomposes(metric: str) -> bool:
+    """Whether ``metric`` is computed from per-image values (so a file must carry them)."""
+    return metric in MEAN_METRICS or metric in ("hallucination-share", "miou") or metric.startswith("iou/")
 
 
 def _differing(stored: np.ndarray, recomputed: np.ndarray) -> int | None:
