@@ -261,3 +261,37 @@ def test_papers_rows_are_shown_beside_measured_ones_and_never_ranked():
     (json_tab,) = to_json([tab])["protocols"]
     assert json_tab["reported"][0]["paper"] and "rank" not in json_tab["reported"][0]
     assert ",AU-GAN,paper:n2d3-table1,fid,38.6,,,,,0" in to_csv([tab])
+
+
+def test_a_submission_of_several_seeds_is_checked_over_its_seeds(board, tmp_path):
+    """Two seeds: each summary value is the seeds' mean and its CI the 95% interval of the replicates drawn over
+    seeds then images (``over_seeds``), as tables and `bench compare` make them."""
+    from bench.leaderboard.files import number
+    from bench.metrics.bootstrap import percentile_ci
+    from bench.stats.paired import over_seeds
+
+    repo, _, _, pid = board
+    # A second seed whose numbers differ but are consistent: another method's cell on the same protocol.
+    other = json.loads((repo / "submissions" / pid / "clahe.json").read_text())["cells"][0]
+
+    def two_seeds(d):
+        d["cells"].append({**other, "seed": 1})
+        d["seeds"] = [0, 1]
+        key = f"{d['protocol']['draws']['key']}|{d['method']['name']}"
+        for metric, rec in d["metrics"].items():
+            if rec["value"] is None:  # skipped (no detector at smoke): no number, no replicates
+                continue
+            rec["value"] = sum(c["metrics"][metric]["value"] for c in d["cells"]) / 2
+            reps = [np.array(c["replicates"][metric], dtype=np.float64) for c in d["cells"]]
+            rec["ci"] = [number(v) for v in percentile_ci(over_seeds(reps, key))]
+
+    ok = _edited(repo, tmp_path / "ok", pid, "gamma", two_seeds)
+    res = CliRunner().invoke(main, ["leaderboard", "check", str(ok)])
+    assert res.exit_code == 0, res.output
+
+    def wrong_ci(d):
+        two_seeds(d)
+        d["metrics"]["psnr"]["ci"] = d["cells"][0]["metrics"]["psnr"]["ci"]  # one seed's interval: too narrow a claim
+
+    out = _problems(_edited(repo, tmp_path / "bad", pid, "gamma", wrong_ci))
+    assert f"submissions/{pid}/gamma.json: metrics.psnr.ci: " in out
