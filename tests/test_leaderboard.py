@@ -196,6 +196,7 @@ def test_pack_refuses_to_overwrite_and_init_refuses_a_used_folder(board, tmp_pat
     assert res.exit_code == 2 and "no method 'nope' to pack" in res.output
 
 
+@pytest.mark.slow  # a second run (FID features) and a browser; CI runs it with the slow tests
 def test_the_board_sorts_and_switches_tabs_in_headless_chromium(board, tmp_path, run_with_test_weights):
     """A second protocol (a folder suite) gives a second tab; clicking a header sorts, clicking a tab switches."""
     from bench.runner import RunConfig
