@@ -186,6 +186,12 @@ def describe_protocol(suite: str, preset: str, files: SuiteFiles, metrics: list[
                      and "boxes" in metrics_needs(metrics) else None)
 
 
+def exported_names(protocol: dict[str, Any], folder: str) -> list[str]:
+    """The names (stems) of a protocol's files in ``folder`` (``testA``, ``testB``), in the protocol's order."""
+    prefix = f"{folder}/"
+    return [n[len(prefix):].rsplit(".", 1)[0] for n in protocol["files"] if n.startswith(prefix)]
+
+
 def verify_protocol_id(protocol: dict[str, Any]) -> str | None:
     """Why ``protocol``'s id is not the hash of its content (None when it is)."""
     try:

@@ -202,16 +202,11 @@ class Scorer:
 
 
 def protocol_components(suite_name: str, preset: str, files: SuiteFiles) -> dict:
-    """What the draws of a protocol are a function of: suite, preset, size and the ordered test and reference sets
-    (their names; a subset scored with --allow-missing is another protocol). Never the method, run or machine."""
-    import hashlib
+    """The draws' components of a suite's prepared files (``bootstrap.draws_components``: names by stem)."""
+    from bench.metrics.bootstrap import draws_components
 
-    def digest(paths) -> str:
-        return hashlib.sha256("\n".join(Path(p).stem for p in paths).encode()).hexdigest()[:16]
-
-    return {"suite": suite_name, "preset": preset, "size": [files.height, files.width],
-            "n_test": len(files.test_a), "test": digest(files.test_a),
-            "n_reference": len(files.test_b), "reference": digest(files.test_b)}
+    return draws_components(suite_name, preset, [files.height, files.width], [Path(p).stem for p in files.test_a],
+                            [Path(p).stem for p in files.test_b])
 
 
 class CellRecorder:

@@ -82,17 +82,11 @@ def fake_protocol(suite: str, n: int, n_reference: int) -> dict:
 
 
 def draws_of(protocol: dict):
-    import hashlib
+    from bench.metrics.bootstrap import N_RESAMPLES, Draws, draws_components, draws_key
+    from bench.protocol import exported_names
 
-    from bench.metrics.bootstrap import N_RESAMPLES, Draws, draws_key
-
-    def digest(prefix: str) -> str:
-        stems = [Path(k).stem for k in protocol["files"] if k.startswith(prefix)]
-        return hashlib.sha256("\n".join(stems).encode()).hexdigest()[:16]
-
-    comp = {"suite": protocol["suite"], "preset": protocol["preset"], "size": protocol["image_size"],
-            "n_test": protocol["n_test"], "test": digest("testA/"), "n_reference": protocol["n_reference"],
-            "reference": digest("testB/")}
+    comp = draws_components(protocol["suite"], protocol["preset"], protocol["image_size"],
+                            exported_names(protocol, "testA"), exported_names(protocol, "testB"))
     key = draws_key(comp)
     return Draws(key, protocol["n_test"], protocol["n_reference"], N_RESAMPLES), {
         "key": key, "n": protocol["n_test"], "n_reference": protocol["n_reference"], "resamples": N_RESAMPLES,
@@ -101,6 +95,7 @@ def draws_of(protocol: dict):
 
 def write_run(folder: Path, protocol: dict, method: str, rng: np.random.Generator) -> None:
     """A run folder with one cell, as `bench run` leaves it."""
+    from bench.protocol import exported_names
     from bench.results import CellScores, Manifest, MetricRecord, write_cell, write_manifest, write_metrics_csv
 
     draws, drawn = draws_of(protocol)
@@ -108,7 +103,7 @@ def write_run(folder: Path, protocol: dict, method: str, rng: np.random.Generato
     records, reps = cell_numbers(cols, draws, rng, 0.0)
     recs = [MetricRecord(protocol["suite"], method, 0, m, v, ci[0], ci[1], protocol["n_test"], "generated:sha256=00")
             for m, (v, ci) in records.items()]
-    names = [Path(k).stem for k in protocol["files"] if k.startswith("testA/")]
+    names = exported_names(protocol, "testA")
     write_cell(folder / "cells" / method / "seed0", CellScores(recs, drawn, reps, names, cols))
     write_metrics_csv(folder / "metrics.csv", recs)
     write_manifest(folder / "manifest.json", Manifest(suite=protocol["suite"], config={"preset": "paper",
@@ -136,8 +131,10 @@ def pack_size(tmp: Path) -> tuple[int, float]:
 
 
 def generate(repo: Path, files: int, protocols: int, images: int) -> None:
-    from bench.leaderboard.files import (PROVENANCES, SCHEMA, SCHEMA_VERSION, number, per_image_value,
+    from bench.leaderboard.files import (PROVENANCES, SCHEMA, SCHEMA_VERSION, floats, number, per_image_value,
                                          protocol_path, rounded, submission_path, write)
+    from bench.metrics.bootstrap import percentile_ci
+    from bench.protocol import exported_names
 
     rng = np.random.default_rng(1)
     per = math.ceil(files / protocols)
@@ -146,7 +143,7 @@ def generate(repo: Path, files: int, protocols: int, images: int) -> None:
         protocol = fake_protocol(f"suite{p}", images, images)
         write(protocol_path(repo, protocol["protocol_id"]), protocol)
         draws, drawn = draws_of(protocol)
-        names = [Path(k).stem for k in protocol["files"] if k.startswith("testA/")]
+        names = exported_names(protocol, "testA")
         for m in range(min(per, files - made)):
             shift = rng.uniform(0, 1)
             cols = per_image_columns(images, rng, shift)
@@ -154,10 +151,8 @@ def generate(repo: Path, files: int, protocols: int, images: int) -> None:
             rounded_reps = {k: [rounded(x) for x in v] for k, v in reps.items()}
             metrics = {k: {"value": v, "ci": [number(ci[0]), number(ci[1])], "n": images, "extractor": "generated",
                            "note": ""} for k, (v, ci) in records.items()}
-            from bench.metrics.bootstrap import percentile_ci
-
             for k in metrics:  # the CI of the rounded replicates, as a pack of a real cell gives
-                lo, hi = percentile_ci(np.array([np.nan if x is None else x for x in rounded_reps[k]]))
+                lo, hi = percentile_ci(floats(rounded_reps[k]))
                 metrics[k]["ci"] = [number(lo), number(hi)]
             name = f"method-{m:03d}"
             write(submission_path(repo, protocol["protocol_id"], name), {

@@ -12,7 +12,6 @@ not its replicates' 95% interval; a summary that is not its seeds' mean; two fil
 
 from __future__ import annotations
 
-import hashlib
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,7 +56,7 @@ def check(root: Path, allow_substitute: bool = False, keep: Callable[[dict[str, 
     """Check every protocol and submission file under ``root`` (the layout of ``bench leaderboard init``); the
     submissions that pass are kept whole, or as ``keep`` reduces them (a board keeps arrays, not JSON lists).
     ``workers``: processes that check files (default: one per core from PARALLEL_FROM files on)."""
-    from bench.protocol import verify_protocol_id
+    from bench.protocol import exported_names, verify_protocol_id
 
     root = Path(root)
     out = Checked(root)
@@ -65,6 +64,7 @@ def check(root: Path, allow_substitute: bool = False, keep: Callable[[dict[str, 
         out.problems.append(f"{root}: not a results repository (it needs {PROTOCOLS}/ and {SUBMISSIONS}/); make one "
                             "with `bench leaderboard init DIR`, or pack into it with `bench pack RUN --out DIR`")
         return out
+    names: dict[str, dict[str, list[str]]] = {}  # protocol id -> its test and reference names, listed once
     for path in sorted((root / PROTOCOLS).glob("*.json")):
         try:
             protocol = load(path)
@@ -77,7 +77,7 @@ def check(root: Path, allow_substitute: bool = False, keep: Callable[[dict[str, 
         if why is not None:
             out.problems.append(f"{_rel(path, root)}: protocol_id: {why}")
             continue
-        counted = [(k, protocol.get(k), len(_stems(protocol, f"{folder}/"))) for k, folder in
+        counted = [(k, protocol.get(k), len(exported_names(protocol, folder))) for k, folder in
                    (("n_test", "testA"), ("n_reference", "testB"))]
         wrong = [f"{k}: {v}, but it lists {n} {'test' if k == 'n_test' else 'reference'} images"
                  for k, v, n in counted if v != n]
@@ -85,9 +85,10 @@ def check(root: Path, allow_substitute: bool = False, keep: Callable[[dict[str, 
             out.problems += [f"{_rel(path, root)}: {w}" for w in wrong]
             continue
         out.protocols[protocol["protocol_id"]] = protocol
+        names[protocol["protocol_id"]] = {f: exported_names(protocol, f) for f in ("testA", "testB")}
     paths = sorted((root / SUBMISSIONS).rglob("*.json"))
     claimed: dict[tuple[str, str], Path] = {}
-    for path, problems, key, kept in _check_files(paths, root, out.protocols, allow_substitute, keep, workers):
+    for path, problems, key, kept in _check_files(paths, root, out.protocols, names, allow_substitute, keep, workers):
         if not problems and key in claimed:
             problems = [f"{_rel(path, root)}: method.name: {key[1]!r} on protocol {key[0]} is claimed by "
                         f"{_rel(claimed[key], root)} too; keep one file per (protocol, method)"]
@@ -100,17 +101,18 @@ def check(root: Path, allow_substitute: bool = False, keep: Callable[[dict[str, 
 
 
 PARALLEL_FROM = 40  # files: below this a worker process costs more than it saves
-_JOB: dict[str, Any] = {}  # what the worker processes inherit (fork): root, protocols, the flag, what to keep
+_JOB: dict[str, Any] = {}  # what the worker processes inherit (fork): root, protocols and names, the flag, keep
 
 
-def _check_files(paths: list[Path], root: Path, protocols: dict[str, dict[str, Any]], allow_substitute: bool,
+def _check_files(paths: list[Path], root: Path, protocols: dict[str, dict[str, Any]],
+                 names: dict[str, dict[str, list[str]]], allow_substitute: bool,
                  keep: Callable[[dict[str, Any]], Any] | None, workers: int | None):
     """(path, problems, (protocol id, method), what ``keep`` made of it) for each file; parsing JSON dominates a large
     board, so the files are spread over one process per core where the platform forks."""
     import multiprocessing
     import os
 
-    _JOB.update(root=root, protocols=protocols, allow_substitute=allow_substitute, keep=keep)
+    _JOB.update(root=root, protocols=protocols, names=names, allow_substitute=allow_substitute, keep=keep)
     if workers is None:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
         workers = min(cores, len(paths) // 20) if len(paths) >= PARALLEL_FROM else 1
@@ -141,7 +143,7 @@ def _check_one(path: Path) -> tuple[Path, list[str], tuple[str, str] | None, Any
     except ValueError as exc:
         return path, [f"{where}: {exc}"], None, None
     try:
-        _check_submission(sub, path, root, _JOB["protocols"], _JOB["allow_substitute"], problem)
+        _check_submission(sub, path, root, _JOB["protocols"], _JOB["names"], _JOB["allow_substitute"], problem)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
         problem("(structure)", f"malformed ({type(exc).__name__}: {exc}); make it with `bench pack`")
     if problems:
@@ -158,7 +160,8 @@ def _rel(path: Path, root: Path) -> str:
 
 
 def _check_submission(sub: dict[str, Any], path: Path, root: Path, protocols: dict[str, dict[str, Any]],
-                      allow_substitute: bool, problem: Callable[[str, str], None]) -> None:
+                      names: dict[str, dict[str, list[str]]], allow_substitute: bool,
+                      problem: Callable[[str, str], None]) -> None:
     if not isinstance(sub, dict) or sub.get("schema") != SCHEMA:
         problem("schema", f"{sub.get('schema') if isinstance(sub, dict) else type(sub).__name__!r} is not "
                           f"{SCHEMA!r}; make the file with `bench pack`")
@@ -186,12 +189,12 @@ def _check_submission(sub: dict[str, Any], path: Path, root: Path, protocols: di
     if method.get("provenance") not in PROVENANCES:
         problem("method.provenance", f"{method.get('provenance')!r} is not one of {', '.join(PROVENANCES)}")
     draws = proto["draws"]
-    why = _draws_problem(draws, protocol)
+    why = _draws_problem(draws, protocol, names[pid])
     if why:
         problem("protocol.draws", why)
         return
     n_test = protocol["n_test"]
-    test_names = _stems(protocol, "testA/")
+    test_names = names[pid]["testA"]
     known = set(protocol["settings"]["metrics"])
     cells = sub["cells"]
     seeds = sub["seeds"]
@@ -211,30 +214,14 @@ def _short(v: Any) -> str:
     return text if len(text) < 80 else text[:77] + "..."
 
 
-def _stems(protocol: dict[str, Any], folder: str) -> list[str]:
-    """The names of a protocol's files in ``folder`` (``testA/``), in order (kept: every submission asks)."""
-    cache = _STEMS.setdefault(id(protocol), (protocol, {}))[1]
-    if folder not in cache:
-        cache[folder] = [n[len(folder):].rsplit(".", 1)[0] for n in protocol["files"] if n.startswith(folder)]
-    return cache[folder]
-
-
-_STEMS: dict[int, tuple[dict[str, Any], dict[str, list[str]]]] = {}  # id -> (the protocol, kept alive; its names)
-
-
-def _draws_problem(draws: dict[str, Any], protocol: dict[str, Any]) -> str | None:
-    from bench.metrics.bootstrap import draws_key
+def _draws_problem(draws: dict[str, Any], protocol: dict[str, Any], names: dict[str, list[str]]) -> str | None:
+    from bench.metrics.bootstrap import draws_components, draws_key
 
     comp = draws.get("protocol") or {}
     if draws_key(comp) != draws.get("key"):
         return "the key is not the hash of its components"
-
-    def digest(stems: list[str]) -> str:
-        return hashlib.sha256("\n".join(stems).encode()).hexdigest()[:16]
-
-    want = {"suite": protocol["suite"], "preset": protocol["preset"], "size": protocol["image_size"],
-            "n_test": protocol["n_test"], "test": digest(_stems(protocol, "testA/")),
-            "n_reference": protocol["n_reference"], "reference": digest(_stems(protocol, "testB/"))}
+    want = draws_components(protocol["suite"], protocol["preset"], protocol["image_size"], names["testA"],
+                            names["testB"])
     differ = [k for k in want if comp.get(k) != want[k]]
     if differ:
         return f"drawn for other data than the protocol ({', '.join(differ)} differ)"
@@ -303,22 +290,17 @@ def _check_cell(cell: dict[str, Any], at: str, n_test: int, test_names: list[str
 
 
 def _intervals(replicates: list[np.ndarray]) -> list[tuple[float, float]]:
-    """``percentile_ci`` of each array: one quantile call for the arrays of one length without NaN (a board checks
-    tens of thousands)."""
-    from bench.metrics.bootstrap import CI_LEVEL, percentile_ci
+    """``percentile_ci`` of each array, the arrays of one length in one ``column_cis`` call (a board checks tens of
+    thousands)."""
+    from bench.metrics.bootstrap import column_cis
 
     out: list[tuple[float, float]] = [(math.nan, math.nan)] * len(replicates)
     groups: dict[int, list[int]] = {}
     for i, r in enumerate(replicates):
-        if r.size and np.isfinite(r).all():
-            groups.setdefault(len(r), []).append(i)
-        else:
-            out[i] = percentile_ci(r)
-    alpha = (1 - CI_LEVEL) / 2
+        groups.setdefault(len(r), []).append(i)
     for idx in groups.values():
-        q = np.quantile(np.stack([replicates[i] for i in idx]), [alpha, 1 - alpha], axis=1)
-        for k, i in enumerate(idx):
-            out[i] = (float(q[0, k]), float(q[1, k]))
+        for i, (lo, hi) in zip(idx, column_cis(np.stack([replicates[i] for i in idx], axis=1))):
+            out[i] = (float(lo), float(hi))
     return out
 
 
@@ -349,7 +331,7 @@ def _check_interval(ci: list[Any], lo: float, hi: float, f: str, problem: Callab
 def _recompute(columns: dict[str, np.ndarray], drawn) -> dict[str, tuple[float, np.ndarray | None]]:
     """metric -> (value, replicates) from the per-image columns, as the scorer computes them."""
     from bench.metrics.bootstrap import mean_replicates, ratio_replicates
-    from bench.metrics.segmentation import CITYSCAPES_CLASSES, iou_from_stats, nanmean_rows
+    from bench.metrics.segmentation import CITYSCAPES_CLASSES, iou_from_stats, iou_replicates, nanmean_rows
 
     out: dict[str, tuple[float, np.ndarray | None]] = {}
     for metric, scale in MEAN_METRICS.items():
@@ -366,8 +348,7 @@ def _recompute(columns: dict[str, np.ndarray], drawn) -> dict[str, tuple[float, 
         stats = np.stack([np.stack([columns[col] for col in row], axis=-1) for row in seg], axis=1)  # n x classes x 3
         pooled = stats.sum(0)
         iou = iou_from_stats(pooled)
-        reps = (drawn.counts() @ stats.reshape(len(stats), -1)).reshape(-1, len(seg), 3)
-        per_class = iou_from_stats(reps)
+        per_class = iou_replicates(stats, drawn)
         out["miou"] = (100 * float(np.nanmean(iou)) if np.isfinite(iou).any() else math.nan,
                        100 * nanmean_rows(per_class))
         for k, cls in enumerate(CITYSCAPES_CLASSES):
@@ -397,8 +378,8 @@ def _check_summary(sub: dict[str, Any], key: str, problem: Callable[[str, str], 
             problem(f"{f}.value", f"{value!r} is not the mean of its seeds' values {values}")
         if rec.get("n") != per_seed[0]["n"]:
             problem(f"{f}.n", f"{rec.get('n')} differs from its cells' {per_seed[0]['n']}")
-        if "SUBSTITUTE" in (per_seed[0].get("extractor") or "") and rec.get("extractor") != per_seed[0]["extractor"]:
-            problem(f"{f}.extractor", "differs from its cells' (which name SUBSTITUTE weights)")
+        if rec.get("extractor") != per_seed[0].get("extractor"):
+            problem(f"{f}.extractor", f"{rec.get('extractor')!r} differs from its cells' {per_seed[0].get('extractor')!r}")
         reps = [c["replicates"].get(metric) for c in cells]
         if len(cells) == 1:  # one seed: its cell's interval, checked against the replicates above
             lo, hi = (as_float(v) for v in per_seed[0]["ci"])

@@ -7,7 +7,6 @@ replicates on the protocol's draws, the per-image values, seeds, versions and da
 
 from __future__ import annotations
 
-import hashlib
 import math
 import re
 import time
@@ -123,15 +122,17 @@ def _write_protocol(out: Path, protocol: dict[str, Any]) -> None:
 def submission(run: RunResults, method: str, protocol: dict[str, Any], description: str = "",
                url: str = "") -> dict[str, Any]:
     """One method of a run as a submission (see the module docstring)."""
-    from bench.stats.paired import over_seeds
     from bench.metrics.bootstrap import percentile_ci
+    from bench.protocol import exported_names
+    from bench.stats.paired import over_seeds
+    from bench.weights import file_sha256
 
     m = run.manifest
     seeds = run.seeds(method)
     external = m.external.get(method)
     cells = [_cell(run, method, seed) for seed in seeds]
     if method == REFERENCE_ROW:  # scored on the twins, image i the twin of test input i: named as the inputs
-        names = [Path(n).stem for n in protocol["files"] if n.startswith("testA/")]
+        names = exported_names(protocol, "testA")
         for c in cells:
             if len(c["per_image"]["images"]) == len(names):
                 c["per_image"]["images"] = names
@@ -153,7 +154,7 @@ def submission(run: RunResults, method: str, protocol: dict[str, Any], descripti
         metrics[name] = {"value": sum(values) / len(values), "ci": ci, "n": per_seed[0]["n"],
                          "extractor": per_seed[0]["extractor"], "weights_sha256": _weights_hash(per_seed[0]["extractor"]),
                          "note": per_seed[0]["note"]}
-    checkpoints = {str(s): _sha256(p) for s in seeds if (p := run.path / "cells" / method / f"seed{s}" /
+    checkpoints = {str(s): file_sha256(p) for s in seeds if (p := run.path / "cells" / method / f"seed{s}" /
                                                          "checkpoint.safetensors").is_file()}
     return {
         "schema": SCHEMA,
@@ -201,12 +202,3 @@ def _cell(run: RunResults, method: str, seed: int) -> dict[str, Any]:
 def _weights_hash(extractor: str) -> str | None:
     found = SHA_RE.search(extractor or "")
     return found.group(1) if found else None
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-

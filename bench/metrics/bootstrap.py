@@ -42,6 +42,16 @@ def _indices(key: str, stream: str, n: int, resamples: int) -> np.ndarray:
     return out
 
 
+def draws_components(suite: str, preset: str, size: list[int], test: list[str], reference: list[str]) -> dict:
+    """What a protocol's draws are a function of: suite, preset, size and the ordered test and reference sets' names
+    (a digest of each; a subset is another protocol). Never the method, run or machine."""
+    def digest(names: list[str]) -> str:
+        return hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
+
+    return {"suite": suite, "preset": preset, "size": list(size), "n_test": len(test), "test": digest(test),
+            "n_reference": len(reference), "reference": digest(reference)}
+
+
 def draws_key(components: dict) -> str:
     """The key of a protocol's draws: SHA-256 of its components (suite, preset, size, the ordered sets' digests)."""
     text = json.dumps({"draws": DRAWS_FORMAT, **components}, sort_keys=True, separators=(",", ":"))
@@ -125,5 +135,14 @@ def bootstrap_mean_ci(values: np.ndarray, seed: int = 0, n_boot: int = N_RESAMPL
 
 def column_cis(values: np.ndarray) -> np.ndarray:
     """Percentile CIs of each column of resampled statistics (resamples x columns), NaN ignored: columns x 2,
-    NaN for a column with no number (e.g. a class absent from every resample)."""
-    return np.array([percentile_ci(values[:, k]) for k in range(values.shape[1])]).reshape(-1, 2)
+    NaN for a column with no number (e.g. a class absent from every resample). Columns without NaN take one
+    quantile call together (``percentile_ci``'s numbers: the same quantile of the same values)."""
+    values = np.asarray(values, dtype=np.float64)
+    out = np.full((values.shape[1], 2), np.nan)
+    finite = np.isfinite(values).all(axis=0) & (len(values) > 0)
+    if finite.any():
+        alpha = (1 - CI_LEVEL) / 2
+        out[finite] = np.quantile(values[:, finite], [alpha, 1 - alpha], axis=0).T
+    for k in np.flatnonzero(~finite):
+        out[k] = percentile_ci(values[:, k])
+    return out
