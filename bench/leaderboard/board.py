@@ -176,25 +176,21 @@ def reported_rows(suite: str) -> list[dict[str, Any]]:
     return out
 
 
-def _num(v: float) -> float | None:
-    return v if math.isfinite(v) else None
-
-
 def to_json(tabs: list[Tab]) -> dict[str, Any]:
+    """The board as data (NaN stays NaN here; ``files.dump`` writes it as null)."""
     return {"protocols": [{
         "id": t.id, "suite": t.suite, "preset": t.preset, "image_size": t.image_size, "n_test": t.n_test,
         "n_reference": t.n_reference, "metrics": t.metrics, "notes": t.notes,
         "rows": [{"method": r.method, "provenance": r.provenance, "description": r.description, "url": r.url,
                   "file": r.file, "seeds": r.seeds,
-                  "metrics": {m: {"value": v[0], "ci": [_num(v[1]), _num(v[2])],
+                  "metrics": {m: {"value": v[0], "ci": [v[1], v[2]],
                                   "rank": r.ranks[m][0] if m in r.ranks else None,
                                   "bold": r.ranks[m][1] if m in r.ranks else False,
-                                  "p_vs_best": _num(r.ranks[m][2]) if m in r.ranks else None,
+                                  "p_vs_best": r.ranks[m][2] if m in r.ranks else None,
                                   "substitute": m in r.substitute, "unranked": r.unranked.get(m)}
                               for m, v in r.values.items()},
                   "worst_images": r.worst} for r in t.rows],
-        "pairs": {m: [{**p, "ci": [_num(x) for x in p["ci"]], "p": _num(p["p"]), "p_holm": _num(p["p_holm"])}
-                      for p in ps] for m, ps in t.pairs.items()},
+        "pairs": t.pairs,
         "reported": t.reported} for t in tabs]}
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.atomic import atomic_write_text
+from bench.atomic import atomic_write_text, strict_json
 from bench.errors import BenchError
 
 SCHEMA = "augan-bench/submission"
@@ -35,10 +35,10 @@ def submission_path(root: Path, pid: str, method: str) -> Path:
 
 
 def dump(data: Any) -> str:
-    """Strict JSON (NaN and infinities refused: undefined numbers are written as null by the caller), one top-level
-    key per line and each value compact: long number arrays would otherwise take a line per number."""
+    """Strict JSON (NaN and infinities as null), one top-level key per line and each value compact: long number
+    arrays would otherwise take a line per number."""
     def compact(v: Any) -> str:
-        return json.dumps(v, allow_nan=False, ensure_ascii=False, separators=(",", ":"))
+        return json.dumps(strict_json(v), allow_nan=False, ensure_ascii=False, separators=(",", ":"))
 
     if not isinstance(data, dict) or not data:
         return compact(data) + "\n"
