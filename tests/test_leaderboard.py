@@ -188,6 +188,14 @@ def test_pack_refuses_to_overwrite_and_init_refuses_a_used_folder(board, tmp_pat
     repo, (a, _), _, _ = board
     res = CliRunner().invoke(main, ["pack", str(a), "--out", str(repo), "--method", "gamma"])
     assert res.exit_code == 2 and "gamma.json exists" in res.output and "--replace" in res.output
+    copy = tmp_path / "repo"
+    shutil.copytree(repo, copy)
+    (pid,) = [p.name for p in (copy / "submissions").iterdir() if p.is_dir()]
+    before = json.loads((copy / "submissions" / pid / "gamma.json").read_text())
+    assert before["method"]["description"] == "two classical methods"
+    _cli("pack", str(a), "--out", str(copy), "--method", "gamma", "--replace", "--description", "gamma, described again")
+    after = json.loads((copy / "submissions" / pid / "gamma.json").read_text())
+    assert after["method"]["description"] == "gamma, described again" and after["metrics"] == before["metrics"]
     res = CliRunner().invoke(main, ["leaderboard", "init", str(repo)])
     assert res.exit_code == 2 and "is not empty" in res.output
     readme = (repo / "README.md").read_text()
