@@ -202,6 +202,16 @@ def test_pack_refuses_to_overwrite_and_init_refuses_a_used_folder(board, tmp_pat
     assert "bench leaderboard check ." in readme and (repo / ".github" / "workflows" / "check.yml").is_file()
     res = CliRunner().invoke(main, ["pack", str(a), "--out", str(tmp_path / "x"), "--method", "nope"])
     assert res.exit_code == 2 and "no method 'nope' to pack" in res.output
+    # A cell scored on other data than the suite gives now cannot be packed under today's protocol.
+    moved = tmp_path / "moved"
+    shutil.copytree(a, moved)
+    cell = moved / "cells" / "gamma" / "seed0" / "metrics.json"
+    data = json.loads(cell.read_text())
+    data["draws"]["protocol"]["test"] = "0" * 16
+    cell.write_text(json.dumps(data))
+    res = CliRunner().invoke(main, ["pack", str(moved), "--out", str(tmp_path / "y")])
+    assert res.exit_code == 2 and "cells/gamma/seed0 was scored on other data" in res.output
+    assert not (tmp_path / "y").exists()  # nothing written
 
 
 @pytest.mark.slow  # a second run (FID features) and a browser; CI runs it with the slow tests
