@@ -9,6 +9,8 @@ An export holds exactly what the benchmark feeds a method and scores against, at
     testA_matched/NAME.png  a matched day frame of each input (localisation suites: SIFT matches)
     testA_labels/NAME.png   label maps, Cityscapes train ids (mIoU)
     testA_boxes.json     COCO boxes of the inputs, ``file_name`` = the testA name (mAP, AP50)
+    valA/, valB/         the validation split (held out of training, disjoint from test): select checkpoints or
+                         tune on these, never on the test images; valA_labels/ where the suite has label maps
 
 Images are written as the benchmark decodes them (8-bit RGB PNG), so a method sees the same pixels here
 as inside ``bench run``. Each file has two hashes: ``sha256`` of the exported bytes (to check a copy), and
@@ -85,6 +87,11 @@ def protocol_files(files: SuiteFiles, metrics: list[str]) -> list[ExportedFile]:
         out += named(folder, files.twins, "image", by=files.test_a)
     if files.labels is not None and "labels" in needs:
         out += named("testA_labels", files.labels, "label", by=files.test_a)
+    # The validation split, for methods that select checkpoints or tune on it (never the test split).
+    if files.val_a:
+        out += named("valA", files.val_a, "image") + named("valB", files.val_b, "image")
+        if files.val_labels is not None and "labels" in needs:
+            out += named("valA_labels", files.val_labels, "label", by=files.val_a)
     return out
 
 

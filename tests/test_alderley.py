@@ -61,7 +61,10 @@ def test_forkgan_split_and_ground_truth_matches(tmp_path, header):
     root = make_alderley(tmp_path, header=header)
     files = get_suite("alderley").prepare("paper", root, size=(26, 64))
     # ForkGAN's split: night 1-13800 and day 1-11686 train; the rest test
-    assert (len(files.train_a), len(files.train_b), len(files.test_b)) == (N_TRAIN, N_TRAIN, 14)
+    # ForkGAN's training frames, less a tenth held out (by name hash) for validation
+    assert (len(files.train_a) + len(files.val_a), len(files.train_b) + len(files.val_b), len(files.test_b)) == (
+        N_TRAIN, N_TRAIN, 14)
+    assert len(files.val_a) == N_TRAIN // 10 and not set(files.val_a) & set(files.train_a)
     test_names = sorted(p.name for p in files.test_a)
     assert test_names == [f"Image{n:05d}.png" for n in range(13801, 13815)]  # 13830: no match within 5 frames
     assert "no ground-truth day frame within 5 frames" in " | ".join(files.notes)

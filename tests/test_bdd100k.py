@@ -144,7 +144,9 @@ def test_bad_files_are_converted_or_skipped_and_counted(tmp_path):
         with Image.open(files.root / "trainA" / (n[:-4] + ".png")) as im:
             assert im.mode == "RGB"
             assert abs(float(np.asarray(im).mean()) - 40) < 45  # 16-bit scaled to 8 bits, not clipped to white
-    assert len(files.train_a) == 29
+    # a tenth of the 30 night training frames is held out for validation, by a hash of their names
+    assert len(files.train_a) + len(files.val_a) == 29 and len(files.val_a) >= 2
+    assert not {p.name for p in files.train_a} & {p.name for p in files.val_a}
     notes = " | ".join(files.notes)
     assert "skipped 1 file(s): undecodable image" in notes and truncated in notes
     assert "label names an image that is not in images/100k/train/" in notes and "ffffffff-00000000.jpg" in notes

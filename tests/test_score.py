@@ -111,7 +111,12 @@ def round_trip(exported, tmp_path_factory, run_with_test_weights):
 def test_export_holds_the_protocol_with_hashes(exported, smoke_suite):
     out, protocol = exported
     assert sorted(p.name for p in out.iterdir()) == ["protocol.json", "testA", "testA_boxes.json", "testA_labels",
-                                                     "testA_twins", "testB"]
+                                                     "testA_twins", "testB", "valA", "valA_labels", "valB"]
+    # the validation split is part of the protocol, and shares no image with the test split
+    val = {n for n in protocol["files"] if n.startswith("val")}
+    assert len([n for n in val if n.startswith("valA/")]) == len(smoke_suite.val_a) == 8
+    test_pixels = {f["pixels"] for n, f in protocol["files"].items() if n.startswith("test")}
+    assert not test_pixels & {protocol["files"][n]["pixels"] for n in val}
     assert protocol == no_nan((out / "protocol.json").read_text())
     assert protocol["suite"] == "synthetic-night" and protocol["preset"] == "smoke"
     assert protocol["image_size"] == [smoke_suite.height, smoke_suite.width]

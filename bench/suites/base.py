@@ -28,6 +28,11 @@ class SuiteFiles:
     # How the day training split (train_b, its labels and boxes) is made, where it is a pure function of that (the
     # synthetic suites); the downstream evaluators trained on it are found by it (bench.downstream.training_key).
     train_b_recipe: str = ""
+    # The validation split: held out of training and disjoint from the test split, for curves and checkpoint
+    # selection during training (``bench.validation``). Empty where the suite has none.
+    val_a: tuple[Path, ...] = ()
+    val_b: tuple[Path, ...] = ()  # the validation reference set (KID)
+    val_labels: tuple[Path, ...] | None = None  # label map per val_a image (the synthetic suites: mIoU curves)
 
     def unpaired(self) -> UnpairedData:
         return UnpairedData(self.train_a, self.train_b, self.height, self.width)

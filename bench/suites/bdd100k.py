@@ -180,13 +180,13 @@ class BDD100KSuite(Suite):
                 raise SuiteDataError(f"{self.name}: no usable {key} images ({self._describe(key)}) in the {split} split "
                                      f"of {root} ({scan.frames_read[split]} frames read; "
                                      f"{'; '.join(scan.skips.notes()) or 'none skipped'})")
-        chosen = {}
+        found = {}
         for key, frames in scan.selected.items():
             seg = self.segmentation and key == "testA"
-            items = [prepared.SourceImage(self.image_path(root, key, f), Path(f.name).stem + ".png",
-                                          boxes=f.boxes if key == "testA" and not seg else (),
-                                          label=self.mask_path(root, f) if seg else None) for f in frames]
-            chosen[key] = prepared.subset(items, p["n_test"] if key.startswith("test") else p["n_train"])
+            found[key] = [prepared.SourceImage(self.image_path(root, key, f), Path(f.name).stem + ".png",
+                                               boxes=f.boxes if key == "testA" and not seg else (),
+                                               label=self.mask_path(root, f) if seg else None) for f in frames]
+        chosen = prepared.choose_splits(found, p)
         return prepared.prepare(self.name, chosen, p["height"], p["width"], scan.skips,
                                 box_categories=None if self.segmentation else COCO_NAMES)
 

@@ -15,7 +15,9 @@ EXPECTED_TREE = """PATH/
   testA/    adverse test images, translated and scored
   testB/    normal test images: the FID/KID reference set
   testA_labels/  (optional) Cityscapes train-id label PNG per testA image, same stem: enables mIoU
-                 with --segmenter"""
+                 with --segmenter
+  valA/ valB/    (optional, both or neither) validation images, none of them in train or test: curves during
+                 training and --select val:METRIC"""
 
 
 class SuiteDataError(BenchError, ValueError):
@@ -39,9 +41,23 @@ class FolderSuite(Suite):
             if not split[sub]:
                 raise SuiteDataError(f"folder suite: {d} holds no images ({', '.join(('.png', '.jpg'))} ...)")
         refuse_output_name_clashes(split["testA"])
+        val = _validation(root)
         h, w = size if size is not None else (0, 0)  # 0: native size; methods crop/pad as they need
         return SuiteFiles(root, split["trainA"], split["trainB"], split["testA"], split["testB"],
-                          labels=_labels(root, split["testA"]), height=h, width=w, notes=_link_notes(root, split))
+                          labels=_labels(root, split["testA"]), height=h, width=w, notes=_link_notes(root, split),
+                          val_a=val.get("valA", ()), val_b=val.get("valB", ()))
+
+
+def _validation(root: Path) -> dict[str, tuple[Path, ...]]:
+    """The optional valA/ and valB/ folders: both with images, or neither."""
+    present = {sub: tuple(list_images(root / sub)) for sub in ("valA", "valB") if (root / sub).is_dir()}
+    if not present:
+        return {}
+    empty = [sub for sub in ("valA", "valB") if not present.get(sub)]
+    if empty:
+        raise SuiteDataError(f"folder suite: {root / empty[0]} is missing or holds no images; a validation split "
+                             "needs both valA/ (adverse) and valB/ (normal), or neither")
+    return present
 
 
 def _link_notes(root: Path, split: dict[str, tuple[Path, ...]]) -> tuple[str, ...]:

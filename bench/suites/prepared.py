@@ -29,12 +29,14 @@ from bench.suites.folder import SuiteDataError
 
 LAYOUT_VERSION = 1
 SPLITS = ("trainA", "trainB", "testA", "testB")
-# Per preset: images per training domain and adverse test images (None: all), and the size they are resized to
-# (paper: 256x512, AU-GAN's and N2D3's resolution).
+VAL_SPLITS = ("valA", "valB")  # held out of the training split (optional: a small dataset may have none)
+# Per preset: images per training domain and adverse test images (None: all), validation images per domain held
+# out of the training split before the training images are chosen (at most a tenth of it), and the size they are
+# resized to (paper: 256x512, AU-GAN's and N2D3's resolution).
 PRESETS = {
-    "smoke": {"n_train": 24, "n_test": 12, "height": 64, "width": 128},
-    "quick": {"n_train": 400, "n_test": 100, "height": 128, "width": 256},
-    "paper": {"n_train": None, "n_test": None, "height": 256, "width": 512},
+    "smoke": {"n_train": 24, "n_test": 12, "n_val": 6, "height": 64, "width": 128},
+    "quick": {"n_train": 400, "n_test": 100, "n_val": 32, "height": 128, "width": 256},
+    "paper": {"n_train": None, "n_test": None, "n_val": 200, "height": 256, "width": 512},
 }
 
 
@@ -100,18 +102,19 @@ def prepare(suite: str, chosen: dict[str, list[SourceImage]], height: int, width
     labels = tuple(out / "testA_labels" / p.name for p in files["testA"]) if info["labels"] else None
     twins = tuple(out / "testA_twins" / p.name for p in files["testA"]) if info.get("twins") else None
     return SuiteFiles(root=out, train_a=files["trainA"], train_b=files["trainB"], test_a=files["testA"],
-                      test_b=files["testB"], labels=labels, twins=twins,
+                      test_b=files["testB"], labels=labels, twins=twins, val_a=files.get("valA", ()),
+                      val_b=files.get("valB", ()),
                       boxes=out / "testA_boxes.json" if info["boxes"] else None,
                       height=height, width=width, notes=tuple(info["notes"]))
 
 
 def _write(suite: str, chosen: dict[str, list[SourceImage]], out: Path, h: int, w: int, skips: Skips,
            box_categories: dict[int, str] | None) -> dict:
-    names: dict[str, list[str]] = {k: [] for k in SPLITS}
+    names: dict[str, list[str]] = {k: [] for k in (*SPLITS, *VAL_SPLITS) if k in chosen}
     boxes: dict[str, list] = {}
     with_labels = all(s.label is not None for s in chosen["testA"])
     with_twins = all(s.twin is not None for s in chosen["testA"])
-    jobs = [(k, s) for k in SPLITS for s in chosen[k]]
+    jobs = [(k, s) for k in names for s in chosen[k]]
     def read(reader, path: Path, what: str):
         """The decoded file, or None after counting it as skipped."""
         try:
@@ -184,13 +187,37 @@ class ListedSuite(Suite):
         raise NotImplementedError  # each dataset overrides this
 
     def choose(self, found: dict[str, list[SourceImage]], spec: dict) -> dict[str, list[SourceImage]]:
-        """n_test images of each test split, n_train of each training split."""
-        return {k: subset(v, spec["n_test"] if k.startswith("test") else spec["n_train"]) for k, v in found.items()}
+        """n_test images of each test split; n_val held out of each training split, then n_train of the rest."""
+        return choose_splits(found, spec)
 
     def prepare(self, preset: str, data_root: Path | None = None, size: tuple[int, int] | None = None) -> SuiteFiles:
         found, skips = self.sources(data_root)
         spec = preset_spec(preset, size, self.presets)
         return prepare(self.name, self.choose(found, spec), spec["height"], spec["width"], skips)
+
+
+def choose_splits(found: dict[str, list[SourceImage]], spec: dict) -> dict[str, list[SourceImage]]:
+    """Each split's share: n_test of the test splits, and from each training split (trainA, trainB) first its
+    validation images (valA, valB: ``hold_out``), then n_train of the rest."""
+    chosen = {}
+    for key, items in found.items():
+        if key.startswith("test"):
+            chosen[key] = subset(items, spec["n_test"])
+            continue
+        val, rest = hold_out(items, spec.get("n_val", 0))
+        chosen[key] = subset(rest, spec["n_train"])
+        if val:
+            chosen["val" + key[-1]] = val
+    return chosen
+
+
+def hold_out(items: list[SourceImage], n_val: int) -> tuple[list[SourceImage], list[SourceImage]]:
+    """(validation, the rest): the ``n_val`` files (at most a tenth of ``items``) first in the order of a salted hash
+    of their names, so the list is fixed by the dataset's file names alone, and unrelated to ``subset``'s order."""
+    n = min(n_val, len(items) // 10)
+    ranked = sorted(items, key=lambda s: hashlib.sha256(f"validation:{s.path.name}".encode()).hexdigest())
+    val = {id(s) for s in ranked[:n]}
+    return ranked[:n], [s for s in items if id(s) not in val]
 
 
 def subset(items: list[SourceImage], n: int | None) -> list[SourceImage]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bench.atomic import atomic_write_json
@@ -19,10 +19,11 @@ from bench.data.synthetic import RENDERER_VERSION, RenderJob, run_jobs
 from bench.suites.base import Suite, SuiteFiles
 
 SYNTHETIC_PRESETS: dict[str, dict] = {
-    # n_train images per domain, n_test adverse test images (each with its day twin)
-    "smoke": {"n_train": 24, "n_test": 12, "height": 64, "width": 128},
-    "quick": {"n_train": 400, "n_test": 100, "height": 128, "width": 256},
-    "paper": {"n_train": 2000, "n_test": 500, "height": 128, "width": 256},
+    # n_train images per domain, n_test adverse test images (each with its day twin), n_val validation images (each
+    # with its day twin and label map: curves and checkpoint selection during training)
+    "smoke": {"n_train": 24, "n_test": 12, "n_val": 8, "height": 64, "width": 128},
+    "quick": {"n_train": 400, "n_test": 100, "n_val": 50, "height": 128, "width": 256},
+    "paper": {"n_train": 2000, "n_test": 500, "n_val": 200, "height": 128, "width": 256},
 }
 DATA_SEED = 0  # the suite's content is fixed; method seeds vary training, not the data
 LAYOUT_VERSION = 3  # 2: trainB_labels/ (day training labels for the downstream segmenter); 3: trainB_boxes.json
@@ -38,17 +39,23 @@ class SyntheticSuite(Suite):
 
     def prepare(self, preset: str, data_root: Path | None = None, size: tuple[int, int] | None = None) -> SuiteFiles:
         p = self.spec(preset, size)
-        return materialize(self.condition, p["n_train"], p["n_test"], p["height"], p["width"], DATA_SEED)
+        return materialize(self.condition, p["n_train"], p["n_test"], p["height"], p["width"], DATA_SEED,
+                           n_val=p["n_val"])
 
 
 def materialize(condition: str, n_train: int, n_test: int, height: int, width: int, seed: int,
-                root: Path | None = None) -> SuiteFiles:
-    """Render (or reuse) a synthetic suite as PNG files; returns its file lists."""
+                root: Path | None = None, n_val: int = 0) -> SuiteFiles:
+    """Render (or reuse) a synthetic suite as PNG files; returns its file lists.
+
+    The validation split is rendered from a scene stream of its own ('val'), so it shares no scene with training or
+    test; it lives in ``val/`` under its own completion mark, so a suite rendered before it had one is reused and
+    only its validation images are added."""
     key = json.dumps([condition, n_train, n_test, height, width, seed, RENDERER_VERSION, LAYOUT_VERSION])
     if root is None:
         digest = hashlib.sha256(key.encode()).hexdigest()[:12]
         root = cache_dir("suites") / f"synthetic-{condition}-{height}x{width}-{n_train}-{n_test}-{digest}"
     files = _layout(root, n_train, n_test, height, width, day_training_recipe(n_train, height, width, seed))
+    files = _with_validation(files, condition, n_val, seed)
     done = root / "complete.json"
     if done.is_file():
         return files
@@ -62,6 +69,25 @@ def materialize(condition: str, n_train: int, n_test: int, height: int, width: i
     _write_boxes(root / "trainB_boxes.json", {j.day.name: boxes[j] for j in train_b})
     atomic_write_json(done, {"condition": condition, "n_train": n_train, "n_test": n_test, "height": height,
                              "width": width, "seed": seed, "renderer_version": RENDERER_VERSION})
+    return files
+
+
+def _with_validation(files: SuiteFiles, condition: str, n_val: int, seed: int) -> SuiteFiles:
+    """``files`` with its ``n_val`` validation images (adverse, day twin, label map), rendered if missing."""
+    if n_val <= 0:
+        return files
+    folder = files.root / "val"
+    names = [f"{i:05d}.png" for i in range(n_val)]
+    files = replace(files, val_a=tuple(folder / "valA" / n for n in names),
+                    val_b=tuple(folder / "valB" / n for n in names),
+                    val_labels=tuple(folder / "valA_labels" / n for n in names))
+    done = folder / f"complete-{n_val}.json"
+    if not done.is_file():
+        jobs = [RenderJob(condition, "val", i, seed, files.height, files.width, adverse=a, day=d, label=lab)
+                for i, (a, d, lab) in enumerate(zip(files.val_a, files.val_b, files.val_labels))]
+        run_jobs(jobs, f"rendering synthetic-{condition} validation")
+        atomic_write_json(done, {"condition": condition, "n_val": n_val, "seed": seed,
+                                 "renderer_version": RENDERER_VERSION})
     return files
 
 
