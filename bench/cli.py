@@ -107,6 +107,36 @@ def _engine_options(fn):
     return fn
 
 
+def _parse_loggers(value: str) -> tuple[str, ...]:
+    from bench.training_log import LoggerError, parse_loggers
+
+    try:
+        return parse_loggers(value)
+    except LoggerError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _watch_options(fn):
+    """What training shows and which checkpoint is scored, shared by `run` and `train` (recorded in the manifest)."""
+    opts = [
+        click.option("--logger", default="tensorboard", show_default=True, metavar="NAMES",
+                     help="Dashboards besides train_log.jsonl: tensorboard (when installed), wandb (offline unless "
+                          "WANDB_MODE says otherwise), comma-separated, or none."),
+        click.option("--validate/--no-validate", default=True, show_default=True,
+                     help="Curves on the suite's validation split during training (KID; mIoU on synthetic suites)."),
+        click.option("--val-every", default=None, type=click.IntRange(1),
+                     help="Steps between validations (default: the method's checkpoint interval)."),
+        click.option("--val-images", default=16, show_default=True, type=click.IntRange(1),
+                     help="Validation images translated each time (the same ones every time)."),
+        click.option("--select", default="final", show_default=True, metavar="RULE",
+                     help="Which checkpoint is scored: final, or val:METRIC (val:kid, val:miou) for the best "
+                          "validated step on the validation split. No rule can look at the test split."),
+    ]
+    for opt in reversed(opts):
+        fn = opt(fn)
+    return fn
+
+
 def _config_options(fn):
     """--config, --set and --print-config, shared by `run` and `train` (bench.config: the one precedence)."""
     opts = [
@@ -134,6 +164,8 @@ _RUN_FIELDS = {
     "precision": ("engine.precision", None), "compile_": ("engine.compile", None), "workers": ("engine.workers", None),
     "channels_last": ("engine.channels_last", None), "fused_adam": ("engine.fused_adam", None),
     "cudnn_benchmark": ("engine.cudnn_benchmark", None), "launcher": ("launch.launcher", None),
+    "logger": ("watch.logger", _parse_loggers), "validate": ("watch.validate", None),
+    "val_every": ("watch.val_every", None), "val_images": ("watch.val_images", None), "select": ("watch.select", None),
     "jobs": ("launch.jobs", None), "partition": ("launch.partition", None),
     "gpus_per_job": ("launch.gpus_per_job", None), "cpus_per_job": ("launch.cpus_per_job", None),
     "array_parallelism": ("launch.array_parallelism", None), "timeout_min": ("launch.timeout_min", None),
@@ -203,6 +235,7 @@ def _printable_config(cfg, methods: list[str]) -> str:
               help="Pretrained detector for mAP: 'default' (the pinned torchvision COCO Faster R-CNN R50-FPN v2) or "
                    "torchvision:ARCH:CKPT with COCO labels (unset: the suite's own; synthetic suites train theirs).")
 @_engine_options
+@_watch_options
 @click.option("--launcher", type=click.Choice(["none", "local", "slurm"]), default="none", show_default=True,
               help="Where cells run: here one by one, as --jobs local processes, or one Slurm job per cell.")
 @click.option("--jobs", default=1, show_default=True, type=click.IntRange(1), help="--launcher local: cells at once.")
@@ -327,6 +360,7 @@ def score(as_json, size, segmenter_size, **settings) -> None:
               help="Data-parallel processes (one per GPU; with --device cpu, CPU processes over gloo). "
                    "Under torchrun, torchrun decides and this is ignored.")
 @_engine_options
+@_watch_options
 @_config_options
 @click.pass_context
 def train(ctx, method, seed, procs, config_file, sets, print_config, **_flags) -> None:

@@ -24,7 +24,9 @@ import json
 import math
 import os
 import signal
+import sys
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -34,12 +36,18 @@ import torch
 import torch.nn as nn
 from tqdm import tqdm
 
-from bench.translator import TrainBudget, TrainEngine, TranslatorError, UnpairedData
+from bench.atomic import atomic_write_bytes, atomic_write_json
+from bench.training_log import VALIDATION_LOG, TrainingLog, choose_step, peak_memory_mib, read_jsonl, sample_grid
+from bench.translator import TrainBudget, TrainEngine, TrainWatch, TranslatorError, UnpairedData, Validator
 
 if TYPE_CHECKING:
     from bench.distributed import DistContext
 
 TRAIN_STATE = "train_state.pt"
+KEPT = "kept"  # <train>/kept/step<N>.safetensors: the weights of each validated step, when a rule selects one
+SELECTION = "selection.json"  # the rule, the chosen step and the validation curve it was chosen on
+VAL_BATCH = 8
+GRID_ROWS = 4
 META_CONFIG = "_meta.config"  # checkpoint entries that say which method and configuration made it
 META_METHOD = "_meta.method"
 
@@ -389,13 +397,20 @@ class LearnedTranslator:
             for opt in optimizers:
                 distributed.average_gradients_before_step(opt, ctx.world)
         start = self._resume(out_dir, optimizers, ctx)
+        watch, validator = budget.watch, budget.validator
+        log = TrainingLog(out_dir, watch.logger, start, enabled=ctx.is_main, run_name=f"{self.name}-seed{budget.seed}")
+        for note in log.notes:
+            tqdm.write(f"warning: {self.name}: {note}", file=sys.stderr)
+        log.hyperparameters({"method": self.METHOD, "seed": budget.seed, **asdict(c),
+                             **{f"engine.{k}": v for k, v in asdict(engine).items() if v is not None}})
+        val_every = watch.val_every or c.checkpoint_every
         if engine.compile:
             for m in self.modules().values():
                 m.compile()
         for m in self.modules().values():
             m.train()
-        log_path = out_dir / "train_log.jsonl"
-        pending: list[tuple[int, dict[str, torch.Tensor]]] = []
+        pending: list[tuple[int, float, dict[str, torch.Tensor]]] = []
+        window = time.perf_counter()
         loader = torch.utils.data.DataLoader(
             StepBatches(batches, start, total, extra_a), batch_size=None, shuffle=False, num_workers=engine.workers,
             pin_memory=engine.pin_memory, prefetch_factor=4 if engine.workers else None,
@@ -404,19 +419,25 @@ class LearnedTranslator:
         bar = tqdm(zip(range(start, total), loader), initial=start, total=total, desc=f"train {self.name}",
                    unit="step", leave=False, disable=not ctx.is_main)
         # Under data parallelism every rank would have to stop at the same step; there the periodic checkpoints serve.
-        with stop_requests(() if ctx.enabled else (*STOP_SIGNALS, *_ALSO_STOP_ON)) as stop_asked:
+        with stop_requests(() if ctx.enabled else (*STOP_SIGNALS, *_ALSO_STOP_ON)) as stop_asked, log:
             for step, (real_a, real_b) in bar:
                 lr = c.lr * self.lr_factor(step, total)
                 for opt in optimizers:
                     for group in opt.param_groups:
                         group["lr"] = lr
-                pending.append((step, self.engine_step(real_a, real_b, optimizers)))
+                pending.append((step, lr, self.engine_step(real_a, real_b, optimizers)))
                 done = step + 1
                 signum = stop_asked()
                 if done % c.log_every == 0 or done % c.checkpoint_every == 0 or done == total or signum:
-                    self._flush_log(pending, log_path, out_dir, ctx)
-                    bar.set_postfix(g=f"{float(pending[-1][1]['g_total']):.3f}" if pending else "")
+                    images = len(pending) * c.batch_size * ctx.world / max(time.perf_counter() - window, 1e-9)
+                    self._flush_log(pending, log, out_dir, ctx, images_per_s=images)
+                    bar.set_postfix(g=f"{float(pending[-1][2]['g_total']):.3f}" if pending else "")
                     pending.clear()
+                    window = time.perf_counter()
+                if validator is not None and (done % val_every == 0 or done == total):
+                    self._validate(validator, done, log, out_dir, keep_weights=watch.select_metric is not None,
+                                   ctx=ctx)
+                    window = time.perf_counter()  # img/s counts training only
                 if done % c.checkpoint_every == 0 or done == total or signum:
                     self._save_train_state(out_dir, done, optimizers, ctx)
                 if signum and done < total:
@@ -427,6 +448,63 @@ class LearnedTranslator:
         for m in self.modules().values():
             m.eval()
         torch.backends.cudnn.benchmark = cudnn_before  # test images may come in many sizes: no per-shape tuning
+        if watch.select_metric is not None:
+            self._select(watch, validator, out_dir, total, ctx)
+
+    @torch.no_grad()
+    def _validate(self, validator: Validator, step: int, log: TrainingLog, out_dir: Path, keep_weights: bool,
+                  ctx: DistContext) -> None:
+        """Score the fixed validation inputs' translations, log them and their grid, and (when a checkpoint is to be
+        selected) keep this step's weights. On rank 0; on a copy of the random state, so training after it draws
+        what it would have drawn without it (a method may sample noise when it translates)."""
+        if ctx.is_main:
+            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+                for m in self.modules().values():
+                    m.eval()
+                try:
+                    translated = torch.cat([self.translate(x.to(self.device)).float().cpu()
+                                            for x in validator.inputs.split(VAL_BATCH)])
+                finally:
+                    for m in self.modules().values():
+                        m.train()
+            # as the scorer sees translations: written to 8 bits
+            translated = torch.round(translated.clamp(0, 1) * 255) / 255
+            log.validation(step, validator(translated), len(translated))
+            log.samples(step, sample_grid(validator.inputs[:GRID_ROWS], translated[:GRID_ROWS]))
+            log.flush()
+            if keep_weights:
+                from safetensors.torch import save
+
+                state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+                atomic_write_bytes(out_dir / KEPT / f"step{step:07d}.safetensors", save(state))
+        ctx.barrier()
+
+    def _select(self, watch: TrainWatch, validator: Validator | None, out_dir: Path, total: int,
+                ctx: DistContext) -> None:
+        """Load the kept weights of the best validated step by the rule's metric; record the choice and the curve."""
+        from safetensors.torch import load_file
+
+        metric = watch.select_metric
+        if validator is None or metric not in validator.metrics:
+            have = ", ".join(validator.metrics) if validator is not None else "none (no validation split)"
+            raise CheckpointMismatch(f"--select {watch.select}: the validation split has no {metric!r} "
+                                     f"(available: {have})")
+        higher = validator.metrics[metric]
+        curve = [(int(r["step"]), float(r[f"val/{metric}"])) for r in read_jsonl(out_dir / VALIDATION_LOG)
+                 if f"val/{metric}" in r]
+        best = choose_step(curve, higher)
+        if best is None:
+            raise TrainingDiverged(f"{self.name}: --select {watch.select}: no finite validation {metric} was logged "
+                                   f"({out_dir / VALIDATION_LOG}); nothing to choose from")
+        path = out_dir / KEPT / f"step{best:07d}.safetensors"
+        self.load_state_dict(load_file(str(path)))
+        for m in self.modules().values():
+            m.eval()
+        if ctx.is_main:
+            atomic_write_json(out_dir / SELECTION, {
+                "rule": watch.select, "metric": metric, "higher_is_better": higher, "step": best,
+                "total_steps": total, "value": dict(curve)[best], "curve": [[s, v] for s, v in curve],
+                "validation_images": len(validator.inputs), "weights": str(path.relative_to(out_dir))})
 
     def lr_factor(self, step: int, total: int) -> float:
         """Constant for epoch_decay epochs, then linear to 0 (per epoch, as the official loops)."""
@@ -436,30 +514,32 @@ class LearnedTranslator:
             return 1.0
         return (c.epochs - epoch) / (c.epochs - c.epoch_decay)
 
-    def _flush_log(self, pending, log_path: Path, out_dir: Path, ctx: DistContext) -> None:
-        """The one host sync per ``log_every`` steps; under data parallelism the logged losses are rank means."""
+    def _flush_log(self, pending, log: TrainingLog, out_dir: Path, ctx: DistContext, images_per_s: float) -> None:
+        """The one host sync per ``log_every`` steps; under data parallelism the logged losses are rank means. Each
+        row also has the step's learning rate and, for the steps since the last row, img/s and peak memory."""
         if not pending:
             return
-        keys = list(pending[0][1])
+        keys = list(pending[0][2])
         table = torch.stack([torch.stack([losses[k].detach().float().reshape(()) for k in keys])
-                             for _, losses in pending])
+                             for _, _, losses in pending])
         if ctx.enabled:
             from bench.distributed import mean_over_ranks
 
             table = mean_over_ranks(table)
         table = table.cpu().tolist()
         rows = []
-        for (step, _), row in zip(pending, table):
+        peak = peak_memory_mib(self.device)
+        for (step, lr, _), row in zip(pending, table):
             values = dict(zip(keys, row))
             if not all(math.isfinite(v) for v in values.values()):
                 last = out_dir / TRAIN_STATE
                 keep = f"the last good checkpoint is {last}" if last.is_file() else "no checkpoint was written yet"
                 bad = ", ".join(k for k, v in values.items() if not math.isfinite(v))
                 raise TrainingDiverged(f"{self.name}: non-finite loss ({bad}) at step {step + 1}; training stopped, {keep}")
-            rows.append(json.dumps({"step": step + 1, **values}))
+            rows.append({"step": step + 1, **values, "lr": lr, "img_per_s": round(images_per_s, 4),
+                         "peak_mem_mib": peak})
         if ctx.is_main:
-            with open(log_path, "a") as fh:
-                fh.write("\n".join(rows) + "\n")
+            log.losses(rows)
 
     def _save_train_state(self, out_dir: Path, step: int, optimizers: list, ctx: DistContext) -> None:
         """Rank 0 writes networks and optimizers (identical on every rank); each rank's pool and RNG ride along."""
@@ -509,10 +589,6 @@ class LearnedTranslator:
         torch.set_rng_state(mine["torch_rng"])
         if mine["cuda_rng"]:
             torch.cuda.set_rng_state_all(mine["cuda_rng"])
-        # Log lines past the checkpoint belong to the interrupted attempt: drop them.
-        log = out_dir / "train_log.jsonl"
-        if ctx.is_main and log.is_file():
-            keep = [ln for ln in log.read_text().splitlines() if ln and json.loads(ln)["step"] <= state["step"]]
-            log.write_text("".join(ln + "\n" for ln in keep))
+        # Log lines past the checkpoint belong to the interrupted attempt: TrainingLog drops them.
         ctx.barrier()
         return int(state["step"])

@@ -205,8 +205,10 @@ class Manifest:
     qualitative: dict[str, list[str]] = field(default_factory=dict)  # the grid's inputs and twins
     # method -> where its translations came from, for cells scored by `bench score` (made by outside code)
     external: dict[str, dict[str, Any]] = field(default_factory=dict)
-    # learned method -> which checkpoint its numbers come from: always the final one, never chosen on test images
+    # learned method -> which checkpoint its numbers come from: the final one, or one chosen on the validation split
     scored_checkpoint: dict[str, str] = field(default_factory=dict)
+    # learned method -> seed -> its selection on the validation split (rule, chosen step, curve), where a rule chose
+    selections: dict[str, dict[str, Any]] = field(default_factory=dict)
     started: str = ""
     finished: str = ""
     schema: int = MANIFEST_SCHEMA

@@ -63,6 +63,7 @@ from bench.translator import (
     MethodUnavailable,
     TrainBudget,
     TrainEngine,
+    TrainWatch,
     Translator,
     available_methods,
     build_translator,
@@ -95,6 +96,7 @@ class RunConfig:
     segmenter_size: tuple[int, int] | None = None
     detector: str | None = None  # spec of a pretrained detector (bench.downstream.detectors); None: the suite's
     engine: TrainEngine = field(default_factory=TrainEngine)  # precision, compile, loader workers (training only)
+    watch: TrainWatch = field(default_factory=TrainWatch)  # logs, validation curves, the checkpoint selection rule
     launch: LaunchConfig = field(default_factory=LaunchConfig)  # where cells run: here, local processes, Slurm
     # method -> hyperparameters over its preset config ([method.<name>] in --config, --set method.key=value)
     method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -200,6 +202,7 @@ def plan(cfg: RunConfig) -> RunPlan:
     methods = resolve_methods(cfg.methods, suite.default_methods)
     device = resolve_device(cfg.device)
     cfg.engine.resolved(device)  # an engine this device cannot run stops here, before any data is prepared
+    cfg.watch.checked()
     run_dir = run_folder(cfg.out, suite.name, cfg.name or cfg.preset)
     prepare_out(run_dir)
     files = suite.prepare(cfg.preset, cfg.data_root, cfg.size)
@@ -329,7 +332,7 @@ def run_cell(p: RunPlan, method: str, seed: int) -> None:
     seed_everything(seed)  # before construction: initial weights come from the seed too
     translator = build_translator(method, preset=cfg.preset, device=p.device, overrides=cfg.method_options.get(method))
     try:
-        fit_or_load(translator, p.files, d, TrainBudget(seed, cfg.max_steps, cfg.engine))
+        fit_or_load(translator, p.files, d, training_budget(cfg, p.files, p.device, seed, d))
     except MethodUnavailable as exc:  # a pretrained method's files are missing: say so in its cells, run the rest
         tqdm.write(f"warning: {method} skipped: {exc}", file=sys.stderr)
         write_cell_metrics(d / "metrics.json", p.scorer.unavailable(method, seed, f"{UNAVAILABLE}{method}: {exc}"))
@@ -387,6 +390,24 @@ def _run_locked(p: RunPlan) -> RunSummary:
             raise RunError(str(exc)) from None
     summary.records = write_outputs(p, started)
     return summary
+
+
+def training_budget(cfg: RunConfig, files: SuiteFiles, device: str, seed: int, cell: Path) -> TrainBudget:
+    """What one cell's training is asked: the run's seed, steps, engine and watch, and the suite's validation (built
+    only when the cell has training to do; a selection rule the validation split cannot serve stops it here)."""
+    validator = None
+    if cfg.watch.validate and not (cell / "checkpoint.safetensors").is_file():
+        from bench.validation import ValidationError, validation_for
+
+        metric = cfg.watch.select_metric
+        try:
+            validator = validation_for(files, cfg.preset, device, cfg.watch.val_images, cfg.batch_size,
+                                       needed=(metric,) if metric else ())
+        except ValidationError as exc:
+            raise RunError(str(exc)) from None
+        for note in validator.notes if validator is not None else ():
+            tqdm.write(f"warning: validation: {note}", file=sys.stderr)
+    return TrainBudget(seed, cfg.max_steps, cfg.engine, cfg.watch, validator)
 
 
 def fit_or_load(translator: Translator, files, cell: Path, budget: TrainBudget) -> None:
@@ -498,6 +519,26 @@ def _learned(method: str) -> bool:
         return False
 
 
+def read_selections(run_dir: Path, method: str) -> dict[str, Any]:
+    """seed -> the selection its training recorded (``train/selection.json``), for cells where a rule chose."""
+    from bench.learned import SELECTION
+
+    out = {}
+    for path in sorted((run_dir / "cells" / method).glob(f"seed*/train/{SELECTION}")):
+        out[path.parent.parent.name.removeprefix("seed")] = json.loads(path.read_text())
+    return out
+
+
+def selection_note(selections: dict[str, Any]) -> str:
+    """How the scored checkpoints were chosen, in one line for the table notes."""
+    first = next(iter(selections.values()))
+    steps = ", ".join(f"step {s['step']} of {s['total_steps']} (seed {seed}, validation {s['metric']} "
+                      f"{s['value']:.4g})" for seed, s in selections.items())
+    better = "highest" if first["higher_is_better"] else "lowest"
+    return (f"{first['rule']}: the validated step with the {better} {first['metric']} on "
+            f"{first['validation_images']} validation images, none of them a test image: {steps}")
+
+
 def write_outputs(p: RunPlan, started: float) -> list[MetricRecord]:
     """Rebuild metrics.csv, the summary table, the figure and the manifest from every finished cell."""
     run_dir, suite, files, cfg, device, scorer, methods = (p.run_dir, p.suite_name, p.files, p.cfg, p.device,
@@ -529,7 +570,9 @@ def write_outputs(p: RunPlan, started: float) -> list[MetricRecord]:
     order = [m for m in dict.fromkeys(["identity", *methods, *sorted(found - {REFERENCE_ROW}), REFERENCE_ROW])
              if m in found]
     write_metrics_csv(run_dir / "metrics.csv", records)
-    scored = {m: FINAL_CHECKPOINT for m in order if m not in external and _learned(m)}
+    selections = {m: chosen for m in order if m not in external and (chosen := read_selections(run_dir, m))}
+    scored = {m: selection_note(selections[m]) if m in selections else FINAL_CHECKPOINT
+              for m in order if m not in external and _learned(m)}
     atomic_write_text(run_dir / "tables" / "summary.csv", summary_csv(records, suite))
 
     idx = np.linspace(0, len(files.test_a) - 1, min(QUALITATIVE_ROWS, len(files.test_a))).round().astype(int)
@@ -574,6 +617,7 @@ def write_outputs(p: RunPlan, started: float) -> list[MetricRecord]:
                      "twins": [str(r["day twin"]) for r in rows if "day twin" in r]},
         external=external,
         scored_checkpoint={**previous.scored_checkpoint, **scored},
+        selections={**{m: v for m, v in previous.selections.items() if m not in scored}, **selections},
         started=time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
         finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
         extra=previous.extra,

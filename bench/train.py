@@ -23,8 +23,9 @@ from bench.runner import (
     resolve_suite,
     run_folder,
     seed_everything,
+    training_budget,
 )
-from bench.translator import TrainBudget, build_translator, method_info
+from bench.translator import build_translator, method_info
 
 
 def relaunch_with_torchrun(procs: int, argv: list[str]) -> int:
@@ -50,6 +51,7 @@ def train_cell(cfg: RunConfig, method: str, seed: int) -> Path | None:
     if ctx.enabled and device.startswith("cuda"):
         device = f"cuda:{ctx.local_rank}"
     cfg.engine.resolved(device)  # an engine this device cannot run stops before the data is prepared
+    cfg.watch.checked()
     distributed.init_process_group(ctx, device)
     try:
         run_dir = run_folder(cfg.out, suite.name, cfg.name or cfg.preset)
@@ -69,7 +71,7 @@ def train_cell(cfg: RunConfig, method: str, seed: int) -> Path | None:
             return ckpt if ctx.is_main else None
         seed_everything(seed)
         translator = build_translator(method, preset=cfg.preset, device=device, overrides=cfg.method_options.get(method))
-        fit_or_load(translator, files, cell, TrainBudget(seed, cfg.max_steps, cfg.engine))
+        fit_or_load(translator, files, cell, training_budget(cfg, files, device, seed, cell))
         return ckpt if ctx.is_main else None
     finally:
         if ctx.enabled and distributed.dist.is_initialized():

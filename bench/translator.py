@@ -102,14 +102,60 @@ class TrainEngine:
         )
 
 
+SELECT_FINAL = "final"
+
+
+@dataclass(frozen=True)
+class TrainWatch:
+    """What a training shows while it runs, and which of its checkpoints is scored. None of it changes what is
+    learned: validation runs on a copy of the random state, so the weights at each step are those of a training
+    without it."""
+
+    logger: tuple[str, ...] = ("tensorboard",)  # dashboards besides train_log.jsonl: tensorboard, wandb; () none
+    validate: bool = True  # curves on the suite's validation split (where it has one)
+    val_every: int | None = None  # steps between validations; None: the method's checkpoint_every
+    val_images: int = 16  # validation images translated each time (the first ones of the split: the same each time)
+    # "final": the last step's weights are scored; "val:METRIC": every validated step's weights are kept and the
+    # best by METRIC on the validation split is scored (never a score on the test split)
+    select: str = SELECT_FINAL
+
+    @property
+    def select_metric(self) -> str | None:
+        return None if self.select == SELECT_FINAL else self.select.split(":", 1)[1]
+
+    def checked(self) -> "TrainWatch":
+        if self.select != SELECT_FINAL and not (self.select.startswith("val:") and self.select[4:]):
+            raise EngineError(f"unknown selection rule {self.select!r}; use final or val:METRIC (e.g. val:kid) -- "
+                              "checkpoints are chosen on the validation split, never on the test split")
+        if self.select != SELECT_FINAL and not self.validate:
+            raise EngineError(f"--select {self.select} needs validation; drop --no-validate")
+        if self.val_images < 1 or (self.val_every is not None and self.val_every < 1):
+            raise EngineError("--val-images and --val-every must be positive")
+        return self
+
+
+class Validator(Protocol):
+    """The validation a run hands to training (``bench.validation``): fixed inputs, and scores of a translation."""
+
+    metrics: dict[str, bool]  # metric -> higher is better
+    inputs: Tensor  # N x 3 x H x W in [0, 1]: the validation images translated each time, the same every time
+
+    def __call__(self, translated: Tensor) -> dict[str, float]:
+        """Each metric of ``translated`` (the translations of ``inputs``, same layout)."""
+        ...
+
+
 @dataclass(frozen=True)
 class TrainBudget:
-    """What a run asks of one training: its seed, an optional step count, the engine. The preset (which picks the
-    method's schedule) and the device were chosen when the method was built, so they are not repeated here."""
+    """What a run asks of one training: its seed, an optional step count, the engine, what to log and validate. The
+    preset (which picks the method's schedule) and the device were chosen when the method was built, so they are
+    not repeated here."""
 
     seed: int = 0
     max_steps: int | None = None  # overrides the preset's step count when set
     engine: TrainEngine = field(default_factory=TrainEngine)
+    watch: TrainWatch = field(default_factory=TrainWatch)
+    validator: Validator | None = None  # None: no validation split, or validation switched off
 
 
 @runtime_checkable

@@ -19,10 +19,11 @@ PACKAGES = ("bench", "augan", "baselines")
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("core", ("bench.errors", "bench.registry", "bench.config", "bench.atomic", "bench.lock", "bench.cache", "bench.checkpoints", "bench.weights",
               "bench.translator", "bench.distributed", "bench.results", "bench.data")),
-    ("metrics, statistics and the training loop", ("bench.metrics", "bench.stats", "bench.learned")),
+    ("metrics, statistics and the training loop", ("bench.metrics", "bench.stats", "bench.learned",
+                                                    "bench.training_log")),
     ("methods, suites, downstream models", ("augan", "baselines", "bench.suites", "bench.downstream",
                                              "bench.substitute_weights")),
-    ("scoring, launching, reports", ("bench.scoring", "bench.launch", "bench.scaffold", "bench.conformance",
+    ("scoring, launching, reports", ("bench.scoring", "bench.validation", "bench.launch", "bench.scaffold", "bench.conformance",
                                      "bench.report", "bench.protocol")),
     ("runs", ("bench.runner",)),
     ("commands, leaderboards", ("bench.train", "bench.external", "bench.leaderboard")),

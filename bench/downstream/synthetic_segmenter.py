@@ -67,7 +67,14 @@ class SyntheticSegmenter:
 
         Follows torchvision's LRASPP.forward: backbone, classifier, bilinear upsampling to the input size.
         """
-        x = _batch(paths).to(self.device)
+        return self._analyse(_batch(paths).to(self.device))
+
+    @torch.no_grad()
+    def predict_images(self, images: torch.Tensor) -> list[np.ndarray]:
+        """Label maps of N x 3 x H x W images in [0, 1] (held in memory: validation during training)."""
+        return self._analyse(((images - _MEAN) / _STD).to(self.device))[0]
+
+    def _analyse(self, x: torch.Tensor) -> tuple[list[np.ndarray], torch.Tensor]:
         feats = self.model.backbone(x)
         logits = F.interpolate(self.model.classifier(feats), size=x.shape[-2:], mode="bilinear", align_corners=False)
         labels = [p.cpu().numpy().astype(np.uint8) for p in logits.argmax(1)]

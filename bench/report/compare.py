@@ -170,6 +170,10 @@ def run_notes(run: RunResults, metrics: list[str], weak: dict[str, str]) -> list
     if final:
         notes.append(f"{', '.join(final)}: scored at the final checkpoint (the last training step of the preset); "
                      "no checkpoint is chosen by a score on the test images.")
+    for method in run.methods:
+        rule = str(m.scored_checkpoint.get(method, ""))
+        if rule.startswith("val:"):
+            notes.append(f"{method}: scored at the checkpoint chosen by {rule}.")
     notes += external_notes(m.external)
     notes += [why + "." for why in weak.values()]
     if (fid_note := fid_size_note(run.records)) is not None:

@@ -145,7 +145,10 @@ def class_heatmap(values: np.ndarray, methods: list[str], classes: list[str], pa
 
 
 def read_train_log(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """``train_log.jsonl`` -> {loss name: (steps, values)}; unreadable lines (a killed write) are skipped."""
+    """``train_log.jsonl`` (or ``validation.jsonl``) -> {loss or metric name: (steps, values)}; the learning rate,
+    speed and memory columns are left out; unreadable lines (a killed write) are skipped."""
+    from bench.training_log import NOT_LOSSES
+
     series: dict[str, list[tuple[int, float]]] = {}
     for line in Path(path).read_text().splitlines():
         try:
@@ -154,7 +157,7 @@ def read_train_log(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
             continue
         step = entry.get("step")
         for key, v in entry.items():
-            if key != "step" and isinstance(v, (int, float)) and step is not None:
+            if key != "step" and key not in NOT_LOSSES and isinstance(v, (int, float)) and step is not None:
                 series.setdefault(key, []).append((int(step), float(v)))
     return {k: (np.array([s for s, _ in pts]), np.array([v for _, v in pts])) for k, pts in series.items()}
 
@@ -186,6 +189,32 @@ def training_curves(logs: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], p
         ax.legend(fontsize=6, ncol=2, frameon=False)
     for ax in list(axes.flat)[len(names):]:
         ax.axis("off")
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def validation_curves(curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]],
+                      chosen: dict[str, tuple[str, int]], path: Path) -> list[Path]:
+    """One panel per validation metric, a line per method; a ring marks the step a selection rule chose."""
+    metrics = sorted({k for c in curves.values() for k in c})
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 2.6), squeeze=False)
+    for ax, metric in zip(axes.flat, metrics):
+        for k, (method, series) in enumerate(curves.items()):
+            if metric not in series:
+                continue
+            steps, vals = series[metric]
+            colour = PALETTE[k % len(PALETTE)]
+            ax.plot(steps, vals, color=colour, linewidth=1.1, marker=".", label=method)
+            if chosen.get(method, ("", -1))[0] == metric.removeprefix("val/"):
+                at = np.flatnonzero(steps == chosen[method][1])
+                if at.size:
+                    ax.plot(steps[at], vals[at], "o", markersize=9, markerfacecolor="none", color=colour)
+        name = metric.removeprefix("val/")
+        ax.set_title(f"validation {name}")
+        ax.set_xlabel("training step")
+        ax.set_ylabel(f"{name}  {'↑' if name == 'miou' else '↓'}")
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.legend(fontsize=6, frameon=False)
     fig.tight_layout()
     return save_figure(fig, path)
 

@@ -201,6 +201,21 @@ def _curves(run: RunResults, fig_dir: Path) -> Section:
     png = fig_dir / "training_curves.png"
     figures.training_curves(logs, png)
     sec.images.append((png, "Loss terms per logged step (first seed); faint: as logged, solid: running mean."))
+    curves, chosen = {}, {}
+    for method in logs:
+        cell = run.cell_dirs(method)[0]
+        val = cell / "train" / "validation.jsonl"
+        if val.is_file() and (series := figures.read_train_log(val)):
+            curves[method] = series
+        selection = cell / "train" / "selection.json"
+        if selection.is_file():
+            s = json.loads(selection.read_text())
+            chosen[method] = (s["metric"], s["step"])
+    if curves:
+        png = fig_dir / "validation_curves.png"
+        figures.validation_curves(curves, chosen, png)
+        sec.images.append((png, "Scores on the validation split during training (first seed; never the test split); "
+                                "a ring marks the checkpoint a --select rule chose and the tables score."))
     return sec
 
 
