@@ -329,10 +329,12 @@ def run_cell(p: RunPlan, method: str, seed: int) -> None:
     """Fit (or load), translate and score one (method, seed) cell; every step resumes from what is on disk."""
     cfg = p.cfg
     d = cell_dir(p.run_dir, method, seed)
+    # The validation first: building it may train the suite's segmenter, which must not move the seeded RNG.
+    budget = training_budget(cfg, p.files, p.device, seed, d) if method_info(method).learned else TrainBudget(seed)
     seed_everything(seed)  # before construction: initial weights come from the seed too
     translator = build_translator(method, preset=cfg.preset, device=p.device, overrides=cfg.method_options.get(method))
     try:
-        fit_or_load(translator, p.files, d, training_budget(cfg, p.files, p.device, seed, d))
+        fit_or_load(translator, p.files, d, budget)
     except MethodUnavailable as exc:  # a pretrained method's files are missing: say so in its cells, run the rest
         tqdm.write(f"warning: {method} skipped: {exc}", file=sys.stderr)
         write_cell_metrics(d / "metrics.json", p.scorer.unavailable(method, seed, f"{UNAVAILABLE}{method}: {exc}"))

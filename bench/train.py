@@ -69,9 +69,10 @@ def train_cell(cfg: RunConfig, method: str, seed: int) -> Path | None:
             if ctx.is_main:
                 print(f"{ckpt} exists: already trained (delete it to train again)", file=sys.stderr)
             return ckpt if ctx.is_main else None
+        budget = training_budget(cfg, files, device, seed, cell)  # before seeding: it must not move the RNG
         seed_everything(seed)
         translator = build_translator(method, preset=cfg.preset, device=device, overrides=cfg.method_options.get(method))
-        fit_or_load(translator, files, cell, training_budget(cfg, files, device, seed, cell))
+        fit_or_load(translator, files, cell, budget)
         return ckpt if ctx.is_main else None
     finally:
         if ctx.enabled and distributed.dist.is_initialized():

@@ -99,8 +99,9 @@ class TrainingLog:
                 self.notes.append("TensorBoard is not installed (pip install tensorboard): logging to JSONL only")
             else:
                 # purge_step: events at or after it, left by the interrupted attempt, are discarded when read
+                # (the resumed training logs from start_step + 1 on)
                 self._tb = SummaryWriter(str(self.out_dir / "tensorboard"),
-                                         purge_step=self.start_step if self.start_step else None)
+                                         purge_step=self.start_step + 1 if self.start_step else None)
         if "wandb" in self.loggers:
             try:
                 import wandb

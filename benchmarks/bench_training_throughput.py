@@ -24,6 +24,15 @@ fp32, our CycleGAN is given the reference's initial weights and both train on th
 per-step losses are printed side by side. The reference is imported from the checkout, never vendored.
 
 Prints one JSON object per row and a Markdown table at the end.
+
+    python benchmarks/bench_training_throughput.py --watch-cost cyclegan [--preset quick] [--repeat 2]
+
+times what watching costs instead: whole ``bench run``-style trainings of the method at the preset on
+synthetic-night (the suite's own validation: KID against valB's features and mIoU of its segmenter, every
+``checkpoint_every`` steps on 16 images; TensorBoard; the sample grids), against the same training with
+``--logger none --no-validate``, alternating, ``--repeat`` times each; the median ratio is the overhead. Without
+the Inception file on disk, a random one of the same architecture is made for the timing (the cost is the
+network's, not its weights').
 """
 
 from __future__ import annotations
@@ -145,6 +154,49 @@ def _timed_round_robin(contenders: dict[str, object], batches, warmup: int, step
     return {name: statistics.median(t) for name, t in times.items()}
 
 
+def _watch_cost(method: str, preset: str, device: str, repeat: int) -> None:
+    """Median seconds of whole trainings with the default watch (logs, validation, grids) and without it."""
+    import os
+
+    from bench.runner import RunConfig, training_budget
+    from bench.suites import get_suite
+    from bench.translator import TrainWatch, build_translator
+    from bench.weights import WeightsMissing, resolve
+    from bench.metrics.fid_kid import INCEPTION_V3
+
+    try:
+        resolve(INCEPTION_V3)
+        weights = "the published Inception file"
+    except WeightsMissing:
+        from bench.substitute_weights import make_substitute_weights
+
+        home = Path(tempfile.mkdtemp()) / "torch-home"
+        make_substitute_weights(home / "hub" / "checkpoints")
+        os.environ["TORCH_HOME"] = str(home)
+        weights = "a random Inception of the same architecture (timing only)"
+    files = get_suite("synthetic-night").prepare(preset, None)
+    times: dict[str, list[float]] = {"plain": [], "watched": []}
+    watches = {"plain": TrainWatch(logger=(), validate=False), "watched": TrainWatch()}
+    for r in range(repeat):
+        for name in (("plain", "watched") if r % 2 == 0 else ("watched", "plain")):
+            with tempfile.TemporaryDirectory() as tmp:
+                t0 = time.perf_counter()
+                cfg = RunConfig(preset=preset, device=device, watch=watches[name])
+                budget = training_budget(cfg, files, device, 0, Path(tmp))  # builds the validation: counted
+                torch.manual_seed(0)
+                model = build_translator(method, preset=preset, device=device)
+                model.fit(files.unpaired(), budget, Path(tmp) / "train")
+                times[name].append(time.perf_counter() - t0)
+                print(json.dumps({"method": method, "preset": preset, "watch": name, "run": r,
+                                  "seconds": round(times[name][-1], 2)}), flush=True)
+    plain, watched = statistics.median(times["plain"]), statistics.median(times["watched"])
+    steps = build_translator(method, preset=preset).config.max_steps
+    print(f"\n{method} at {preset} ({steps} steps) on {device}, Inception: {weights}\n")
+    print("| training | median s | overhead |\n|---|---|---|")
+    print(f"| --logger none --no-validate | {plain:.1f} | – |")
+    print(f"| defaults (TensorBoard, validation, grids) | {watched:.1f} | {100 * (watched / plain - 1):+.1f}% |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -157,7 +209,14 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=10)
     ap.add_argument("--reference", type=Path, default=None)
     ap.add_argument("--loss-steps", type=int, default=5, help="steps of the side-by-side loss comparison")
+    ap.add_argument("--watch-cost", metavar="METHOD", default=None,
+                    help="time whole trainings of METHOD with and without logs and validation instead")
+    ap.add_argument("--preset", default="quick", help="the preset of --watch-cost's trainings")
+    ap.add_argument("--repeat", type=int, default=2, help="trainings of each kind for --watch-cost")
     args = ap.parse_args()
+    if args.watch_cost:
+        _watch_cost(args.watch_cost, args.preset, args.device, args.repeat)
+        return
     from bench.translator import EngineError, TrainEngine, cpu_bf16
 
     h, w = (int(v) for v in args.size.split("x"))
