@@ -19,8 +19,10 @@ checked is what ``bench run`` uses.
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from dataclasses import fields, replace
 from pathlib import Path
+from typing import Iterator
 
 import torch
 
@@ -146,14 +148,10 @@ def check_training_lowers_loss(name: str, data: UnpairedData, out_dir: Path, ste
     assert last < first, f"{name}: g_total did not go down over {steps} smoke steps ({first / k:.4g} -> {last / k:.4g})"
 
 
-def check_kill_and_resume(name: str, data: UnpairedData, out_dir: Path, kill_at: int, steps: int = 8,
-                          device: str = "cpu") -> None:
-    """Kill (KeyboardInterrupt inside the ``kill_at``-th training step), resume with other initial weights and
-    global RNG, and compare every tensor of the state with an uninterrupted run's (on CUDA: with deterministic
-    algorithms switched on by the caller)."""
-    assert 2 < kill_at <= steps
-    straight = _fit(name, data, out_dir / "straight", steps, checkpoint_every=2, device=device)
-    cls = type(_built(name))
+@contextmanager
+def planted_kill(cls: type, kill_at: int) -> Iterator[None]:
+    """While open, the ``kill_at``-th call of ``cls.train_step`` raises KeyboardInterrupt, as a kill would: no state
+    is saved past the last periodic checkpoint."""
     original, calls = cls.train_step, {"n": 0}
 
     def dies(self, *args, **kwargs):
@@ -164,13 +162,25 @@ def check_kill_and_resume(name: str, data: UnpairedData, out_dir: Path, kill_at:
 
     cls.train_step = dies
     try:
-        _fit(name, data, out_dir / "killed", steps, checkpoint_every=2, device=device)
-    except KeyboardInterrupt:
-        pass
-    else:
-        raise AssertionError(f"{name}: the planted kill at step {kill_at} did not happen")
+        yield
     finally:
         cls.train_step = original
+
+
+def check_kill_and_resume(name: str, data: UnpairedData, out_dir: Path, kill_at: int, steps: int = 8,
+                          device: str = "cpu") -> None:
+    """Kill (KeyboardInterrupt inside the ``kill_at``-th training step), resume with other initial weights and
+    global RNG, and compare every tensor of the state with an uninterrupted run's (on CUDA: with deterministic
+    algorithms switched on by the caller)."""
+    assert 2 < kill_at <= steps
+    straight = _fit(name, data, out_dir / "straight", steps, checkpoint_every=2, device=device)
+    with planted_kill(type(_built(name)), kill_at):
+        try:
+            _fit(name, data, out_dir / "killed", steps, checkpoint_every=2, device=device)
+        except KeyboardInterrupt:
+            pass
+        else:
+            raise AssertionError(f"{name}: the planted kill at step {kill_at} did not happen")
     torch.manual_seed(99)
     resumed = _fit(name, data, out_dir / "killed", steps, checkpoint_every=2, init_seed=99, device=device)
     theirs = resumed.state_dict()

@@ -6,8 +6,12 @@ this loop does the rest, the same way for all of them, so their schedules and ch
 - unpaired batches (``bench.data.unpaired.UnpairedBatches``: the official CycleGAN/ForkGAN/AU-GAN loader),
   every random draw a function of (seed, step); ``A_BATCHES = 2`` adds a second, independent stream of A (UNSB);
 - learning rate constant for ``epoch_decay`` epochs, then linear to 0 (per epoch);
-- losses read back (a host sync) only every ``log_every`` steps, appended to ``train_log.jsonl``;
-  a non-finite loss stops training and names the last good checkpoint;
+- losses read back (a host sync) only every ``log_every`` steps, written with the learning rate, img/s and peak
+  memory to ``train_log.jsonl`` and, when it imports, TensorBoard (``bench.training_log``); a non-finite loss stops
+  training and names the last good checkpoint;
+- every ``val_every`` steps the run's ``Validator`` scores translations of its fixed validation images (on rank 0,
+  under a forked RNG: the weights are those of a training without it); with a ``val:METRIC`` rule each validated
+  step's weights are kept and the best is loaded at the end (``selection.json`` says which, on what curve);
 - ``train_state.pt`` (networks, optimizers, step, RNG, method extras such as an image pool) every
   ``checkpoint_every`` steps, written atomically; ``fit`` resumes from it and ends with the weights
   of an uninterrupted run;

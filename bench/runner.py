@@ -25,7 +25,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field, is_dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -181,6 +181,12 @@ class RunPlan:
     external: dict[str, dict[str, Any]] = field(default_factory=dict)  # cells scored from outside folders
     # False for `bench score` into an existing run: the run's own config (methods, seeds) stays the recorded one
     record_config: bool = True
+    _validation: list = field(default_factory=list)  # the suite's validation, built once for all of the run's cells
+
+    def validation(self):
+        if not self._validation:
+            self._validation.append(suite_validation(self.cfg, self.files, self.device))
+        return self._validation[0]
 
 
 def resolve_suite(name: str, preset: str, data_root: Path | None):
@@ -330,7 +336,8 @@ def run_cell(p: RunPlan, method: str, seed: int) -> None:
     cfg = p.cfg
     d = cell_dir(p.run_dir, method, seed)
     # The validation first: building it may train the suite's segmenter, which must not move the seeded RNG.
-    budget = training_budget(cfg, p.files, p.device, seed, d) if method_info(method).learned else TrainBudget(seed)
+    budget = (training_budget(cfg, p.files, p.device, seed, d, p.validation) if method_info(method).learned
+              else TrainBudget(seed))
     seed_everything(seed)  # before construction: initial weights come from the seed too
     translator = build_translator(method, preset=cfg.preset, device=p.device, overrides=cfg.method_options.get(method))
     try:
@@ -394,21 +401,29 @@ def _run_locked(p: RunPlan) -> RunSummary:
     return summary
 
 
-def training_budget(cfg: RunConfig, files: SuiteFiles, device: str, seed: int, cell: Path) -> TrainBudget:
-    """What one cell's training is asked: the run's seed, steps, engine and watch, and the suite's validation (built
-    only when the cell has training to do; a selection rule the validation split cannot serve stops it here)."""
+def suite_validation(cfg: RunConfig, files: SuiteFiles, device: str):
+    """The suite's validation as the run's watch asks for it (None: no validation split); a selection rule the
+    validation split cannot serve stops the run here, before training."""
+    from bench.validation import ValidationError, validation_for
+
+    metric = cfg.watch.select_metric
+    try:
+        validator = validation_for(files, cfg.preset, device, cfg.watch.val_images, cfg.batch_size,
+                                   needed=(metric,) if metric else ())
+    except ValidationError as exc:
+        raise RunError(str(exc)) from None
+    for note in validator.notes if validator is not None else ():
+        tqdm.write(f"warning: validation: {note}", file=sys.stderr)
+    return validator
+
+
+def training_budget(cfg: RunConfig, files: SuiteFiles, device: str, seed: int, cell: Path,
+                    validation: Callable[[], Any] | None = None) -> TrainBudget:
+    """What one cell's training is asked: the run's seed, steps, engine and watch, and the suite's validation (made
+    by ``validation``, else built here; only when the cell has training to do)."""
     validator = None
     if cfg.watch.validate and not (cell / "checkpoint.safetensors").is_file():
-        from bench.validation import ValidationError, validation_for
-
-        metric = cfg.watch.select_metric
-        try:
-            validator = validation_for(files, cfg.preset, device, cfg.watch.val_images, cfg.batch_size,
-                                       needed=(metric,) if metric else ())
-        except ValidationError as exc:
-            raise RunError(str(exc)) from None
-        for note in validator.notes if validator is not None else ():
-            tqdm.write(f"warning: validation: {note}", file=sys.stderr)
+        validator = validation() if validation is not None else suite_validation(cfg, files, device)
     return TrainBudget(seed, cfg.max_steps, cfg.engine, cfg.watch, validator)
 
 

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from bench.cli import main
+from bench.conformance import planted_kill
 from bench.runner import RunConfig
 from bench.translator import EngineError, TrainBudget, TrainWatch, build_translator
 
@@ -56,20 +57,8 @@ def _fit(files, out: Path, validator, kill_at: int | None = None, logger=("tenso
     if kill_at is None:
         t.fit(files.unpaired(), budget, out)
         return t
-    cls, original, calls = type(t), type(t).train_step, {"n": 0}
-
-    def dies(self, *args, **kwargs):  # the process is killed mid-step: no state saved past the last checkpoint
-        calls["n"] += 1
-        if calls["n"] == kill_at:
-            raise KeyboardInterrupt
-        return original(self, *args, **kwargs)
-
-    cls.train_step = dies
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            t.fit(files.unpaired(), budget, out)
-    finally:
-        cls.train_step = original
+    with planted_kill(type(t), kill_at), pytest.raises(KeyboardInterrupt):
+        t.fit(files.unpaired(), budget, out)
     torch.manual_seed(0)
     t = _cyclegan()
     t.fit(files.unpaired(), budget, out)  # resumes from the checkpoint at step 4
