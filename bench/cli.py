@@ -125,7 +125,8 @@ def _watch_options(fn):
         click.option("--validate/--no-validate", default=True, show_default=True,
                      help="Curves on the suite's validation split during training (KID; mIoU on synthetic suites)."),
         click.option("--val-every", default=None, type=click.IntRange(1),
-                     help="Steps between validations (default: the method's checkpoint interval)."),
+                     help="Steps between validations (default: the method's checkpoint interval, or the smallest "
+                          "multiple of it that validates at most 20 times)."),
         click.option("--val-images", default=16, show_default=True, type=click.IntRange(1),
                      help="Validation images translated each time (the same ones every time)."),
         click.option("--select", default="final", show_default=True, metavar="RULE",

@@ -52,6 +52,12 @@ KEPT = "kept"  # <train>/kept/step<N>.safetensors: the weights of each validated
 SELECTION = "selection.json"  # the rule, the chosen step and the validation curve it was chosen on
 VAL_BATCH = 8
 GRID_ROWS = 4
+MAX_VALIDATIONS = 20  # by default: a paper schedule's millions of steps would keep thousands of weight files
+
+
+def default_val_every(total: int, checkpoint_every: int) -> int:
+    """The checkpoint interval, or the smallest multiple of it that validates at most ``MAX_VALIDATIONS`` times."""
+    return checkpoint_every * max(1, math.ceil(total / (MAX_VALIDATIONS * checkpoint_every)))
 META_CONFIG = "_meta.config"  # checkpoint entries that say which method and configuration made it
 META_METHOD = "_meta.method"
 
@@ -407,7 +413,7 @@ class LearnedTranslator:
             tqdm.write(f"warning: {self.name}: {note}", file=sys.stderr)
         log.hyperparameters({"method": self.METHOD, "seed": budget.seed, **asdict(c),
                              **{f"engine.{k}": v for k, v in asdict(engine).items() if v is not None}})
-        val_every = watch.val_every or c.checkpoint_every
+        val_every = watch.val_every or default_val_every(total, c.checkpoint_every)
         if engine.compile:
             for m in self.modules().values():
                 m.compile()

@@ -113,7 +113,7 @@ class TrainWatch:
 
     logger: tuple[str, ...] = ("tensorboard",)  # dashboards besides train_log.jsonl: tensorboard, wandb; () none
     validate: bool = True  # curves on the suite's validation split (where it has one)
-    val_every: int | None = None  # steps between validations; None: the method's checkpoint_every
+    val_every: int | None = None  # steps between validations; None: checkpoint_every (or a multiple: <= 20 of them)
     val_images: int = 16  # validation images translated each time (the first ones of the split: the same each time)
     # "final": the last step's weights are scored; "val:METRIC": every validated step's weights are kept and the
     # best by METRIC on the validation split is scored (never a score on the test split)

@@ -201,3 +201,12 @@ def test_selection_rules_are_checked_before_anything_runs(tmp_path, smoke_suite)
     assert res.exit_code != 0 and "needs both valA/ (adverse) and valB/ (normal)" in res.output
     res = CliRunner().invoke(main, ["run", "--preset", "smoke", "--logger", "visdom", "--out", str(tmp_path)])
     assert res.exit_code != 0 and "unknown logger 'visdom'" in res.output
+
+
+def test_default_validation_interval_is_the_checkpoint_interval_up_to_twenty_validations():
+    from bench.learned import default_val_every
+
+    assert default_val_every(12, 4) == 4  # smoke: every checkpoint
+    assert default_val_every(500, 100) == 100  # quick
+    every = default_val_every(5_400_000, 500)  # a paper CycleGAN on BDD100K night: 200 epochs of 27k images
+    assert every % 500 == 0 and 5_400_000 / every <= 20 < 5_400_000 / (every - 500)
