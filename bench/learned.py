@@ -468,6 +468,7 @@ class LearnedTranslator:
         selected) keep this step's weights. On rank 0; on a copy of the random state, so training after it draws
         what it would have drawn without it (a method may sample noise when it translates)."""
         if ctx.is_main:
+            started = time.perf_counter()
             with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
                 for m in self.modules().values():
                     m.eval()
@@ -479,7 +480,8 @@ class LearnedTranslator:
                         m.train()
             # as the scorer sees translations: written to 8 bits
             translated = torch.round(translated.clamp(0, 1) * 255) / 255
-            log.validation(step, validator(translated), len(translated))
+            values = validator(translated)
+            log.validation(step, values, len(translated), time.perf_counter() - started)
             log.samples(step, sample_grid(validator.inputs[:GRID_ROWS], translated[:GRID_ROWS]))
             log.flush()
             if keep_weights:

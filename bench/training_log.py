@@ -4,7 +4,7 @@ The StyleGAN2-ADA pattern: a plain JSON-lines file is the record every tool (the
 user's own script) reads, and the same values go to the dashboards people already open:
 
 - ``train_log.jsonl``: one line per logged step (losses, learning rate, img/s, peak memory);
-- ``validation.jsonl``: one line per validation (``val/<metric>`` values, the images it used);
+- ``validation.jsonl``: one line per validation (``val/<metric>`` values, the images it used, its wall time);
 - ``samples/step<N>.png``: the fixed grid of validation translations (the same images every time);
 - ``tensorboard/``: the same scalars, the grid as an image, the resolved config once as hyperparameters;
 - W&B (``logger = ["wandb"]``): offline unless ``WANDB_MODE`` says otherwise, so nothing is sent unasked.
@@ -28,7 +28,7 @@ LOGGERS = ("tensorboard", "wandb")
 TRAIN_LOG = "train_log.jsonl"
 VALIDATION_LOG = "validation.jsonl"
 SAMPLES = "samples"
-NOT_LOSSES = ("lr", "img_per_s", "peak_mem_mib", "images")  # numbers in the logs that are not loss terms or metrics
+NOT_LOSSES = ("lr", "img_per_s", "peak_mem_mib", "images", "seconds")  # numbers in the logs that are not loss terms or metrics
 
 
 class LoggerError(ValueError):
@@ -138,10 +138,13 @@ class TrainingLog:
         for r in rows:
             self._scalars(r, prefix="train/")
 
-    def validation(self, step: int, values: dict[str, float], images: int) -> None:
+    def validation(self, step: int, values: dict[str, float], images: int, seconds: float) -> None:
+        """One validation's values, with how many images it translated and what it cost (the wall time of
+        translating and scoring them: what validation adds to a training)."""
         if not self.enabled:
             return
-        row = {"step": step, **{f"val/{k}": v for k, v in values.items()}, "images": images}
+        row = {"step": step, **{f"val/{k}": v for k, v in values.items()}, "images": images,
+               "seconds": round(seconds, 3)}
         with open(self.out_dir / VALIDATION_LOG, "a") as fh:
             fh.write(json.dumps(row) + "\n")
         self._scalars({"step": step, **{f"val/{k}": v for k, v in values.items()}}, prefix="")

@@ -90,6 +90,7 @@ def test_tensorboard_matches_the_jsonl_and_a_killed_run_resumes_with_one_value_p
         assert [r["step"] for r in log] == list(range(1, STEPS + 1)), name  # none lost, none twice
         assert [r["step"] for r in val] == [2, 4, 6, 8], name
         assert all(r["lr"] == pytest.approx(2e-4) and r["img_per_s"] > 0 and r["peak_mem_mib"] > 0 for r in log)
+        assert all(r["images"] == 4 and r["seconds"] > 0 for r in val)
         acc = _events(out / "tensorboard")
         for term in ("g_total", "cycle", "d_a", "lr"):
             events = acc.Scalars(f"train/{term}")
