@@ -199,12 +199,17 @@ class ListedSuite(Suite):
 def choose_splits(found: dict[str, list[SourceImage]], spec: dict) -> dict[str, list[SourceImage]]:
     """Each split's share: n_test of the test splits, and from each training split (trainA, trainB) first its
     validation images (valA, valB: ``hold_out``), then n_train of the rest."""
+    # A validation split needs both domains (KID needs its reference set): a training split too small to give a
+    # tenth gives none, and then neither domain holds any image out.
+    n_val = spec.get("n_val", 0)
+    if any(not hold_out(items, n_val)[0] for key, items in found.items() if key.startswith("train")):
+        n_val = 0
     chosen = {}
     for key, items in found.items():
         if key.startswith("test"):
             chosen[key] = subset(items, spec["n_test"])
             continue
-        val, rest = hold_out(items, spec.get("n_val", 0))
+        val, rest = hold_out(items, n_val)
         chosen[key] = subset(rest, spec["n_train"])
         if val:
             chosen["val" + key[-1]] = val
