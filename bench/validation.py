@@ -123,7 +123,7 @@ def validation_for(files, preset: str, device: str, n_images: int, batch_size: i
                    needed: Sequence[str] = ()) -> SuiteValidation | None:
     """The validation of a suite's prepared files (``bench.suites.SuiteFiles``), or None where it has no validation
     split; a metric in ``needed`` (the selection rule's) that cannot be computed is an error, before training."""
-    if not files.val_a:
+    if not files.val_a or not files.val_b:  # (a real suite whose every valB image was undecodable has only valA)
         if needed:
             raise ValidationError(f"--select val:{needed[0]}: this suite has no validation split (a folder suite "
                                   "takes valA/ and valB/ beside trainA/ ...)")
