@@ -200,6 +200,8 @@ def test_selection_rules_are_checked_before_anything_runs(tmp_path, smoke_suite)
     res = CliRunner().invoke(main, ["run", "--suite", f"folder:{folder}", "--preset", "smoke", "--methods",
                                     "cyclegan", "--select", "val:kid", "--out", str(tmp_path / "r")])
     assert res.exit_code != 0 and "needs both valA/ (adverse) and valB/ (normal)" in res.output
+    res = CliRunner().invoke(main, ["data", "check", "--suite", f"folder:{folder}"])
+    assert "valA is there without valB/: a validation split needs both" in res.output
     res = CliRunner().invoke(main, ["run", "--preset", "smoke", "--logger", "visdom", "--out", str(tmp_path)])
     assert res.exit_code != 0 and "unknown logger 'visdom'" in res.output
 

@@ -105,6 +105,11 @@ def check_suite(name: str, data_root: Path | None) -> list[str]:
             groups[sub] = list_images(d)
             dangling = [p for p in sorted(d.iterdir()) if p.is_symlink() and not p.exists()]
             _count(problems, f"dangling symbolic link(s) in {sub} (skipped by every command)", dangling)
+        val = [sub for sub in ("valA", "valB") if (root / sub).is_dir()]  # optional: validation during training
+        groups.update({sub: list_images(root / sub) for sub in val})
+        if len(val) == 1:
+            problems.append(f"  {root / val[0]} is there without {'valB' if val == ['valA'] else 'valA'}/: a "
+                            "validation split needs both (or neither)")
     else:
         raise ValueError(f"bench data check does not know suite {name!r}")
     labels = _labels_of(suite, root, groups, data_root, problems)
