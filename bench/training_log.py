@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-LOGGERS = ("tensorboard", "wandb")
+from bench.translator import LOGGERS
+
 TRAIN_LOG = "train_log.jsonl"
 VALIDATION_LOG = "validation.jsonl"
 SAMPLES = "samples"

@@ -103,6 +103,7 @@ class TrainEngine:
 
 
 SELECT_FINAL = "final"
+LOGGERS = ("tensorboard", "wandb")  # dashboards a training can write to besides its JSONL logs
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,9 @@ class TrainWatch:
         return None if self.select == SELECT_FINAL else self.select.split(":", 1)[1]
 
     def checked(self) -> "TrainWatch":
+        unknown = [n for n in self.logger if n not in LOGGERS]
+        if unknown:
+            raise EngineError(f"unknown logger {unknown[0]!r}; use {', '.join(LOGGERS)} or none (JSONL only)")
         if self.select != SELECT_FINAL and not (self.select.startswith("val:") and self.select[4:]):
             raise EngineError(f"unknown selection rule {self.select!r}; use final or val:METRIC (e.g. val:kid) -- "
                               "checkpoints are chosen on the validation split, never on the test split")

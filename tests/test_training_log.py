@@ -182,6 +182,8 @@ def test_selection_rules_are_checked_before_anything_runs(tmp_path, smoke_suite)
     for rule in ("best", "test:kid", "val:"):
         with pytest.raises(EngineError, match="unknown selection rule"):
             TrainWatch(select=rule).checked()
+    with pytest.raises(EngineError, match="unknown logger 'visdom'"):  # as a --config file may say
+        TrainWatch(logger=("visdom",)).checked()
     res = CliRunner().invoke(main, ["run", "--preset", "smoke", "--methods", "cyclegan", "--select", "val:fid",
                                     "--out", str(tmp_path)])
     assert res.exit_code != 0 and "--select val:fid: not available on this suite's validation split" in res.output
