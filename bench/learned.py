@@ -111,6 +111,20 @@ def stop_requests(signals: tuple[int, ...] = STOP_SIGNALS) -> Iterator[Callable[
             signal.signal(s, handler)
 
 
+@contextmanager
+def eager(modules) -> Iterator[None]:
+    """Modules compiled in place (``nn.Module.compile``) run eagerly while this is open: a validation's eval-mode
+    forward at another batch and size would otherwise compile new graphs, minutes each on a CPU, for a few images."""
+    saved = [(m, m._compiled_call_impl) for m in modules if getattr(m, "_compiled_call_impl", None) is not None]
+    for m, _ in saved:
+        m._compiled_call_impl = None
+    try:
+        yield
+    finally:
+        for m, impl in saved:
+            m._compiled_call_impl = impl
+
+
 def atomic_torch_save(obj, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
@@ -469,7 +483,8 @@ class LearnedTranslator:
         what it would have drawn without it (a method may sample noise when it translates)."""
         if ctx.is_main:
             started = time.perf_counter()
-            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []), \
+                    eager(self.modules().values()):
                 for m in self.modules().values():
                     m.eval()
                 try:

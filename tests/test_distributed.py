@@ -293,6 +293,7 @@ def test_compiled_augan_trains_like_eager_and_saves_plain_keys(tmp_path):
     """--compile (inductor; ~2 min on 2 cores, hence slow): the same step-1 losses as eager execution, and a
     checkpoint whose keys and shapes are eager's (nn.Module.compile() in place: no _orig_mod. prefixes)."""
     from bench.cli import main
+    from bench.training_log import NOT_LOSSES
 
     def train(out, *extra):
         res = CliRunner().invoke(main, ["train", "--method", "augan", "--preset", "smoke", "--device", "cpu",
@@ -307,7 +308,8 @@ def test_compiled_augan_trains_like_eager_and_saves_plain_keys(tmp_path):
     assert {k: v.shape for k, v in compiled.items()} == {k: v.shape for k, v in eager.items()}
     assert eager_losses.keys() == compiled_losses.keys()
     for name, value in eager_losses.items():  # fused kernels reorder float sums: 1e-5 relative measured
-        assert compiled_losses[name] == pytest.approx(value, rel=1e-4), name
+        if name not in NOT_LOSSES:  # speed and memory differ, as they should
+            assert compiled_losses[name] == pytest.approx(value, rel=1e-4), name
 
 
 def test_fast_engine_reaches_every_learned_method():
