@@ -108,12 +108,9 @@ def _engine_options(fn):
 
 
 def _parse_loggers(value: str) -> tuple[str, ...]:
-    from bench.training_log import LoggerError, parse_loggers
+    from bench.training_log import parse_loggers
 
-    try:
-        return parse_loggers(value)
-    except LoggerError as exc:
-        raise click.BadParameter(str(exc)) from None
+    return parse_loggers(value)
 
 
 def _watch_options(fn):

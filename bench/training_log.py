@@ -24,8 +24,6 @@ from typing import Any
 
 import numpy as np
 
-from bench.translator import LOGGERS
-
 TRAIN_LOG = "train_log.jsonl"
 VALIDATION_LOG = "validation.jsonl"
 SAMPLES = "samples"
@@ -37,14 +35,10 @@ class LoggerError(ValueError):
 
 
 def parse_loggers(text: str) -> tuple[str, ...]:
-    """``--logger tensorboard,wandb`` / ``none`` -> the dashboards asked for (JSONL is always written)."""
+    """``--logger tensorboard,wandb`` / ``none`` -> the dashboards asked for (JSONL is always written); the names
+    are checked with the rest of the watch (``TrainWatch.checked``), as a ``--config`` file's are."""
     names = tuple(n.strip() for n in text.split(",") if n.strip())
-    if names in ((), ("none",)):
-        return ()
-    unknown = [n for n in names if n not in LOGGERS]
-    if unknown:
-        raise LoggerError(f"unknown logger {unknown[0]!r}; use {', '.join(LOGGERS)} (comma-separated) or none")
-    return names
+    return () if names in ((), ("none",)) else names
 
 
 def truncate_jsonl(path: Path, last_step: int) -> None:
@@ -144,11 +138,10 @@ class TrainingLog:
         translating and scoring them: what validation adds to a training)."""
         if not self.enabled:
             return
-        row = {"step": step, **{f"val/{k}": v for k, v in values.items()}, "images": images,
-               "seconds": round(seconds, 3)}
+        scalars = {"step": step, **{f"val/{k}": v for k, v in values.items()}}
         with open(self.out_dir / VALIDATION_LOG, "a") as fh:
-            fh.write(json.dumps(row) + "\n")
-        self._scalars({"step": step, **{f"val/{k}": v for k, v in values.items()}}, prefix="")
+            fh.write(json.dumps({**scalars, "images": images, "seconds": round(seconds, 3)}) + "\n")
+        self._scalars(scalars, prefix="")
 
     def samples(self, step: int, grid: np.ndarray) -> Path | None:
         """The fixed grid of validation translations (H x W x 3 uint8) as a PNG and a dashboard image."""
@@ -206,11 +199,9 @@ def choose_step(curve: list[tuple[int, float]], higher_is_better: bool) -> int |
 
 def sample_grid(inputs, translated) -> np.ndarray:
     """Rows of (input | translation) as one H x W x 3 uint8 image, from N x 3 x H x W tensors in [0, 1]."""
-    rows = []
-    for x, y in zip(inputs, translated):
-        pair = [(t.clamp(0, 1).permute(1, 2, 0).numpy() * 255).round().astype(np.uint8) for t in (x.cpu(), y.cpu())]
-        rows.append(np.concatenate(pair, axis=1))
-    return np.concatenate(rows, axis=0)
+    from bench.data.io import to_uint8
+
+    return np.concatenate([np.concatenate([to_uint8(x), to_uint8(y)], axis=1) for x, y in zip(inputs, translated)])
 
 
 def peak_memory_mib(device) -> float:

@@ -51,7 +51,6 @@ class SuiteValidation:
     metrics: dict[str, bool] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # metrics that cannot be computed here, and why
     inputs: torch.Tensor = field(init=False)
-    weights: dict[str, str] = field(default_factory=dict)  # what the values were computed with
 
     def __post_init__(self) -> None:
         from bench.data.io import read_rgb, to_tensor
@@ -83,7 +82,6 @@ class SuiteValidation:
         except WeightsMissing as exc:
             self.notes.append(f"no kid curve: {exc}")
             return None
-        self.weights["kid"] = self._inception.weights.label
         return extract_features(list(self.files.val_b), self._inception, batch_size=self.batch_size,
                                 desc="validation reference features")
 
@@ -94,7 +92,6 @@ class SuiteValidation:
         from bench.downstream.synthetic_segmenter import trained_segmenter
 
         seg = trained_segmenter(f.train_b, f.train_b_labels, self.preset, self.device, recipe=f.train_b_recipe)
-        self.weights["miou"] = seg.id
         self._labels = [f.val_labels[i] for i in self._chosen]
         return seg
 

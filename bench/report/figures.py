@@ -9,7 +9,6 @@ direction, no information carried by colour alone (bars and points are labelled)
 from __future__ import annotations
 
 import io
-import json
 import math
 from pathlib import Path
 
@@ -147,14 +146,10 @@ def class_heatmap(values: np.ndarray, methods: list[str], classes: list[str], pa
 def read_train_log(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """``train_log.jsonl`` (or ``validation.jsonl``) -> {loss or metric name: (steps, values)}; the learning rate,
     speed and memory columns are left out; unreadable lines (a killed write) are skipped."""
-    from bench.training_log import NOT_LOSSES
+    from bench.training_log import NOT_LOSSES, read_jsonl
 
     series: dict[str, list[tuple[int, float]]] = {}
-    for line in Path(path).read_text().splitlines():
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError:
-            continue
+    for entry in read_jsonl(path):
         step = entry.get("step")
         for key, v in entry.items():
             if key != "step" and key not in NOT_LOSSES and isinstance(v, (int, float)) and step is not None:
