@@ -162,7 +162,7 @@ def test_bench_reaches_methods_only_through_the_registry():
 
 
 SHARED = ("baselines.tf_exact", "baselines.two_autoencoders", "baselines.cyclegan_codebase", "baselines.antialiased_sampling",
-          "baselines.patch_nce")
+          "baselines.patch_nce", "baselines.cut_codebase")
 
 
 def test_methods_do_not_import_each_other():

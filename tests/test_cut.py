@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from baselines.cut.model import CUT
+from baselines.cut_codebase.model import CUT
 from baselines.patch_nce import patch_nce
 from bench.translator import TrainBudget, build_translator
 

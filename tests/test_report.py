@@ -201,6 +201,10 @@ def test_published_tables_are_on_file_as_printed():
     assert row["N2D3"].values[("bdd100k", "fid")] == 31.5 and row["CUT"].values[("alderley", "sift")] == 6.78
     assert row["ForkGAN"].values[("alderley", "lpips")] == 0.759 and ("alderley", "lpips") not in row["AU-GAN"].values
     assert row["Original (no translation)"].ours == "identity" and row["StarGAN"].ours is None
+    assert row["MoNCE"].ours == "monce"
+    from bench.translator import available_methods
+
+    assert {r.ours for r in n2d3.rows if r.ours} <= set(available_methods())
     augan = load_paper("augan-bmvc21")
     (only,) = augan.rows
     # the AU-GAN file and N2D3's reprint agree

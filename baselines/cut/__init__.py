@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from baselines.cut.model import CUT
+from baselines.cut_codebase.model import CUT
 from bench.translator import register_translator
 
 _DESCRIPTIONS = {

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
-from baselines.cut.networks import CUTDiscriminator, CUTGenerator
+from baselines.cut_codebase.networks import CUTDiscriminator, CUTGenerator
 from baselines.patch_nce import PatchSampleF, patch_nce
 from baselines.cyclegan_codebase import lsgan, xavier_init
 from bench.learned import LearnedTranslator, Schedule, padded_forward
@@ -46,15 +46,15 @@ class CUTConfig(Schedule):
         object.__setattr__(self, "nce_layers", tuple(self.nce_layers))  # JSON gives a list back
 
 
-_QUICK = dict(ngf=16, ndf=16, n_blocks=6, netf_nc=64, num_patches=64, batch_size=4, load_size=None, fine_size=64,
+QUICK = dict(ngf=16, ndf=16, n_blocks=6, netf_nc=64, num_patches=64, batch_size=4, load_size=None, fine_size=64,
               epochs=6, epoch_decay=3, max_steps=500, checkpoint_every=100)
-_SMOKE = dict(ngf=8, ndf=8, n_blocks=5, netf_nc=32, num_patches=32, batch_size=2, load_size=None, fine_size=32,
+SMOKE = dict(ngf=8, ndf=8, n_blocks=5, netf_nc=32, num_patches=32, batch_size=2, load_size=None, fine_size=32,
               epochs=1, epoch_decay=1, max_steps=12, checkpoint_every=4, log_every=2)
-_FAST = dict(nce_idt=False, lambda_nce=10.0, flip_equivariance=True, epochs=200, epoch_decay=150)
+FAST = dict(nce_idt=False, lambda_nce=10.0, flip_equivariance=True, epochs=200, epoch_decay=150)
 PRESETS = {
-    "cut": {"paper": CUTConfig(), "quick": CUTConfig(**_QUICK), "smoke": CUTConfig(**_SMOKE)},
-    "fastcut": {"paper": CUTConfig(**_FAST), "quick": CUTConfig(**{**_QUICK, **_FAST, "epochs": 6, "epoch_decay": 3}),
-                "smoke": CUTConfig(**{**_SMOKE, **_FAST, "epochs": 1, "epoch_decay": 1})},
+    "cut": {"paper": CUTConfig(), "quick": CUTConfig(**QUICK), "smoke": CUTConfig(**SMOKE)},
+    "fastcut": {"paper": CUTConfig(**FAST), "quick": CUTConfig(**{**QUICK, **FAST, "epochs": 6, "epoch_decay": 3}),
+                "smoke": CUTConfig(**{**SMOKE, **FAST, "epochs": 1, "epoch_decay": 1})},
 }
 
 
@@ -96,8 +96,12 @@ class CUT(LearnedTranslator):
         feat_k = self.g.encode(src, c.nce_layers)
         k_pool, ids = self.f(feat_k, c.num_patches)
         q_pool, _ = self.f(feat_q, c.num_patches, ids)
-        total = sum(patch_nce(q, k, src.shape[0], c.nce_t).mean() * c.lambda_nce for q, k in zip(q_pool, k_pool))
+        total = sum(self.patch_loss(q, k, src.shape[0]).mean() * c.lambda_nce for q, k in zip(q_pool, k_pool))
         return total / len(c.nce_layers)
+
+    def patch_loss(self, q: torch.Tensor, k: torch.Tensor, batch_size: int) -> torch.Tensor:
+        """The contrastive loss per query patch on one layer's projected features: MoNCE replaces it."""
+        return patch_nce(q, k, batch_size, self.config.nce_t)
 
     def train_step(self, real_a, real_b, optimizers) -> dict[str, torch.Tensor]:
         c = self.config
