@@ -1,8 +1,11 @@
-"""What the pytorch-CycleGAN-and-pix2pix code base gives the CUT and UNSB code bases that copy it: the residual block,
-instance norm, Xavier initialisation and the LSGAN loss, shared by ``baselines.cyclegan``, ``baselines.cut`` and
-``baselines.unsb`` (module indices as in the official ``networks.py``, so the authors' state dicts load unchanged)."""
+"""What the pytorch-CycleGAN-and-pix2pix code base gives the CUT, Santa and UNSB code bases that copy it: the
+residual block, instance norm, Xavier initialisation and the LSGAN loss, shared by ``baselines.cyclegan``,
+``baselines.cut_codebase``, ``baselines.santa`` and ``baselines.unsb`` (module indices as in the official
+``networks.py``, so the authors' state dicts load unchanged)."""
 
 from __future__ import annotations
+
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -14,13 +17,15 @@ def lsgan(pred: torch.Tensor, target: float) -> torch.Tensor:
     return F.mse_loss(pred, torch.full_like(pred, target))
 
 
-def xavier_init(module: nn.Module, gain: float) -> None:
+def xavier_init(module: nn.Module, gain: float, embeddings: bool = False) -> None:
     """The code base's ``init_net(init_type='xavier')``: every conv and linear weight Xavier-normal, every bias 0
-    (biases a module set itself included)."""
+    (biases a module set itself included); Santa's copy also draws its embedding tables (``embeddings``)."""
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.Linear)):
             nn.init.xavier_normal_(m.weight, gain=gain)
             nn.init.zeros_(m.bias)
+        elif embeddings and isinstance(m, nn.Embedding):
+            nn.init.xavier_normal_(m.weight, gain=gain)
 
 
 def instance_norm(channels: int) -> nn.Module:
@@ -29,12 +34,13 @@ def instance_norm(channels: int) -> nn.Module:
 
 
 class ResnetBlock(nn.Module):
-    def __init__(self, dim: int) -> None:
+    def __init__(self, dim: int, norm: Callable[[int], nn.Module] = instance_norm) -> None:
         super().__init__()
         # Indices as in the official block without dropout: pad 0, conv 1, norm 2, relu 3, pad 4, conv 5, norm 6.
+        # ``norm``: the code base's norm_layer argument (Santa passes its AdaIN).
         self.conv_block = nn.Sequential(
-            nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3), instance_norm(dim), nn.ReLU(True),
-            nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3), instance_norm(dim),
+            nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3), norm(dim), nn.ReLU(True),
+            nn.ReflectionPad2d(1), nn.Conv2d(dim, dim, 3), norm(dim),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
