@@ -447,8 +447,8 @@ class LearnedTranslator:
             for step, (real_a, real_b) in bar:
                 lr = c.lr * self.lr_factor(step, total)
                 for opt in optimizers:
-                    for group in opt.param_groups:
-                        group["lr"] = lr
+                    for group in opt.param_groups:  # a group may have its own base rate (DECENT's flows)
+                        group["lr"] = group.get("base_lr", c.lr) * self.lr_factor(step, total)
                 pending.append((step, lr, self.engine_step(real_a, real_b, optimizers)))
                 done = step + 1
                 signum = stop_asked()

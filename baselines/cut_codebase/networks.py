@@ -38,6 +38,15 @@ class CUTGenerator(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
 
+    def forward_with_features(self, x: torch.Tensor, layers: tuple[int, ...]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The translation and the features after each layer index in ``layers``, from one pass (DECENT)."""
+        feats = []
+        for i, layer in enumerate(self.model):
+            x = layer(x)
+            if i in layers:
+                feats.append(x)
+        return x, feats
+
     def encode(self, x: torch.Tensor, layers: tuple[int, ...]) -> list[torch.Tensor]:
         """Features after each layer index in ``layers`` (stops after the last one)."""
         feats = []
