@@ -7,7 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from baselines.cyclegan.model import CycleGAN, ImagePool
+from baselines.cyclegan.model import CycleGAN
+from baselines.cyclegan_codebase import ImagePool
 from baselines.cyclegan.networks import NLayerDiscriminator, ResnetGenerator
 from bench.learned import CheckpointMismatch
 from bench.translator import TrainBudget

@@ -11,7 +11,6 @@ Checkpoints of the official repository (``latest_net_G_A.pth``) load into ``g_a2
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass, replace
 
 import torch
@@ -19,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from baselines.cyclegan.networks import NLayerDiscriminator, ResnetGenerator, generator_shape_from_state, init_normal
-from baselines.cyclegan_codebase import lsgan
+from baselines.cyclegan_codebase import ImagePool, lsgan
 from bench.learned import LearnedTranslator, Schedule, padded_forward
 
 
@@ -45,39 +44,6 @@ PRESETS = {
     "smoke": CycleGANConfig(ngf=8, ndf=8, n_blocks=2, batch_size=2, load_size=None, fine_size=32, epochs=1,
                             epoch_decay=1, max_steps=12, checkpoint_every=4, log_every=2, pool_size=4),
 }
-
-
-class ImagePool:
-    """The official per-image history buffer: after it fills, each image is swapped for a stored one w.p. 1/2."""
-
-    def __init__(self, size: int, seed: int) -> None:
-        self.size, self.images = size, []
-        self.rng = random.Random(seed)
-
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        if self.size <= 0:
-            return images
-        out = []
-        for img in images.detach():
-            if len(self.images) < self.size:
-                self.images.append(img.clone())
-                out.append(img)
-            elif self.rng.random() > 0.5:
-                i = self.rng.randrange(self.size)
-                out.append(self.images[i].clone())
-                self.images[i] = img.clone()
-            else:
-                out.append(img)
-        return torch.stack(out)
-
-    def state_dict(self) -> dict:
-        return {"images": [t.cpu() for t in self.images], "rng": repr(self.rng.getstate())}
-
-    def load_state_dict(self, state: dict, device: torch.device) -> None:
-        import ast
-
-        self.images = [t.to(device) for t in state["images"]]
-        self.rng.setstate(ast.literal_eval(state["rng"]))
 
 
 class CycleGAN(LearnedTranslator):
