@@ -321,6 +321,7 @@ def test_bench_translate_any_size_with_uncertainty(tmp_path):
     assert res.exit_code == 2 and "not an AU-GAN checkpoint" in res.output and "Traceback" not in res.output
 
 
+@pytest.mark.slow
 def test_runner_seeds_make_augan_reproducible(tmp_path):
     from safetensors.torch import load_file
 

@@ -79,6 +79,7 @@ def test_converted_generators_reproduce_tensorflow(official, imported, size):
     np.testing.assert_allclose(to_nhwc(back.image), ref[f"b2a_{key}"], atol=2e-5)
 
 
+@pytest.mark.slow
 def test_import_checkpoint_cli_then_translate(official, imported, tmp_path):
     from click.testing import CliRunner
     from safetensors.torch import load_file

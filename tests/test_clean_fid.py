@@ -28,6 +28,7 @@ def folders(tmp_path, smoke_suite):
     return a, b
 
 
+@pytest.mark.slow
 def test_fid_clean_and_kid_clean_equal_the_package(folders, with_weights, monkeypatch):
     from cleanfid.inception_torchscript import InceptionV3W
 

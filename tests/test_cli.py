@@ -92,6 +92,7 @@ def test_full_disk_is_one_line_not_a_traceback(monkeypatch):
     assert res.exit_code == 1 and "No space left on device" in res.output and "resume" in res.output
 
 
+@pytest.mark.slow
 def test_run_options_change_behaviour(tmp_path):
     out = tmp_path / "r"
     res = CliRunner().invoke(main, ["run", "--preset", "smoke", "--methods", "identity", "--suite", "synthetic-fog",
@@ -137,6 +138,7 @@ def test_data_root_is_refused_where_a_suite_does_not_read_it(tmp_path):
     assert res.exit_code == 2 and "does not read --data-root" in res.output
 
 
+@pytest.mark.slow
 def test_force_flag_redoes_finished_cells(tmp_path):
     args = ["run", "--preset", "smoke", "--methods", "identity", "--suite", "synthetic-fog", "--size", "32x64",
             "--out", str(tmp_path)]
@@ -159,6 +161,7 @@ def test_weights_check_passes_without_optional_files_and_flags_substitutes(weigh
     assert res.exit_code == 1 and res.output.count("MISMATCH") == 2 and "MISSING" not in res.output
 
 
+@pytest.mark.slow
 def test_new_method_scaffold_is_registered_runs_and_its_own_test_passes(tmp_path):
     """The scaffold goes into the project named by --dest (this checkout, where discovery finds it); it is removed
     afterwards. Without --dest it writes into the current folder, which must be a project with baselines/."""

@@ -3,7 +3,8 @@ installed plug-in, passes the same checks. Per-method test files keep only what 
 
 The training checks (smoke training lowers the loss, kill-and-resume equals an uninterrupted run) train every
 learned method at the smoke preset; variants that share a trained method's class and loop (the AU-GAN
-ablations, FastCUT) run them in the slow suite, so the quick suite stays within its time.
+ablations, FastCUT) and the slowest method to train (ForkGAN) run them in the slow suite, so the quick suite stays
+within its time.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from bench.translator import MethodUnavailable, available_methods
 METHODS = sorted(available_methods())
 LEARNED = [m for m in METHODS if available_methods()[m].learned]
 VARIANTS = {"augan-no-afm", "augan-no-tnet", "augan-no-uncertainty", "fastcut"}
-TRAINING = [pytest.param(m, marks=pytest.mark.slow) if m in VARIANTS else m for m in LEARNED]
+SLOW_TO_TRAIN = {"forkgan"}  # ~20 s per smoke training on 2 cores (three discriminator families)
+TRAINING = [pytest.param(m, marks=pytest.mark.slow) if m in VARIANTS | SLOW_TO_TRAIN else m for m in LEARNED]
 
 def kill_step(name: str, steps: int = 8) -> int:
     """A step in (2, steps], drawn from the method's name: random across methods, the same on every run."""

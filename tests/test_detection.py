@@ -128,6 +128,7 @@ def test_bootstrap_ci_brackets_the_estimate():
         assert s.per_class_ci[name][0] <= s.per_class[name] <= s.per_class_ci[name][1]
 
 
+@pytest.mark.slow
 def test_scorer_map_equals_pycocotools_on_the_day_detector(smoke_suite, monkeypatch):
     """End to end: the trained day detector's boxes on the day twins, scored by the runner's scorer
     and by pycocotools from the suite's own COCO file (a short training: only the agreement matters)."""
@@ -151,6 +152,7 @@ def test_scorer_map_equals_pycocotools_on_the_day_detector(smoke_suite, monkeypa
     assert {"ap/car", "ap/person"} <= set(records)
 
 
+@pytest.mark.slow
 def test_pretrained_torchvision_detector_spec_maps_coco_labels(smoke_suite, tmp_path, with_weights):
     """--detector torchvision:ARCH:CKPT: a 91-label COCO head; only the suite's categories are scored, and the
     run's mAP equals pycocotools on that detector's own output."""

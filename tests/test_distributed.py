@@ -81,6 +81,7 @@ def test_unpaired_batches_split_the_global_batch_across_ranks(smoke_suite):
         UnpairedBatches(data.train_a, data.train_b, 1, None, 32, seed=0, rank=0, world=64)
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_step_with_the_gradients_of_one_process_with_the_global_batch(smoke_suite, tmp_path):
     import torch.multiprocessing as mp
 
@@ -156,6 +157,7 @@ def test_bench_train_data_parallel_killed_and_resumed_equals_uninterrupted(tmp_p
     assert log == sorted(set(log)) and log[-1] == steps  # no step logged twice after the resume
 
 
+@pytest.mark.slow
 def test_resuming_with_another_number_of_processes_is_refused(tmp_path):
     proc = _bench_train(tmp_path, 4)
     out, _ = proc.communicate(timeout=300)
@@ -194,6 +196,7 @@ def test_launched_cells_land_in_one_run_folder_with_the_numbers_of_a_plain_run(t
     assert manifest["config"]["launch"]["launcher"] == launcher and manifest["train_engine"]["precision"] == "fp32"
 
 
+@pytest.mark.slow
 def test_a_failing_cell_is_reported_and_the_others_are_kept(tmp_path, plugin_site):
     site = plugin_site("failing_plugin", "failing", "Failing",
                        translate="raise RuntimeError('boom: this plug-in always fails')")
@@ -351,7 +354,9 @@ def test_fast_engine_reaches_every_learned_method():
                 assert outputs == {(torch.bfloat16, True)}, (name, outputs)
             else:  # (a 1-pixel-high map is contiguous in both formats)
                 assert {dtype for dtype, _ in outputs} == {torch.float32}, (name, outputs)
-            assert all(o.defaults["fused"] == (True if fast else None) for o in optimizers), name
+            # (a method's own optimizer, DECENT's Polyak-averaged one for its flows, has no fused kernel)
+            assert all(o.defaults["fused"] == (True if fast else None) for o in optimizers
+                       if isinstance(o, torch.optim.Adam)), name
         else:
             for loss, value in first[False].items():  # bf16 keeps ~3 significant digits; losses sum many terms
                 assert first[True][loss] == pytest.approx(value, rel=0.05, abs=0.02), (name, loss)

@@ -45,6 +45,7 @@ def test_classifier_pools_over_batch_and_space_and_its_loss():
     assert domain_ce(torch.tensor([10.0, -10.0]), 0) < 1e-4 < domain_ce(torch.tensor([10.0, -10.0]), 1)
 
 
+@pytest.mark.slow
 def test_smoke_training_lowers_losses_and_mismatches_name_the_field(smoke_suite, tmp_path):
     torch.manual_seed(0)
     m = ForkGAN("smoke")

@@ -272,6 +272,7 @@ def test_fid_of_a_resample_larger_than_the_feature_dimension_equals_brute_force(
         assert fast == pytest.approx(fid_from_features(torch.from_numpy(x1[i]), torch.from_numpy(x2[j])), rel=1e-6)
 
 
+@pytest.mark.slow
 def test_fid_and_kid_cis_exist_above_2048_images():
     """The CI used to be empty above 2,048 images (the size of Inception's features)."""
     from bench.metrics.fid_kid import bootstrap_fid_kid_ci, fid_from_features

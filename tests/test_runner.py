@@ -237,6 +237,7 @@ def test_interrupt_during_a_write_removes_the_temporary_file(tmp_path, monkeypat
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_and_completes(tmp_path, plugin_site):
     # Identity that takes 0.3 s per image, so the run can be killed mid-way.
     site = plugin_site("slow_plugin", "slow", "Slow", preamble="import time", learned=True,

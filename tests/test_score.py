@@ -295,6 +295,7 @@ def test_resize_to_input_is_opt_in_and_recorded(round_trip, tmp_path, smoke_suit
     assert Image.open(next(cell.iterdir())).size == (smoke_suite.width, smoke_suite.height)
 
 
+@pytest.mark.slow
 def test_protocol_mismatch_names_the_first_differing_file(exported, round_trip, tmp_path):
     export_dir, protocol = exported
     tampered = json.loads((export_dir / "protocol.json").read_text())

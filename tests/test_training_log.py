@@ -118,6 +118,7 @@ def test_tensorboard_matches_the_jsonl_and_a_killed_run_resumes_with_one_value_p
                                [r["g_total"] for r in _jsonl(tmp_path / "watched" / "train_log.jsonl")], rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_select_val_kid_scores_the_step_its_logged_curve_predicts(tmp_path, run_with_test_weights):
     cfg = RunConfig(preset="smoke", methods=("cyclegan",), out=tmp_path, device="cpu",
                     watch=TrainWatch(select="val:kid", logger=()))
