@@ -165,3 +165,24 @@ def plugin_site(tmp_path):
         return site
 
     return make
+
+
+@pytest.fixture
+def cli_translation(tmp_path):
+    """``bench translate --method METHOD --checkpoint FILE`` on one random 36 x 52 PNG: returns (output, input) as
+    3 x H x W tensors in [0, 1], for comparing an authors' file's translation with a reference translator's."""
+    from click.testing import CliRunner
+
+    from bench.cli import main
+    from bench.data.io import read_rgb, to_tensor, write_png
+
+    def run(method: str, checkpoint: Path, name: str = "cli") -> tuple[torch.Tensor, torch.Tensor]:
+        folder = tmp_path / name
+        (folder / "in").mkdir(parents=True)
+        write_png(folder / "in" / "a.png", (torch.rand(36, 52, 3) * 255).byte().numpy())
+        res = CliRunner().invoke(main, ["translate", "--method", method, "--checkpoint", str(checkpoint), "--input",
+                                        str(folder / "in"), "--output", str(folder / "out"), "--device", "cpu"])
+        assert res.exit_code == 0, res.output
+        return to_tensor(read_rgb(folder / "out" / "a.png")), to_tensor(read_rgb(folder / "in" / "a.png"))
+
+    return run

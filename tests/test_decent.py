@@ -8,13 +8,10 @@ from dataclasses import replace
 
 import pytest
 import torch
-from click.testing import CliRunner
 
 from baselines.decent.flows import BNAF
 from baselines.decent.model import PRESETS, Decent, DecentConfig
 from baselines.decent.optim import PolyakAdam
-from bench.cli import main
-from bench.data.io import read_rgb, to_tensor, write_png
 from bench.translator import TrainBudget
 
 
@@ -101,19 +98,13 @@ def test_configuration_is_checked():
         DecentConfig(flow_blocks=0)
 
 
-def test_an_authors_generator_file_translates_through_the_cli(tmp_path):
+def test_an_authors_generator_file_translates_through_the_cli(tmp_path, cli_translation):
     """Their ``latest_net_G.pth`` is CUT's generator: width and depth read off its keys."""
     torch.manual_seed(0)
     ref = Decent("smoke", config=replace(PRESETS["smoke"], n_blocks=6))
     for p in ref.g.parameters():
         p.data.normal_(0, 0.05)
     torch.save(ref.g.state_dict(), tmp_path / "latest_net_G.pth")
-    (tmp_path / "in").mkdir()
-    write_png(tmp_path / "in" / "a.png", (torch.rand(36, 52, 3) * 255).byte().numpy())
-    res = CliRunner().invoke(main, ["translate", "--method", "decent", "--checkpoint", str(tmp_path / "latest_net_G.pth"),
-                                    "--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"),
-                                    "--device", "cpu"])
-    assert res.exit_code == 0, res.output
-    want = ref.translate(to_tensor(read_rgb(tmp_path / "in" / "a.png"))[None])[0]
-    got = to_tensor(read_rgb(tmp_path / "out" / "a.png"))
+    got, image = cli_translation("decent", tmp_path / "latest_net_G.pth")
+    want = ref.translate(image[None])[0]
     assert (got - want).abs().max() <= 1 / 255 + 1e-6

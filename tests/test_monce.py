@@ -7,13 +7,10 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from click.testing import CliRunner
 
 from baselines.monce.loss import modulated_nce, transport_plan
 from baselines.monce.model import MoNCE, MoNCEConfig
 from baselines.patch_nce import patch_nce
-from bench.cli import main
-from bench.data.io import read_rgb, to_tensor, write_png
 
 
 def n_params(m) -> int:
@@ -85,7 +82,7 @@ def test_configuration_is_checked():
         MoNCEConfig(eps=0)
 
 
-def test_an_authors_generator_file_translates_through_the_cli(tmp_path):
+def test_an_authors_generator_file_translates_through_the_cli(tmp_path, cli_translation):
     """Their ``latest_net_G.pth`` is CUT's generator (same keys): depth and width are read off it."""
     from baselines.cut_codebase.model import CUT
 
@@ -94,12 +91,6 @@ def test_an_authors_generator_file_translates_through_the_cli(tmp_path):
     for p in ref.g.parameters():
         p.data.normal_(0, 0.05)
     torch.save(ref.g.state_dict(), tmp_path / "latest_net_G.pth")
-    (tmp_path / "in").mkdir()
-    write_png(tmp_path / "in" / "a.png", (torch.rand(36, 52, 3) * 255).byte().numpy())
-    res = CliRunner().invoke(main, ["translate", "--method", "monce", "--checkpoint", str(tmp_path / "latest_net_G.pth"),
-                                    "--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"),
-                                    "--device", "cpu"])
-    assert res.exit_code == 0, res.output
-    want = ref.translate(to_tensor(read_rgb(tmp_path / "in" / "a.png"))[None])[0]
-    got = to_tensor(read_rgb(tmp_path / "out" / "a.png"))
+    got, image = cli_translation("monce", tmp_path / "latest_net_G.pth")
+    want = ref.translate(image[None])[0]
     assert (got - want).abs().max() <= 1 / 255 + 1e-6

@@ -4,11 +4,8 @@ code (run outside the repository): README, "Baselines"."""
 
 import pytest
 import torch
-from click.testing import CliRunner
 
 from baselines.santa.model import PRESETS, Santa, SantaConfig
-from bench.cli import main
-from bench.data.io import read_rgb, to_tensor, write_png
 
 
 def n_params(m) -> int:
@@ -94,19 +91,13 @@ def test_configuration_is_checked():
     assert PRESETS["paper"].lambda_path == 0.1 and PRESETS["paper"].batch_size == 1
 
 
-def test_an_authors_generator_file_translates_through_the_cli(tmp_path):
+def test_an_authors_generator_file_translates_through_the_cli(tmp_path, cli_translation):
     """Their ``latest_net_G.pth`` (no prefix): width, depth and style size are read off its keys."""
     torch.manual_seed(0)
     ref = Santa("smoke", config=SantaConfig(ngf=8, n_blocks=6, style_dim=3, path_layers=(0, 1, 4, 8, 12)))
     for p in ref.g.parameters():
         p.data.normal_(0, 0.05)
     torch.save(ref.g.state_dict(), tmp_path / "latest_net_G.pth")
-    (tmp_path / "in").mkdir()
-    write_png(tmp_path / "in" / "a.png", (torch.rand(36, 52, 3) * 255).byte().numpy())
-    res = CliRunner().invoke(main, ["translate", "--method", "santa", "--checkpoint", str(tmp_path / "latest_net_G.pth"),
-                                    "--input", str(tmp_path / "in"), "--output", str(tmp_path / "out"),
-                                    "--device", "cpu"])
-    assert res.exit_code == 0, res.output
-    want = ref.translate(to_tensor(read_rgb(tmp_path / "in" / "a.png"))[None])[0]
-    got = to_tensor(read_rgb(tmp_path / "out" / "a.png"))
+    got, image = cli_translation("santa", tmp_path / "latest_net_G.pth")
+    want = ref.translate(image[None])[0]
     assert (got - want).abs().max() <= 1 / 255 + 1e-6

@@ -7,12 +7,9 @@ from dataclasses import replace
 
 import pytest
 import torch
-from click.testing import CliRunner
 
 from baselines.ugatit.model import PRESETS, UGATIT, UGATITConfig
 from baselines.ugatit.networks import AdaILN, UGATITDiscriminator, UGATITGenerator
-from bench.cli import main
-from bench.data.io import read_rgb, to_tensor, write_png
 
 
 def n_params(m) -> int:
@@ -94,7 +91,7 @@ def test_configuration_is_checked():
     assert (p.lr, p.weight_decay, p.cam_weight, p.max_steps, p.epoch_decay) == (1e-4, 1e-4, 1000.0, 1_000_000, 500_000)
 
 
-def test_an_authors_params_file_translates_through_the_cli(tmp_path):
+def test_an_authors_params_file_translates_through_the_cli(tmp_path, cli_translation):
     """``<dataset>_params_<iter>.pt``: a dict of the six networks' state dicts; size, depth and the light flag are
     read off genA2B's keys, and genA2B translates."""
     torch.manual_seed(0)
@@ -104,12 +101,6 @@ def test_an_authors_params_file_translates_through_the_cli(tmp_path):
     params = {"genA2B": ref.g_a2b.state_dict(), "genB2A": ref.g_b2a.state_dict(), "disGA": ref.d_ga.state_dict(),
               "disGB": ref.d_gb.state_dict(), "disLA": ref.d_la.state_dict(), "disLB": ref.d_lb.state_dict()}
     torch.save(params, tmp_path / "night2day_params_0100000.pt")
-    (tmp_path / "in").mkdir()
-    write_png(tmp_path / "in" / "a.png", (torch.rand(36, 52, 3) * 255).byte().numpy())
-    res = CliRunner().invoke(main, ["translate", "--method", "ugatit", "--checkpoint",
-                                    str(tmp_path / "night2day_params_0100000.pt"), "--input", str(tmp_path / "in"),
-                                    "--output", str(tmp_path / "out"), "--device", "cpu"])
-    assert res.exit_code == 0, res.output
-    want = ref.translate(to_tensor(read_rgb(tmp_path / "in" / "a.png"))[None])[0]
-    got = to_tensor(read_rgb(tmp_path / "out" / "a.png"))
+    got, image = cli_translation("ugatit", tmp_path / "night2day_params_0100000.pt")
+    want = ref.translate(image[None])[0]
     assert (got - want).abs().max() <= 1 / 255 + 1e-6

@@ -58,7 +58,32 @@ PRESETS = {
 }
 
 
-class CUT(LearnedTranslator):
+class CUTGeneratorTranslator:
+    """What every method whose generator is CUT's shares (CUT, FastCUT, MoNCE, DECENT): translation with ``self.g``
+    (in [-1, 1], padded to a multiple of 4) and the authors' ``latest_net_G.pth`` in the CUT repository's layout
+    (``model.<i>...`` keys, blur buffers included; width and depth read off the keys). Listed before
+    ``LearnedTranslator`` among a translator's bases."""
+
+    g: CUTGenerator
+    config: Schedule
+    device: torch.device
+
+    def translate(self, images: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            y = padded_forward(self.g, images.to(self.device) * 2 - 1)
+        return ((y + 1) / 2).clamp(0, 1).float()
+
+    def official_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
+        return {f"g.{k}": v for k, v in state.items()} if any(k.startswith("model.") for k in state) else None
+
+    def config_from_official(self, state: dict[str, torch.Tensor]) -> Schedule | None:
+        if "model.1.weight" not in state:
+            return None
+        n_blocks = len({k.split(".")[1] for k in state if ".conv_block." in k})
+        return replace(self.config, ngf=state["model.1.weight"].shape[0], n_blocks=n_blocks)
+
+
+class CUT(CUTGeneratorTranslator, LearnedTranslator):
     METHOD, KIND = "cut", "a CUT"
     CHECKPOINT_NETS = {"g": "g"}
 
@@ -134,20 +159,3 @@ class CUT(LearnedTranslator):
         if nce_y is not None:
             losses["nce_y"] = nce_y.detach()
         return losses
-
-    # ------------------------------------------------------------------ inference
-    def translate(self, images: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            y = padded_forward(self.g, images.to(self.device) * 2 - 1)
-        return ((y + 1) / 2).clamp(0, 1).float()
-
-    # ------------------------------------------------------------------ weights (checkpoints: LearnedTranslator)
-    def official_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
-        """``latest_net_G.pth`` of the official repository: ``model.<i>...`` keys, blur buffers included."""
-        return {f"g.{k}": v for k, v in state.items()} if any(k.startswith("model.") for k in state) else None
-
-    def config_from_official(self, state: dict[str, torch.Tensor]) -> CUTConfig | None:
-        if "model.1.weight" not in state:
-            return None
-        n_blocks = len({k.split(".")[1] for k in state if ".conv_block." in k})
-        return replace(self.config, ngf=state["model.1.weight"].shape[0], n_blocks=n_blocks)

@@ -17,6 +17,20 @@ from baselines.antialiased_sampling import Downsample, Upsample
 from baselines.cyclegan_codebase import ResnetBlock, instance_norm
 
 
+def run_collecting(layers: nn.Sequential, x: torch.Tensor, indices: tuple[int, ...], stop_after_last: bool
+                   ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """``x`` through ``layers`` with the output after each layer index in ``indices`` kept; with
+    ``stop_after_last`` the pass ends after the last of them (feature extraction for the patch losses)."""
+    feats = []
+    for i, layer in enumerate(layers):
+        x = layer(x)
+        if i in indices:
+            feats.append(x)
+            if stop_after_last and i == indices[-1]:
+                break
+    return x, feats
+
+
 class CUTGenerator(nn.Module):
     """ResNet generator with anti-aliased sampling. Layer indices follow the official model, so
     ``nce_layers`` (0, 4, 8, 12, 16) name the same features: the padded input, the two stride-1 convs
@@ -40,23 +54,11 @@ class CUTGenerator(nn.Module):
 
     def forward_with_features(self, x: torch.Tensor, layers: tuple[int, ...]) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """The translation and the features after each layer index in ``layers``, from one pass (DECENT)."""
-        feats = []
-        for i, layer in enumerate(self.model):
-            x = layer(x)
-            if i in layers:
-                feats.append(x)
-        return x, feats
+        return run_collecting(self.model, x, layers, stop_after_last=False)
 
     def encode(self, x: torch.Tensor, layers: tuple[int, ...]) -> list[torch.Tensor]:
         """Features after each layer index in ``layers`` (stops after the last one)."""
-        feats = []
-        for i, layer in enumerate(self.model):
-            x = layer(x)
-            if i in layers:
-                feats.append(x)
-                if i == layers[-1]:
-                    break
-        return feats
+        return run_collecting(self.model, x, layers, stop_after_last=True)[1]
 
 
 class CUTDiscriminator(nn.Module):

@@ -16,17 +16,18 @@ channels) is small. One step:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from baselines.cut_codebase.model import CUTGeneratorTranslator
 from baselines.cut_codebase.networks import CUTDiscriminator, CUTGenerator
 from baselines.cyclegan_codebase import lsgan, xavier_init
 from baselines.decent.flows import PatchDensityEstimator
 from baselines.decent.optim import PolyakAdam
-from bench.learned import LearnedTranslator, Schedule, padded_forward
+from bench.learned import LearnedTranslator, Schedule
 
 _LN2 = 0.6931471805599453
 _HEAD_LAYERS = 12  # CUT's generator layers before the first residual block
@@ -74,7 +75,7 @@ _SMOKE = dict(ngf=8, ndf=8, n_blocks=5, num_patches=32, bnaf_dim=4, batch_size=2
 PRESETS = {"paper": DecentConfig(), "quick": DecentConfig(**_QUICK), "smoke": DecentConfig(**_SMOKE)}
 
 
-class Decent(LearnedTranslator):
+class Decent(CUTGeneratorTranslator, LearnedTranslator):
     METHOD, KIND = "decent", "a DECENT"
     CHECKPOINT_NETS = {"g": "g"}
     PRESETS = PRESETS
@@ -156,20 +157,3 @@ class Decent(LearnedTranslator):
         opt_f.swap()
         return {"g_total": g_total.detach(), "g_gan": gan.detach(), "idt": idt.detach(), "var": var.detach(),
                 "nll_a": nll_a.detach(), "nll_b": nll_b.detach(), "d_total": d_loss.detach()}
-
-    # ------------------------------------------------------------------ inference
-    def translate(self, images: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            y = padded_forward(self.g, images.to(self.device) * 2 - 1)
-        return ((y + 1) / 2).clamp(0, 1).float()
-
-    # ------------------------------------------------------------------ weights (checkpoints: LearnedTranslator)
-    def official_state(self, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
-        """``latest_net_G.pth`` of the authors' code: CUT's generator, ``model.<i>...`` keys."""
-        return {f"g.{k}": v for k, v in state.items()} if any(k.startswith("model.") for k in state) else None
-
-    def config_from_official(self, state: dict[str, torch.Tensor]) -> DecentConfig | None:
-        if "model.1.weight" not in state:
-            return None
-        n_blocks = len({k.split(".")[1] for k in state if ".conv_block." in k})
-        return replace(self.config, ngf=state["model.1.weight"].shape[0], n_blocks=n_blocks)

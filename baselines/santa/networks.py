@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from baselines.antialiased_sampling import Downsample, Upsample
+from baselines.cut_codebase.networks import run_collecting
 from baselines.cyclegan_codebase import ResnetBlock, instance_norm
 
 
@@ -69,14 +70,7 @@ class SantaGenerator(nn.Module):
     def decode_features(self, latent: torch.Tensor, d: torch.Tensor, layers: tuple[int, ...]) -> list[torch.Tensor]:
         """The decoder's outputs after each layer index in ``layers`` (stops after the last one)."""
         self._set_style(d)
-        feats, x = [], latent
-        for i, layer in enumerate(self.decoder):
-            x = layer(x)
-            if i in layers:
-                feats.append(x)
-                if i == layers[-1]:
-                    break
-        return feats
+        return run_collecting(self.decoder, latent, layers, stop_after_last=True)[1]
 
     def _set_style(self, d: torch.Tensor) -> None:
         d = d.reshape(-1, 1).to(self.domain_embedding.weight.dtype)
