@@ -128,6 +128,15 @@ def test_the_published_model_is_a_cell_of_a_run(smoke_suite, tmp_path, monkeypat
     assert meta["checkpoint_sha256"] == file_sha256(weights / "200_net_G_A.pth")
 
 
+def test_a_download_that_is_not_a_checkpoint_is_named_with_the_fix(tmp_path, monkeypatch):
+    from bench.translator import MethodUnavailable, TrainBudget, UnpairedData
+
+    (tmp_path / "200_net_G_A.pth").write_text("<html>Google Drive can't scan this file for viruses</html>")
+    monkeypatch.setenv("AUGAN_BENCH_WEIGHTS", str(tmp_path))
+    with pytest.raises(MethodUnavailable, match="is not a readable checkpoint .*delete it and download https://drive"):
+        EnlightenGAN("smoke").fit(UnpairedData((), (), 0, 0), TrainBudget(), tmp_path)
+
+
 def test_untrained_translation_is_refused_clearly():
     with pytest.raises(Exception, match="no weights loaded"):
         EnlightenGAN("smoke").translate(torch.rand(1, 3, 8, 8))

@@ -53,9 +53,14 @@ class EnlightenGAN:
             path = resolve(PUBLISHED, download=not offline()).path
         except WeightsMissing as exc:
             raise MethodUnavailable(exc.one_line) from None
-        from bench.checkpoints import load_tensor_dict
+        from bench.checkpoints import CheckpointError, load_tensor_dict
 
-        self.load_state_dict(load_tensor_dict(path), source=path)
+        try:
+            state = load_tensor_dict(path)
+        except CheckpointError as exc:  # e.g. the HTML page Google Drive serves instead of a file
+            raise MethodUnavailable(f"{path} is not a readable checkpoint ({exc}); delete it and download "
+                                    f"{PUBLISHED.url} by hand") from None
+        self.load_state_dict(state, source=path)
         self.checkpoint_sha256 = file_sha256(path)
 
     def translate(self, images: torch.Tensor) -> torch.Tensor:
