@@ -5,8 +5,9 @@ One step (A = night, B = day): D predictions on the real images first; then G: t
 translation against its target domain's real predictions (three views, multi-scale), plus 10 x the smooth-L1 cycle
 loss each way (A -> B -> A through B's encoder and A's decoder), one Adam step per domain's encoder + decoder; then
 D: per domain 0.5 x the relativistic loss of its real predictions (from before G's step, unchanged since D has not
-moved) against a pooled translation (CycleGAN's 50-image pool), one Adam step per domain. Their identity, latent
-and forward terms default to 0 and are kept as options.
+moved) against a pooled translation (CycleGAN's 50-image pool), one Adam step per domain. Their identity and
+forward terms default to 0 and are kept as options; their latent-cycle term (0 by default, ramped in over training
+when set) is not ported.
 
 Their loader draws which domain plays A at each step; the terms are symmetric, so fixing A = night computes the
 same sum in a fixed order (the pools' draws fall differently).
