@@ -445,10 +445,11 @@ class LearnedTranslator:
         # Under data parallelism every rank would have to stop at the same step; there the periodic checkpoints serve.
         with stop_requests(() if ctx.enabled else (*STOP_SIGNALS, *_ALSO_STOP_ON)) as stop_asked, log:
             for step, (real_a, real_b) in bar:
-                lr = c.lr * self.lr_factor(step, total)
+                factor = self.lr_factor(step, total)
+                lr = c.lr * factor
                 for opt in optimizers:
                     for group in opt.param_groups:  # a group may have its own base rate (DECENT's flows)
-                        group["lr"] = group.get("base_lr", c.lr) * self.lr_factor(step, total)
+                        group["lr"] = group.get("base_lr", c.lr) * factor
                 pending.append((step, lr, self.engine_step(real_a, real_b, optimizers)))
                 done = step + 1
                 signum = stop_asked()

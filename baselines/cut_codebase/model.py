@@ -98,9 +98,7 @@ class CUT(CUTGeneratorTranslator, LearnedTranslator):
         c = self.config
         self.g = CUTGenerator(c.ngf, c.n_blocks)
         self.d = CUTDiscriminator(c.ndf)
-        with torch.no_grad():  # F's input widths: the generator's features at the NCE layers
-            probe = self.g.encode(torch.zeros(1, 3, 16, 16), c.nce_layers)
-        self.f = PatchSampleF([t.shape[1] for t in probe], c.netf_nc)
+        self.f = PatchSampleF(self.g.feature_channels(c.nce_layers), c.netf_nc)
         for m in self.modules().values():
             xavier_init(m, c.init_gain)
             m.to(self.device).eval()

@@ -60,6 +60,11 @@ class CUTGenerator(nn.Module):
         """Features after each layer index in ``layers`` (stops after the last one)."""
         return run_collecting(self.model, x, layers, stop_after_last=True)[1]
 
+    def feature_channels(self, layers: tuple[int, ...]) -> list[int]:
+        """The widths of the features at ``layers`` (what a patch head on them must read), from a tiny probe."""
+        with torch.no_grad():
+            return [t.shape[1] for t in self.encode(torch.zeros(1, 3, 16, 16), layers)]
+
 
 class CUTDiscriminator(nn.Module):
     """The 70x70 PatchGAN with anti-aliased downsampling (stride-1 4x4 conv, then blur-downsample)."""

@@ -86,8 +86,7 @@ class Decent(CUTGeneratorTranslator, LearnedTranslator):
         self.d = CUTDiscriminator(c.ndf)
         for m in (self.g, self.d):
             xavier_init(m, c.init_gain)
-        with torch.no_grad():  # the flows' widths: the generator's features at the density layers
-            channels = [t.shape[1] for t in self.g.encode(torch.zeros(1, 3, 16, 16), c.var_layers)]
+        channels = self.g.feature_channels(c.var_layers)
         self.f_a = PatchDensityEstimator(channels, c.flow_blocks, c.bnaf_layers, c.bnaf_dim)
         self.f_b = PatchDensityEstimator(channels, c.flow_blocks, c.bnaf_layers, c.bnaf_dim)
         for m in self.modules().values():

@@ -191,19 +191,17 @@ class ToDayGAN(LearnedTranslator):
                     f"{sorted(f.name for e in found.values() for f in e.values())[:6] or 'none'}")
             files = found[epochs[-1]]
             parts = {i: load_tensor_dict(files[i]) for i in range(4)}
-        state = {**{f"g.encoders.{i}.{k}": v for i in (0, 1) for k, v in parts[i].items()},
-                 **{f"g.decoders.{i - 2}.{k}": v for i in (2, 3) for k, v in parts[i].items()}}
-        enc_blocks = len({k.split(".")[4] for k in state if k.startswith("g.encoders.0.") and ".conv_block." in k})
-        dec_blocks = len({k.split(".")[4] for k in state if k.startswith("g.decoders.0.") and ".conv_block." in k})
+        weights = {**{f"encoders.{i}.{k}": v for i in (0, 1) for k, v in parts[i].items()},
+                   **{f"decoders.{i - 2}.{k}": v for i in (2, 3) for k, v in parts[i].items()}}
+        if "model.1.weight" not in parts[0]:
+            raise CheckpointMismatch(f"{files[0]}: not a ToDayGAN encoder (it has no model.1.weight)")
+        blocks = lambda part: len({k.split(".")[3] for k in weights if k.startswith(part) and ".conv_block." in k})  # noqa: E731
+        enc_blocks, dec_blocks = blocks("encoders.0."), blocks("decoders.0.")
         config = replace(self.config, ngf=parts[0]["model.1.weight"].shape[0], n_blocks=enc_blocks + dec_blocks)
         if enc_blocks != config.n_blocks // 2:
             raise CheckpointMismatch(f"{path}: {enc_blocks} encoder and {dec_blocks} decoder blocks: this port splits "
                                      "n_blocks as the authors do (n // 2 in the encoder)")
         self.config = config
         self._build()
-        own_state = self.g.state_dict()
-        missing = sorted(set(own_state) - {k[2:] for k in state})
-        if missing:
-            raise CheckpointMismatch(f"{path}: not a ToDayGAN generator: {len(missing)} weights missing (e.g. {missing[0]})")
-        self.g.load_state_dict({k[2:]: v for k, v in state.items()})
+        self._load_network(self.g, weights, "g")  # missing, unexpected or misshapen weights: one named error
         self.g.eval()
