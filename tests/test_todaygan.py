@@ -52,6 +52,8 @@ def test_three_views_with_a_prediction_per_depth():
 def test_configuration_is_checked():
     with pytest.raises(ValueError, match="night_domain must be 0 or 1"):
         ToDayGANConfig(night_domain=2)
+    with pytest.raises(ValueError, match="n_layers_d must be at least 2"):
+        ToDayGANConfig(n_layers_d=1)
     assert PRESETS["paper"].epochs == 150 and PRESETS["paper"].epoch_decay == 75
 
 
@@ -85,3 +87,17 @@ def test_the_authors_files_translate_through_the_cli(tmp_path):
                                     "--input", str(tmp_path / "in"), "--output", str(tmp_path / "bad"), "--device", "cpu"])
     assert res.exit_code != 0 and "Traceback" not in res.output
     assert "expected <epoch>_net_G0.pth .. G3.pth" in res.output and "150_net_G2.pth" in res.output, res.output
+
+
+def test_an_authors_file_of_another_network_is_named(tmp_path):
+    """A decoder file that holds an encoder, or an encoder file that is not one: one line each, no traceback."""
+    from bench.learned import CheckpointMismatch
+
+    m = ToDayGAN("smoke")
+    _authors_files(tmp_path / "ckpt", m)
+    torch.save(m.g.encoders[0].state_dict(), tmp_path / "ckpt" / "150_net_G3.pth")
+    with pytest.raises(CheckpointMismatch, match="ToDayGAN weights do not fit this configuration .*decoders.1"):
+        ToDayGAN("smoke").load_file(tmp_path / "ckpt" / "150_net_G0.pth")
+    torch.save({"other.weight": torch.zeros(1)}, tmp_path / "ckpt" / "150_net_G0.pth")
+    with pytest.raises(CheckpointMismatch, match="150_net_G0.pth: not a ToDayGAN encoder"):
+        ToDayGAN("smoke").load_file(tmp_path / "ckpt" / "150_net_G0.pth")
